@@ -1,0 +1,55 @@
+// Package policy is the gateway's policy model: the document format shared by
+// the operator (which renders it into policy shards) and the gateway (which
+// loads it from a file or from the shards).
+package policy
+
+import "time"
+
+// Operation names an operation an agency may perform.
+type Operation string
+
+const (
+	// OperationLookup reads one citizen record, projected to the allowed fields.
+	OperationLookup Operation = "Lookup"
+	// OperationVerify compares submitted values with a record and answers match or not.
+	OperationVerify Operation = "Verify"
+	// OperationBatchLookup reads up to 100 records in one request.
+	OperationBatchLookup Operation = "BatchLookup"
+)
+
+// Document is one policy document: the whole --policy-file, or one data value
+// of a policy shard. A gateway's policy is the union of its documents.
+type Document struct {
+	// Version is any string naming this policy; the gateway reports it.
+	Version string `json:"version"`
+	// Agencies are the agencies this document grants (or denies) access to.
+	Agencies []Agency `json:"agencies"`
+}
+
+// Agency is one agency's entry in a policy document.
+type Agency struct {
+	// AgencyCode is the identity carried by the agency's client certificate
+	// as the URI SAN spiffe://popconnect.io/agency/<AgencyCode>.
+	AgencyCode string `json:"agencyCode"`
+	// AllowedFields are the dotted record paths the agency may read.
+	AllowedFields []string `json:"allowedFields"`
+	// AllowedOperations are the operations the agency may perform.
+	AllowedOperations []Operation `json:"allowedOperations"`
+	// RateLimit bounds how fast and how much the agency may read.
+	RateLimit RateLimit `json:"rateLimit"`
+	// ValidUntil, when set, is the end of the data-sharing agreement: the
+	// gateway refuses the agency from then on.
+	ValidUntil *time.Time `json:"validUntil,omitempty"`
+	// Suspended, when true, refuses every request of the agency.
+	Suspended bool `json:"suspended,omitempty"`
+}
+
+// RateLimit is an agency's token bucket and daily quota.
+type RateLimit struct {
+	// RequestsPerSecond is the sustained rate.
+	RequestsPerSecond int32 `json:"requestsPerSecond"`
+	// Burst is the bucket size.
+	Burst int32 `json:"burst"`
+	// DailyQuota, when set, is the number of requests allowed per local day.
+	DailyQuota *int64 `json:"dailyQuota,omitempty"`
+}
