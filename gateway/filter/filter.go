@@ -1,0 +1,166 @@
+package filter
+
+import "unicode/utf8"
+
+// Seen records which allowed paths a filter emitted, for the audit log.
+type Seen struct{ bits []uint64 }
+
+func (s *Seen) mark(id int) {
+	if w := id / 64; w >= len(s.bits) {
+		s.bits = append(s.bits, make([]uint64, w+1-len(s.bits))...)
+	}
+	s.bits[id/64] |= 1 << (id % 64)
+}
+
+// Paths appends the emitted paths of t to dst, in sorted order.
+func (s *Seen) Paths(t *Trie, dst []string) []string {
+	for w, word := range s.bits {
+		for b := 0; word != 0 && b < 64; b++ {
+			if word&(1<<b) != 0 && w*64+b < len(t.paths) {
+				dst = append(dst, t.paths[w*64+b])
+			}
+		}
+	}
+	return dst
+}
+
+// Reset forgets what was seen, keeping the storage.
+func (s *Seen) Reset() { clear(s.bits) }
+
+// Filter appends to dst the JSON object src projected onto the allow-list
+// and returns the extended buffer. Rules:
+//   - src must be one JSON object; anything invalid, nested deeper than
+//     MaxDepth, or holding a duplicate key anywhere (compared after
+//     unescaping) is an error: the record is rejected as a whole rather than
+//     guessing which duplicate a client would believe.
+//   - keys are matched after unescaping, and written back in plain form.
+//   - an allowed path copies its whole value; a path under an array applies
+//     to every element of the array.
+//   - a container on the way to an allowed path is written only when
+//     something inside it is; scalars where an object was expected are
+//     dropped.
+//
+// seen, when not nil, records which allowed paths were written.
+func (t *Trie) Filter(dst, src []byte, seen *Seen) ([]byte, error) {
+	s := scanner{src: src}
+	if s.peek() != '{' {
+		if s.pos >= len(src) {
+			return dst, s.syntaxErr("empty input")
+		}
+		return dst, ErrNotObject
+	}
+	mark := len(dst)
+	out, _, err := t.interior(&s, t.root, 0, dst, seen)
+	if err != nil {
+		return dst[:mark], err
+	}
+	if len(out) == mark { // nothing allowed: still an object
+		out = append(out, '{', '}')
+	}
+	if err := s.end(); err != nil {
+		return dst[:mark], err
+	}
+	return out, nil
+}
+
+// interior filters the value at the scanner through an interior trie node,
+// reporting whether it wrote anything.
+func (t *Trie) interior(s *scanner, n *node, depth int, dst []byte, seen *Seen) ([]byte, bool, error) {
+	switch s.peek() {
+	case '{':
+		mark := len(dst)
+		dst = append(dst, '{')
+		wrote := false
+		err := s.object(depth, func(key []byte) error {
+			child := n.children[string(key)]
+			if child == nil {
+				return s.skip(depth + 1)
+			}
+			m := len(dst)
+			if wrote {
+				dst = append(dst, ',')
+			}
+			dst = appendKey(dst, key)
+			var ok bool
+			var err error
+			if child.leaf {
+				dst, err = copyValue(s, depth+1, dst)
+				ok = err == nil
+				if ok && seen != nil {
+					seen.mark(child.id)
+				}
+			} else {
+				dst, ok, err = t.interior(s, child, depth+1, dst, seen)
+			}
+			if err != nil {
+				return err
+			}
+			if ok {
+				wrote = true
+			} else {
+				dst = dst[:m]
+			}
+			return nil
+		})
+		if err != nil || !wrote {
+			return dst[:mark], false, err
+		}
+		return append(dst, '}'), true, nil
+	case '[':
+		mark := len(dst)
+		dst = append(dst, '[')
+		wrote := false
+		err := s.array(depth, func() error {
+			m := len(dst)
+			if wrote {
+				dst = append(dst, ',')
+			}
+			var ok bool
+			var err error
+			dst, ok, err = t.interior(s, n, depth+1, dst, seen)
+			if err != nil {
+				return err
+			}
+			if ok {
+				wrote = true
+			} else {
+				dst = dst[:m]
+			}
+			return nil
+		})
+		if err != nil || !wrote {
+			return dst[:mark], false, err
+		}
+		return append(dst, ']'), true, nil
+	default:
+		return dst, false, s.skip(depth)
+	}
+}
+
+// copyValue validates the value at the scanner and appends it verbatim. The
+// bytes are those of a validated JSON value, so they cannot break out of it;
+// strings are checked for valid UTF-8 so nothing malformed reaches a client.
+func copyValue(s *scanner, depth int, dst []byte) ([]byte, error) {
+	start := s.pos
+	if s.peek() == '"' {
+		if _, err := s.str(true); err != nil {
+			return dst, err
+		}
+	} else {
+		if err := s.skip(depth); err != nil {
+			return dst, err
+		}
+		if !utf8.Valid(s.src[start:s.pos]) {
+			return dst, s.syntaxErr("invalid UTF-8")
+		}
+	}
+	return append(dst, s.src[start:s.pos]...), nil
+}
+
+// appendKey writes a decoded key as a JSON string. Allowed keys are ASCII
+// letters and digits (see ValidPath), so no escaping is ever needed.
+func appendKey(dst, key []byte) []byte {
+	dst = append(dst, '"')
+	dst = append(dst, key...)
+	return append(dst, '"', ':')
+}

@@ -1,0 +1,338 @@
+package filter
+
+import (
+	"errors"
+	"fmt"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// MaxDepth bounds object and array nesting; deeper input is rejected rather
+// than recursed into.
+const MaxDepth = 32
+
+// Errors that make a record invalid. Callers treat every one of them as a
+// bad upstream response.
+var (
+	ErrSyntax       = errors.New("invalid JSON")
+	ErrTooDeep      = fmt.Errorf("JSON nested deeper than %d levels", MaxDepth)
+	ErrDuplicateKey = errors.New("duplicate key in JSON object")
+	ErrNotObject    = errors.New("JSON value is not an object")
+)
+
+// scanner is a validating JSON reader over one input. It rejects what
+// encoding/json rejects, and also duplicate keys (after unescaping) and
+// nesting beyond MaxDepth.
+type scanner struct {
+	src []byte
+	pos int
+	// keys is an arena of decoded object keys; spans index it. Both are used
+	// as stacks: an object truncates them back when it ends.
+	keys  []byte
+	spans []span
+}
+
+type span struct{ off, end int }
+
+func (s *scanner) syntaxErr(what string) error {
+	return fmt.Errorf("%w: %s at offset %d", ErrSyntax, what, s.pos)
+}
+
+func (s *scanner) ws() {
+	for s.pos < len(s.src) {
+		switch s.src[s.pos] {
+		case ' ', '\t', '\n', '\r':
+			s.pos++
+		default:
+			return
+		}
+	}
+}
+
+func (s *scanner) peek() byte {
+	s.ws()
+	if s.pos >= len(s.src) {
+		return 0
+	}
+	return s.src[s.pos]
+}
+
+// end checks that only whitespace follows the top-level value.
+func (s *scanner) end() error {
+	s.ws()
+	if s.pos != len(s.src) {
+		return s.syntaxErr("trailing data")
+	}
+	return nil
+}
+
+// skip validates and steps over one value.
+func (s *scanner) skip(depth int) error {
+	switch c := s.peek(); c {
+	case '{':
+		return s.object(depth, func(key []byte) error { return s.skip(depth + 1) })
+	case '[':
+		return s.array(depth, func() error { return s.skip(depth + 1) })
+	case '"':
+		_, err := s.str(false)
+		return err
+	case 't':
+		return s.literal("true")
+	case 'f':
+		return s.literal("false")
+	case 'n':
+		return s.literal("null")
+	default:
+		if c == '-' || c >= '0' && c <= '9' {
+			return s.number()
+		}
+		return s.syntaxErr("unexpected character")
+	}
+}
+
+// object reads an object, calling member with each decoded key with the
+// scanner at the member's value; member must consume the value. Keys are
+// checked for duplicates after decoding.
+func (s *scanner) object(depth int, member func(key []byte) error) error {
+	if depth >= MaxDepth {
+		return ErrTooDeep
+	}
+	s.pos++ // '{'
+	keysMark, spansMark := len(s.keys), len(s.spans)
+	defer func() { s.keys, s.spans = s.keys[:keysMark], s.spans[:spansMark] }()
+	if s.peek() == '}' {
+		s.pos++
+		return nil
+	}
+	for {
+		if s.peek() != '"' {
+			return s.syntaxErr("expected object key")
+		}
+		off := len(s.keys)
+		if err := s.key(); err != nil {
+			return err
+		}
+		key := s.keys[off:]
+		for _, sp := range s.spans[spansMark:] {
+			if string(s.keys[sp.off:sp.end]) == string(key) {
+				return ErrDuplicateKey
+			}
+		}
+		s.spans = append(s.spans, span{off, len(s.keys)})
+		if s.peek() != ':' {
+			return s.syntaxErr("expected ':'")
+		}
+		s.pos++
+		s.ws()
+		if err := member(s.keys[off:len(s.keys):len(s.keys)]); err != nil {
+			return err
+		}
+		switch s.peek() {
+		case ',':
+			s.pos++
+		case '}':
+			s.pos++
+			return nil
+		default:
+			return s.syntaxErr("expected ',' or '}'")
+		}
+	}
+}
+
+// array reads an array, calling elem with the scanner at each element.
+func (s *scanner) array(depth int, elem func() error) error {
+	if depth >= MaxDepth {
+		return ErrTooDeep
+	}
+	s.pos++ // '['
+	if s.peek() == ']' {
+		s.pos++
+		return nil
+	}
+	for {
+		s.ws()
+		if err := elem(); err != nil {
+			return err
+		}
+		switch s.peek() {
+		case ',':
+			s.pos++
+		case ']':
+			s.pos++
+			return nil
+		default:
+			return s.syntaxErr("expected ',' or ']'")
+		}
+	}
+}
+
+func (s *scanner) literal(lit string) error {
+	if len(s.src)-s.pos < len(lit) || string(s.src[s.pos:s.pos+len(lit)]) != lit {
+		return s.syntaxErr("invalid literal")
+	}
+	s.pos += len(lit)
+	return nil
+}
+
+func (s *scanner) digits() int {
+	n := 0
+	for s.pos < len(s.src) && s.src[s.pos] >= '0' && s.src[s.pos] <= '9' {
+		s.pos++
+		n++
+	}
+	return n
+}
+
+// number follows the JSON grammar: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func (s *scanner) number() error {
+	if s.src[s.pos] == '-' {
+		s.pos++
+	}
+	if s.pos < len(s.src) && s.src[s.pos] == '0' {
+		s.pos++
+	} else if s.digits() == 0 {
+		return s.syntaxErr("invalid number")
+	}
+	if s.pos < len(s.src) && s.src[s.pos] == '.' {
+		s.pos++
+		if s.digits() == 0 {
+			return s.syntaxErr("invalid number")
+		}
+	}
+	if s.pos < len(s.src) && (s.src[s.pos] == 'e' || s.src[s.pos] == 'E') {
+		s.pos++
+		if s.pos < len(s.src) && (s.src[s.pos] == '+' || s.src[s.pos] == '-') {
+			s.pos++
+		}
+		if s.digits() == 0 {
+			return s.syntaxErr("invalid number")
+		}
+	}
+	return nil
+}
+
+// str steps over a string, validating escapes, control characters and
+// (when checkUTF8) UTF-8. It returns whether the string held an escape.
+func (s *scanner) str(checkUTF8 bool) (escaped bool, err error) {
+	start := s.pos
+	s.pos++ // opening quote
+	ascii := true
+	for s.pos < len(s.src) {
+		c := s.src[s.pos]
+		switch {
+		case c == '"':
+			s.pos++
+			if checkUTF8 && !ascii && !utf8.Valid(s.src[start:s.pos]) {
+				return escaped, s.syntaxErr("invalid UTF-8 in string")
+			}
+			return escaped, nil
+		case c == '\\':
+			escaped = true
+			if s.pos+1 >= len(s.src) {
+				return escaped, s.syntaxErr("truncated escape")
+			}
+			switch s.src[s.pos+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				s.pos += 2
+			case 'u':
+				if _, ok := hex4(s.src, s.pos+2); !ok {
+					return escaped, s.syntaxErr("invalid \\u escape")
+				}
+				s.pos += 6
+			default:
+				return escaped, s.syntaxErr("invalid escape")
+			}
+		case c < 0x20:
+			return escaped, s.syntaxErr("control character in string")
+		default:
+			if c >= 0x80 {
+				ascii = false
+			}
+			s.pos++
+		}
+	}
+	return escaped, s.syntaxErr("unterminated string")
+}
+
+// key reads a string and appends its decoded bytes to s.keys.
+func (s *scanner) key() error {
+	start := s.pos
+	escaped, err := s.str(false)
+	if err != nil {
+		return err
+	}
+	raw := s.src[start+1 : s.pos-1]
+	if !escaped {
+		s.keys = append(s.keys, raw...)
+		return nil
+	}
+	s.keys = unescape(s.keys, raw)
+	return nil
+}
+
+func hex4(b []byte, i int) (rune, bool) {
+	if i+4 > len(b) {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[i : i+4] {
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c -= 'a' - 10
+		case c >= 'A' && c <= 'F':
+			c -= 'A' - 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(c)
+	}
+	return r, true
+}
+
+// unescape appends the decoded form of an already validated string body,
+// turning lone surrogates into U+FFFD as encoding/json does.
+func unescape(dst, raw []byte) []byte {
+	for i := 0; i < len(raw); {
+		c := raw[i]
+		if c != '\\' {
+			dst = append(dst, c)
+			i++
+			continue
+		}
+		switch raw[i+1] {
+		case 'b':
+			dst = append(dst, '\b')
+		case 'f':
+			dst = append(dst, '\f')
+		case 'n':
+			dst = append(dst, '\n')
+		case 'r':
+			dst = append(dst, '\r')
+		case 't':
+			dst = append(dst, '\t')
+		case 'u':
+			r, _ := hex4(raw, i+2)
+			i += 6
+			if utf16.IsSurrogate(r) {
+				r2, ok := rune(0), false
+				if i+6 <= len(raw) && raw[i] == '\\' && raw[i+1] == 'u' {
+					r2, ok = hex4(raw, i+2)
+				}
+				if dec := utf16.DecodeRune(r, r2); ok && dec != utf8.RuneError {
+					r = dec
+					i += 6
+				} else {
+					r = utf8.RuneError
+				}
+			}
+			dst = utf8.AppendRune(dst, r)
+			continue
+		default: // '"', '\\', '/'
+			dst = append(dst, raw[i+1])
+		}
+		i += 2
+	}
+	return dst
+}
