@@ -1,0 +1,131 @@
+package audit
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// syncBuffer is a bytes.Buffer safe for the flusher goroutine and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func testKey() []byte { return []byte("0123456789abcdef0123456789abcdef") }
+
+func TestKeyLength(t *testing.T) {
+	if _, err := NewLogger(&bytes.Buffer{}, []byte("short")); err == nil {
+		t.Fatal("short key accepted")
+	}
+	dir := t.TempDir()
+	short := filepath.Join(dir, "short")
+	os.WriteFile(short, make([]byte, 31), 0o600)
+	if _, err := ReadKeyFile(short); err == nil {
+		t.Fatal("31-byte key file accepted")
+	}
+	good := filepath.Join(dir, "good")
+	os.WriteFile(good, append(make([]byte, 32), '\n'), 0o600)
+	if k, err := ReadKeyFile(good); err != nil || len(k) != 33 {
+		t.Fatalf("key file read as %d bytes, %v; the bytes are the key as is", len(k), err)
+	}
+}
+
+func TestRecordsAndHash(t *testing.T) {
+	out := &syncBuffer{}
+	l, err := NewLogger(out, testKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const id = "001099000001"
+	h := l.Hash(id)
+	mac := hmac.New(sha256.New, testKey())
+	mac.Write([]byte(id))
+	if h != hex.EncodeToString(mac.Sum(nil)) {
+		t.Fatalf("hash %s is not HMAC-SHA256", h)
+	}
+	now := time.Date(2026, 1, 2, 3, 4, 5, 600_000_000, time.UTC)
+	l.Write(&Record{Time: now, RequestID: "r1", Agency: "BYT", Operation: "Lookup", NationalIDHashes: []string{h},
+		FieldsReturned: []string{"fullName"}, Status: 200, Latency: 1500 * time.Microsecond})
+	l.Write(&Record{Time: now, RequestID: "r2\"\n", Agency: "BYT", Operation: "BatchLookup", Batch: true,
+		NationalIDHashes: []string{h, h}, Status: 429, Reason: "rate_limited"})
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("lines: %q", lines)
+	}
+	var first, second map[string]any
+	if err := json.Unmarshal([]byte(lines[0]), &first); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal([]byte(lines[1]), &second); err != nil {
+		t.Fatal(err)
+	}
+	if first["nationalIdHash"] != h || first["latencyMs"] != 1.5 || first["time"] != "2026-01-02T03:04:05.600000Z" {
+		t.Fatalf("first: %v", first)
+	}
+	if hs, ok := second["nationalIdHash"].([]any); !ok || len(hs) != 2 || second["reason"] != "rate_limited" || second["requestId"] != "r2\"\n" {
+		t.Fatalf("second: %v", second)
+	}
+	if strings.Contains(out.String(), id) {
+		t.Fatal("national ID in the audit log")
+	}
+}
+
+// TestFlushedWithinInterval waits (bounded) for a record to reach the output
+// without Close: the background flusher must write it.
+func TestFlushedWithinInterval(t *testing.T) {
+	out := &syncBuffer{}
+	l, _ := NewLogger(out, testKey())
+	defer l.Close()
+	start := time.Now()
+	l.Write(&Record{Time: start, Status: 200})
+	for out.String() == "" {
+		if time.Since(start) > time.Second {
+			t.Fatal("record not flushed within a second")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestNoneLostOnClose(t *testing.T) {
+	out := &syncBuffer{}
+	l, _ := NewLogger(out, testKey())
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 1000 {
+				l.Write(&Record{RequestID: strings.Repeat("x", g+i%7), Status: 200})
+			}
+		})
+	}
+	wg.Wait()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(out.String(), "\n"); n != 8000 {
+		t.Fatalf("%d lines, want 8000", n)
+	}
+}
