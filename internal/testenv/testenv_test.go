@@ -1,0 +1,55 @@
+package testenv_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/popconnect/popconnect/internal/testenv"
+)
+
+func TestStartInstallsCertManagerCRDs(t *testing.T) {
+	env := testenv.New(t, testenv.Options{CertManagerCRDs: true})
+	ctx := context.Background()
+
+	for _, name := range []string{
+		"certificates.cert-manager.io",
+		"certificaterequests.cert-manager.io",
+		"issuers.cert-manager.io",
+		"clusterissuers.cert-manager.io",
+	} {
+		var crd apiextensionsv1.CustomResourceDefinition
+		if err := env.Client.Get(ctx, client.ObjectKey{Name: name}, &crd); err != nil {
+			t.Fatalf("get CRD %s: %v", name, err)
+		}
+		if !established(&crd) {
+			t.Errorf("CRD %s is not Established", name)
+		}
+	}
+
+	// The scheme knows cert-manager's kinds and the API serves them.
+	var certs cmapi.CertificateList
+	if err := env.Client.List(ctx, &certs); err != nil {
+		t.Fatalf("list Certificates: %v", err)
+	}
+}
+
+func TestStartRejectsMissingCRDPath(t *testing.T) {
+	_, err := testenv.Start(testenv.Options{CRDDirectoryPaths: []string{"config/crd/does-not-exist"}})
+	if err == nil || !strings.Contains(err.Error(), "config/crd/does-not-exist") {
+		t.Fatalf("Start with a missing CRD path: got error %v, want one naming the path", err)
+	}
+}
+
+func established(crd *apiextensionsv1.CustomResourceDefinition) bool {
+	for _, c := range crd.Status.Conditions {
+		if c.Type == apiextensionsv1.Established && c.Status == apiextensionsv1.ConditionTrue {
+			return true
+		}
+	}
+	return false
+}
