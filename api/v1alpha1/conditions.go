@@ -1,0 +1,65 @@
+package v1alpha1
+
+// Condition types of AgencyConnection and PopulationGateway.
+const (
+	// ConditionReady is True when the object does its job now: for a
+	// connection, every other condition is True and access is allowed.
+	ConditionReady = "Ready"
+	// ConditionCertificateReady is True when the certificate is issued and current.
+	ConditionCertificateReady = "CertificateReady"
+	// ConditionFieldsValid is False when a connection's spec conflicts with
+	// the gateway's FieldCatalog.
+	ConditionFieldsValid = "FieldsValid"
+	// ConditionNetworkReady is True when the connection's NetworkPolicy is in place.
+	ConditionNetworkReady = "NetworkReady"
+	// ConditionProgrammed is True when the connection's entry is written to
+	// its gateway's policy objects.
+	ConditionProgrammed = "Programmed"
+	// ConditionAvailable is True when the gateway's Deployment has enough
+	// available pods.
+	ConditionAvailable = "Available"
+	// ConditionPolicyReady is True when the gateway's policy objects are
+	// written and current.
+	ConditionPolicyReady = "PolicyReady"
+)
+
+// Condition reasons. A reason that names a problem only the user can fix is
+// also the reason of the Warning event emitted for it.
+const (
+	// ReasonReady: everything is in place.
+	ReasonReady = "Ready"
+	// ReasonPending: work is in progress that needs nothing from the user.
+	ReasonPending = "Pending"
+	// ReasonSuspended: spec.suspended is true.
+	ReasonSuspended = "Suspended"
+	// ReasonExpired: spec.validUntil has passed.
+	ReasonExpired = "Expired"
+	// ReasonUnknownField: an allowed field is not in the catalog.
+	ReasonUnknownField = "UnknownField"
+	// ReasonLegalBasisRequired: a Sensitive field is allowed without legalBasis.
+	ReasonLegalBasisRequired = "LegalBasisRequired"
+	// ReasonDuplicateAgencyCode: another, older connection owns the agency code.
+	ReasonDuplicateAgencyCode = "DuplicateAgencyCode"
+	// ReasonGatewayNotFound: the referenced PopulationGateway does not exist.
+	ReasonGatewayNotFound = "GatewayNotFound"
+	// ReasonCatalogNotFound: the gateway's FieldCatalog does not exist.
+	ReasonCatalogNotFound = "CatalogNotFound"
+	// ReasonFieldsValid: every allowed field is in the catalog and allowed.
+	ReasonFieldsValid = "FieldsValid"
+	// ReasonIssued: the certificate is issued and current.
+	ReasonIssued = "Issued"
+	// ReasonIssuing: cert-manager is issuing the certificate.
+	ReasonIssuing = "Issuing"
+	// ReasonNotRequested: no certificate is requested for a refused connection.
+	ReasonNotRequested = "NotRequested"
+	// ReasonApplied: the child object is written.
+	ReasonApplied = "Applied"
+	// ReasonNotProgrammed: the connection was left out of the gateway's policy.
+	ReasonNotProgrammed = "NotProgrammed"
+	// ReasonProgrammed: the connection's policy entry is written.
+	ReasonProgrammed = "Programmed"
+	// ReasonDeploymentUnavailable: the gateway's Deployment has too few available pods.
+	ReasonDeploymentUnavailable = "DeploymentUnavailable"
+	// ReasonScaledToZero: the gateway has zero replicas by request.
+	ReasonScaledToZero = "ScaledToZero"
+)

@@ -1,0 +1,174 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// CatalogReference names a cluster-scoped FieldCatalog.
+type CatalogReference struct {
+	// name is the name of the FieldCatalog.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	Name string `json:"name"`
+}
+
+// UpstreamSpec says where the population database API is and how to reach it.
+type UpstreamSpec struct {
+	// url is the base URL of the population database API, http:// or https://.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https'] && url(self).getHostname() != ''",message="url must be an absolute http:// or https:// URL with a host, e.g. https://popdb.example.svc:8443"
+	URL string `json:"url"`
+
+	// caSecretRef names a Secret in the gateway's namespace whose ca.crt
+	// verifies the upstream's serving certificate. When omitted, an https
+	// upstream is verified against the system roots.
+	// +optional
+	CASecretRef *SecretReference `json:"caSecretRef,omitempty"`
+
+	// timeout bounds each upstream call, as a Go duration (e.g. 5s); 100ms to 5m.
+	// +optional
+	// +kubebuilder:default="5s"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('100ms') && duration(self) <= duration('5m')",message="timeout must be between 100ms and 5m"
+	Timeout *metav1.Duration `json:"timeout,omitempty"`
+}
+
+// ServerCertificateSpec says how the gateway's serving certificate is issued.
+type ServerCertificateSpec struct {
+	// issuerRef is the cert-manager issuer that signs the serving certificate.
+	// +required
+	IssuerRef IssuerReference `json:"issuerRef"`
+
+	// dnsNames are the names agencies use to reach the gateway; the first
+	// is the certificate's common name.
+	// +required
+	// +listType=set
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=253
+	// +kubebuilder:validation:items:Pattern=`^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	DNSNames []string `json:"dnsNames"`
+}
+
+// ClientCASpec says which CA verifies agencies' client certificates.
+type ClientCASpec struct {
+	// secretRef names a Secret in the gateway's namespace whose ca.crt
+	// verifies agency client certificates.
+	// +required
+	SecretRef SecretReference `json:"secretRef"`
+}
+
+// PopulationGatewaySpec is the desired state of a gateway.
+type PopulationGatewaySpec struct {
+	// replicas is the number of gateway pods, 0 to 100.
+	// +optional
+	// +kubebuilder:default=2
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	Replicas *int32 `json:"replicas,omitempty"`
+
+	// image is the gateway container image; the operator's --gateway-image
+	// when omitted.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=512
+	// +kubebuilder:validation:Pattern=`^\S+$`
+	Image string `json:"image,omitempty"`
+
+	// catalogRef names the FieldCatalog this gateway's connections are
+	// checked against.
+	// +required
+	CatalogRef CatalogReference `json:"catalogRef"`
+
+	// upstream is the population database API the gateway fronts.
+	// +required
+	Upstream UpstreamSpec `json:"upstream"`
+
+	// serverCertificate says how the gateway's serving certificate is issued.
+	// +required
+	ServerCertificate ServerCertificateSpec `json:"serverCertificate"`
+
+	// clientCA says which CA verifies agencies' client certificates.
+	// +required
+	ClientCA ClientCASpec `json:"clientCA"`
+
+	// port is the TCP port agencies connect to, 1 to 65535.
+	// +optional
+	// +kubebuilder:default=8443
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	Port *int32 `json:"port,omitempty"`
+}
+
+// PopulationGatewayStatus is the observed state of a gateway.
+type PopulationGatewayStatus struct {
+	// observedGeneration is the generation this status was computed from.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// conditions are Ready, CertificateReady, Available and PolicyReady.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	// +kubebuilder:validation:MaxItems=16
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// activeConnections is how many agencies the gateway currently serves.
+	// +optional
+	ActiveConnections int32 `json:"activeConnections,omitempty"`
+
+	// policyVersion is a hash of the policy the gateway has been given.
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	PolicyVersion string `json:"policyVersion,omitempty"`
+
+	// availableReplicas is the number of gateway pods ready to serve.
+	// +optional
+	AvailableReplicas int32 `json:"availableReplicas,omitempty"`
+}
+
+// PopulationGateway is one gateway deployment in front of one population
+// database API: it enforces the identity, field allow-lists, rate limits and
+// audit of the AgencyConnections that reference it.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=pgw,categories=popconnect
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Replicas",type=integer,JSONPath=`.spec.replicas`
+// +kubebuilder:printcolumn:name="Available",type=integer,JSONPath=`.status.availableReplicas`
+// +kubebuilder:printcolumn:name="Connections",type=integer,JSONPath=`.status.activeConnections`
+// +kubebuilder:printcolumn:name="Reason",type=string,priority=1,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
+// +kubebuilder:printcolumn:name="Policy",type=string,priority=1,JSONPath=`.status.policyVersion`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type PopulationGateway struct {
+	metav1.TypeMeta `json:",inline"`
+	// metadata is the object's metadata.
+	// +optional
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec is the desired state of the gateway.
+	// +required
+	Spec PopulationGatewaySpec `json:"spec"`
+
+	// status is the observed state of the gateway.
+	// +optional
+	Status PopulationGatewayStatus `json:"status,omitempty"`
+}
+
+// PopulationGatewayList is a list of PopulationGateways.
+// +kubebuilder:object:root=true
+type PopulationGatewayList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []PopulationGateway `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&PopulationGateway{}, &PopulationGatewayList{})
+}
