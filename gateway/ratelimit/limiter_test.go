@@ -28,7 +28,7 @@ func TestTokenBucket(t *testing.T) {
 		retry   time.Duration
 	}{
 		{0, true, 0}, {0, true, 0}, {0, true, 0}, // the burst
-		{0, false, 500 * time.Millisecond},        // empty: one token in 1/2 s
+		{0, false, 500 * time.Millisecond}, // empty: one token in 1/2 s
 		{250 * time.Millisecond, false, 250 * time.Millisecond},
 		{250 * time.Millisecond, true, 0},
 		{0, false, 500 * time.Millisecond},

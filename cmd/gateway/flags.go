@@ -1,0 +1,92 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+)
+
+// options are the gateway's command-line flags. The names are a contract
+// (ARCHITECTURE.md, "Binaries and flags other tools rely on").
+type options struct {
+	policyFile      string
+	policyNamespace string
+	policySelector  string
+	kubeconfig      string
+
+	upstreamURL     string
+	upstreamCAFile  string
+	upstreamTimeout time.Duration
+
+	listenAddress  string
+	tlsCertFile    string
+	tlsKeyFile     string
+	clientCAFile   string
+	allowTLS12     bool
+	metricsAddress string
+
+	auditFile        string
+	auditHashKeyFile string
+	timezone         string
+
+	maxRequestBody  int64
+	maxUpstreamBody int64
+	shutdownGrace   time.Duration
+	logLevel        string
+}
+
+func parseFlags(args []string, stderr io.Writer) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.policyFile, "policy-file", "", "standalone mode: JSON or YAML policy file, reloaded when it changes")
+	fs.StringVar(&o.policyNamespace, "policy-namespace", "", "Kubernetes mode: namespace of the policy shard ConfigMaps")
+	fs.StringVar(&o.policySelector, "policy-selector", "", "Kubernetes mode: label selector of the policy shard ConfigMaps, e.g. popconnect.io/gateway=gw1")
+	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "Kubernetes mode: kubeconfig file (default $KUBECONFIG, then in-cluster config)")
+	fs.StringVar(&o.upstreamURL, "upstream-url", "", "population-database API base URL, http:// or https://")
+	fs.StringVar(&o.upstreamCAFile, "upstream-ca-file", "", "PEM CA bundle that verifies an https upstream (default: system roots)")
+	fs.DurationVar(&o.upstreamTimeout, "upstream-timeout", 5*time.Second, "timeout of one upstream call")
+	fs.StringVar(&o.listenAddress, "listen-address", ":8443", "address agencies connect to (mTLS)")
+	fs.StringVar(&o.tlsCertFile, "tls-cert-file", "", "serving certificate (PEM), reloaded when it changes")
+	fs.StringVar(&o.tlsKeyFile, "tls-key-file", "", "serving private key (PEM), reloaded when it changes")
+	fs.StringVar(&o.clientCAFile, "client-ca-file", "", "CA bundle (PEM) that verifies agency certificates, reloaded when it changes")
+	fs.BoolVar(&o.allowTLS12, "allow-tls12", false, "accept TLS 1.2 clients (default: TLS 1.3 only)")
+	fs.StringVar(&o.metricsAddress, "metrics-address", ":9090", "plain-HTTP address for /metrics, /healthz and /readyz")
+	fs.StringVar(&o.auditFile, "audit-file", "-", "audit log file, appended to; - is stdout")
+	fs.StringVar(&o.auditHashKeyFile, "audit-hash-key-file", "", "file whose bytes (at least 32) key the HMAC-SHA256 of national IDs in the audit log")
+	fs.StringVar(&o.timezone, "timezone", "Asia/Ho_Chi_Minh", "time zone whose midnight resets daily quotas")
+	fs.Int64Var(&o.maxRequestBody, "max-request-body-bytes", 64<<10, "largest Verify or BatchLookup body")
+	fs.Int64Var(&o.maxUpstreamBody, "max-upstream-body-bytes", 8<<20, "largest upstream response read")
+	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", 25*time.Second, "how long SIGTERM waits for requests in flight")
+	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	return o, o.validate()
+}
+
+func (o *options) validate() error {
+	kube := o.policyNamespace != "" || o.policySelector != ""
+	switch {
+	case o.policyFile != "" && kube:
+		return errors.New("use either --policy-file or --policy-namespace with --policy-selector, not both")
+	case o.policyFile == "" && !kube:
+		return errors.New("a policy source is required: --policy-file, or --policy-namespace with --policy-selector")
+	case kube && (o.policyNamespace == "" || o.policySelector == ""):
+		return errors.New("--policy-namespace and --policy-selector go together")
+	case o.upstreamURL == "":
+		return errors.New("--upstream-url is required")
+	case o.tlsCertFile == "" || o.tlsKeyFile == "" || o.clientCAFile == "":
+		return errors.New("--tls-cert-file, --tls-key-file and --client-ca-file are required")
+	case o.auditHashKeyFile == "":
+		return errors.New("--audit-hash-key-file is required")
+	case o.upstreamTimeout <= 0 || o.shutdownGrace < 0 || o.maxRequestBody <= 0 || o.maxUpstreamBody <= 0:
+		return errors.New("timeouts and sizes must be positive")
+	}
+	return nil
+}

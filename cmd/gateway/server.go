@@ -1,0 +1,201 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"time"
+
+	"github.com/popconnect/popconnect/gateway"
+	"github.com/popconnect/popconnect/gateway/audit"
+	"github.com/popconnect/popconnect/gateway/loader"
+	"github.com/popconnect/popconnect/gateway/metrics"
+	"github.com/popconnect/popconnect/gateway/tlsconfig"
+	"github.com/popconnect/popconnect/gateway/watch"
+)
+
+// server is the assembled gateway process.
+type server struct {
+	opts      *options
+	log       *slog.Logger
+	gw        *gateway.Gateway
+	metrics   *metrics.Metrics
+	audit     *audit.Logger
+	auditFile io.Closer
+	tls       *tlsconfig.Server
+	target    loader.Target
+}
+
+func newServer(ctx context.Context, o *options, stdout, stderr io.Writer) (*server, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	loc, err := time.LoadLocation(o.timezone)
+	if err != nil {
+		return nil, fmt.Errorf("--timezone: %w", err)
+	}
+	key, err := audit.ReadKeyFile(o.auditHashKeyFile)
+	if err != nil {
+		return nil, err
+	}
+	s := &server{opts: o, log: log, metrics: metrics.New()}
+	out := stdout
+	if o.auditFile != "" && o.auditFile != "-" {
+		f, err := os.OpenFile(o.auditFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("opening audit file: %w", err)
+		}
+		out, s.auditFile = f, f
+	}
+	if s.audit, err = audit.NewLogger(out, key); err != nil {
+		return nil, err
+	}
+	upstreamURL, err := url.Parse(o.upstreamURL)
+	if err != nil {
+		return nil, fmt.Errorf("--upstream-url: %w", err)
+	}
+	var upstreamTLS *tls.Config
+	if o.upstreamCAFile != "" {
+		pem, err := os.ReadFile(o.upstreamCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("--upstream-ca-file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, errors.New("--upstream-ca-file holds no PEM certificate")
+		}
+		upstreamTLS = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	s.gw, err = gateway.New(gateway.Config{
+		UpstreamURL:          upstreamURL,
+		Upstream:             &http.Client{Transport: gateway.NewUpstreamTransport(upstreamTLS)},
+		UpstreamTimeout:      o.upstreamTimeout,
+		MaxRequestBodyBytes:  o.maxRequestBody,
+		MaxUpstreamBodyBytes: o.maxUpstreamBody,
+		Location:             loc,
+		Audit:                s.audit,
+		Metrics:              s.metrics,
+		Log:                  log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.tls, err = tlsconfig.New(tlsconfig.Files{CertFile: o.tlsCertFile, KeyFile: o.tlsKeyFile, ClientCAFile: o.clientCAFile}, o.allowTLS12)
+	if err != nil {
+		return nil, err
+	}
+	s.target = loader.Target{Apply: s.gw.SetPolicy, LoadError: s.metrics.PolicyLoadError}
+	return s, nil
+}
+
+// serve runs until ctx ends, then shuts down gracefully: it stops accepting,
+// waits for requests in flight (up to --shutdown-grace), and flushes the
+// audit log.
+func (s *server) serve(ctx context.Context, onListen listening) (err error) {
+	defer func() {
+		if cerr := s.audit.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
+		if s.auditFile != nil {
+			if cerr := s.auditFile.Close(); cerr != nil && err == nil {
+				err = fmt.Errorf("closing audit file: %w", cerr)
+			}
+		}
+	}()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if err := s.startPolicy(ctx); err != nil {
+		return err
+	}
+	if err := watch.Files(ctx, []string{s.opts.tlsCertFile, s.opts.tlsKeyFile, s.opts.clientCAFile}, func() {
+		if err := s.tls.Reload(); err != nil {
+			s.log.Error("TLS files reload failed; keeping the previous ones", "error", err)
+			return
+		}
+		s.log.Info("TLS certificate and client CA reloaded")
+	}, func(err error) { s.log.Error("TLS file watcher", "error", err) }); err != nil {
+		return err
+	}
+
+	agencyLn, err := net.Listen("tcp", s.opts.listenAddress)
+	if err != nil {
+		return fmt.Errorf("--listen-address: %w", err)
+	}
+	metricsLn, err := net.Listen("tcp", s.opts.metricsAddress)
+	if err != nil {
+		agencyLn.Close()
+		return fmt.Errorf("--metrics-address: %w", err)
+	}
+	errorLog := slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)
+	agencySrv := &http.Server{
+		Handler:           s.gw,
+		TLSConfig:         s.tls.Config(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      s.opts.upstreamTimeout + 30*time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    32 << 10,
+		ErrorLog:          errorLog,
+	}
+	metricsSrv := &http.Server{
+		Handler:           s.metricsMux(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          errorLog,
+	}
+	errc := make(chan error, 2)
+	go func() { errc <- agencySrv.ServeTLS(agencyLn, "", "") }()
+	go func() { errc <- metricsSrv.Serve(metricsLn) }()
+	s.log.Info("serving", "agencies", agencyLn.Addr().String(), "metrics", metricsLn.Addr().String())
+	if onListen != nil {
+		onListen(agencyLn.Addr().String(), metricsLn.Addr().String())
+	}
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+	}
+	s.log.Info("shutting down", "grace", s.opts.shutdownGrace)
+	shutdownCtx, done := context.WithTimeout(context.Background(), s.opts.shutdownGrace)
+	defer done()
+	if err := agencySrv.Shutdown(shutdownCtx); err != nil {
+		serveErr = errors.Join(serveErr, fmt.Errorf("draining agency requests: %w", err))
+	}
+	if err := metricsSrv.Shutdown(shutdownCtx); err != nil {
+		serveErr = errors.Join(serveErr, fmt.Errorf("stopping metrics server: %w", err))
+	}
+	if errors.Is(serveErr, http.ErrServerClosed) {
+		serveErr = nil
+	}
+	return serveErr
+}
+
+func (s *server) metricsMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", s.metrics.Handler())
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !s.gw.Ready() {
+			http.Error(w, "policy not loaded", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	return mux
+}

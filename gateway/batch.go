@@ -1,0 +1,107 @@
+package gateway
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/popconnect/popconnect/gateway/filter"
+)
+
+// batchLookup serves POST /v1/citizens:batchLookup: each record is filtered
+// like a Lookup, and a record or notFound entry for an ID the agency did not
+// ask for makes the whole answer invalid (it would be another citizen's
+// data).
+func (g *Gateway) batchLookup(x *exchange) *apiError {
+	body, err := g.readBody(x)
+	if err != nil {
+		return err
+	}
+	ids, err := parseBatchBody(body)
+	if err != nil {
+		return err
+	}
+	asked := make(map[string]bool, len(ids))
+	x.rec.Batch = true
+	for _, id := range ids {
+		asked[id] = true
+		x.rec.NationalIDHashes = append(x.rec.NationalIDHashes, g.cfg.Audit.Hash(id))
+	}
+	up, merr := json.Marshal(struct {
+		NationalIDs []string `json:"nationalIds"`
+	}{ids})
+	if merr != nil {
+		return errorf(http.StatusInternalServerError, "internal", "could not encode the upstream request")
+	}
+
+	res, err := g.callUpstream(x.r.Context(), http.MethodPost, g.base+"/v1/citizens:batchLookup", up, x.rec.RequestID, x.rec.Agency, x.buf)
+	if err != nil {
+		return err
+	}
+	if res.status != http.StatusOK {
+		return upstreamStatusError(res.status)
+	}
+	trie := x.agency.trie
+	var seen filter.Seen
+	out := append(x.out.Bytes()[:0], `{"records":[`...)
+	var notFound []string
+	sawRecords := false
+	perr := filter.Members(res.body, func(key, value []byte) error {
+		switch string(key) {
+		case "records":
+			sawRecords = true
+			n := 0
+			return filter.Elements(value, func(rec []byte) error {
+				if !recordAsked(rec, asked) {
+					return filter.ErrSyntax
+				}
+				if n > 0 {
+					out = append(out, ',')
+				}
+				n++
+				var ferr error
+				out, ferr = trie.Filter(out, rec, &seen)
+				return ferr
+			})
+		case "notFound":
+			return filter.Elements(value, func(elem []byte) error {
+				var id string
+				if json.Unmarshal(elem, &id) != nil || !asked[id] {
+					return filter.ErrSyntax
+				}
+				notFound = append(notFound, id)
+				return nil
+			})
+		}
+		return nil // other keys are dropped
+	})
+	if perr != nil || !sawRecords {
+		g.cfg.Log.Warn("upstream batch rejected", "requestId", x.rec.RequestID)
+		return invalidUpstream()
+	}
+	out = append(out, `],"notFound":[`...)
+	for i, id := range notFound {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = append(out, '"')
+		out = append(out, id...)
+		out = append(out, '"')
+	}
+	out = append(out, ']', '}')
+	x.rec.FieldsReturned = seen.Paths(trie, nil)
+	writeJSON(x.w, out)
+	return nil
+}
+
+// recordAsked reports whether rec's nationalId is one the agency asked for.
+func recordAsked(rec []byte, asked map[string]bool) bool {
+	ok := false
+	err := filter.Members(rec, func(key, value []byte) error {
+		if string(key) == "nationalId" {
+			var id string
+			ok = json.Unmarshal(value, &id) == nil && asked[id]
+		}
+		return nil
+	})
+	return err == nil && ok
+}

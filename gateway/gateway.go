@@ -1,0 +1,158 @@
+// Package gateway is the popconnect data plane: an mTLS reverse proxy in
+// front of the population-database API that identifies agencies by their
+// client certificates and enforces their policy (operations, field
+// allow-list, rate limit, daily quota, suspension and end date), auditing
+// every request.
+package gateway
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/popconnect/popconnect/gateway/audit"
+	"github.com/popconnect/popconnect/gateway/metrics"
+	"github.com/popconnect/popconnect/gateway/policy"
+)
+
+// Config configures a Gateway.
+type Config struct {
+	// UpstreamURL is the population-database API base URL.
+	UpstreamURL *url.URL
+	// Upstream is the client that calls it (its transport carries the CA).
+	Upstream *http.Client
+	// UpstreamTimeout bounds one upstream call.
+	UpstreamTimeout time.Duration
+	// MaxRequestBodyBytes bounds Verify and BatchLookup bodies.
+	MaxRequestBodyBytes int64
+	// MaxUpstreamBodyBytes bounds what the gateway reads from upstream.
+	MaxUpstreamBodyBytes int64
+	// Location is the zone whose midnight resets daily quotas.
+	Location *time.Location
+	// Now is the clock; tests inject one.
+	Now func() time.Time
+	// Audit receives one record per request.
+	Audit *audit.Logger
+	// Metrics receives request and policy metrics.
+	Metrics *metrics.Metrics
+	// Log is the operational log. It never receives national IDs.
+	Log *slog.Logger
+}
+
+// Gateway serves agencies. Create it with New, give it a policy with
+// SetPolicy, and serve it over TLS with client certificates required.
+type Gateway struct {
+	cfg       Config
+	upstream  *http.Client
+	base      string // upstream URL without a trailing slash
+	state     atomic.Pointer[state]
+	swapMu    sync.Mutex // serialises compiles; readers never take it
+	reqPrefix string
+	reqSeq    atomic.Uint64
+	bufs      sync.Pool
+}
+
+// New validates cfg and returns a gateway with no policy: every request is
+// refused with 503 until SetPolicy is called.
+func New(cfg Config) (*Gateway, error) {
+	if cfg.UpstreamURL == nil || (cfg.UpstreamURL.Scheme != "http" && cfg.UpstreamURL.Scheme != "https") || cfg.UpstreamURL.Host == "" {
+		return nil, errors.New("gateway: the upstream URL must be an absolute http:// or https:// URL")
+	}
+	if cfg.Audit == nil || cfg.Metrics == nil || cfg.Log == nil || cfg.Location == nil {
+		return nil, errors.New("gateway: Audit, Metrics, Log and Location are required")
+	}
+	if cfg.Upstream == nil {
+		cfg.Upstream = &http.Client{Transport: NewUpstreamTransport(nil)}
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.UpstreamTimeout <= 0 {
+		cfg.UpstreamTimeout = 5 * time.Second
+	}
+	if cfg.MaxRequestBodyBytes <= 0 {
+		cfg.MaxRequestBodyBytes = 64 << 10
+	}
+	if cfg.MaxUpstreamBodyBytes <= 0 {
+		cfg.MaxUpstreamBodyBytes = 8 << 20
+	}
+	var prefix [6]byte
+	if _, err := rand.Read(prefix[:]); err != nil {
+		return nil, fmt.Errorf("gateway: request ID prefix: %w", err)
+	}
+	// The upstream client must not follow redirects: a redirect could send
+	// the agency's request somewhere the operator did not configure.
+	client := *cfg.Upstream
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	g := &Gateway{
+		cfg:       cfg,
+		upstream:  &client,
+		base:      strings.TrimSuffix(cfg.UpstreamURL.String(), "/"),
+		reqPrefix: hex.EncodeToString(prefix[:]) + "-",
+	}
+	g.bufs.New = func() any { return new(bytes.Buffer) }
+	return g, nil
+}
+
+// NewUpstreamTransport returns a transport tuned for many concurrent calls
+// to one upstream. It does not ask for compression, so a compressed answer
+// cannot expand beyond the body limit.
+func NewUpstreamTransport(tlsConfig *tls.Config) *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 1024
+	t.MaxIdleConnsPerHost = 1024
+	t.IdleConnTimeout = 90 * time.Second
+	t.DisableCompression = true
+	t.TLSClientConfig = tlsConfig
+	return t
+}
+
+// SetPolicy compiles m and swaps it in atomically. Requests in flight finish
+// with the policy they started with.
+func (g *Gateway) SetPolicy(m policy.Merged) error {
+	start := time.Now()
+	g.swapMu.Lock()
+	defer g.swapMu.Unlock()
+	next, err := compile(m, g.state.Load(), g.cfg.Location)
+	if err != nil {
+		g.cfg.Metrics.PolicyLoadError()
+		return fmt.Errorf("compiling policy %q: %w", m.Version, err)
+	}
+	g.state.Store(next)
+	g.cfg.Metrics.PolicyLoaded(m.Version, len(next.agencies), time.Since(start))
+	g.cfg.Log.Info("policy loaded", "version", m.Version, "agencies", len(m.Agencies), "conflicts", m.Conflicts)
+	return nil
+}
+
+// PolicyVersion is the version of the policy in force, "" before the first.
+func (g *Gateway) PolicyVersion() string {
+	if s := g.state.Load(); s != nil {
+		return s.version
+	}
+	return ""
+}
+
+// Ready reports whether a policy has been loaded.
+func (g *Gateway) Ready() bool { return g.state.Load() != nil }
+
+func (g *Gateway) getBuf() *bytes.Buffer {
+	b := g.bufs.Get().(*bytes.Buffer)
+	b.Reset()
+	return b
+}
+
+func (g *Gateway) putBuf(b *bytes.Buffer) {
+	if b.Cap() <= 1<<20 { // do not pin huge buffers
+		g.bufs.Put(b)
+	}
+}

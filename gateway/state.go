@@ -1,0 +1,96 @@
+package gateway
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/popconnect/popconnect/gateway/filter"
+	"github.com/popconnect/popconnect/gateway/policy"
+	"github.com/popconnect/popconnect/gateway/ratelimit"
+)
+
+// alwaysReturned is written back in every record: the caller named the
+// citizen, and a batch response needs it to tell records apart.
+const alwaysReturned = "nationalId"
+
+// state is one compiled policy. It is immutable once published; requests
+// read it through an atomic pointer, so a swap never blocks them.
+type state struct {
+	version  string
+	agencies map[string]*agencyState
+}
+
+// agencyState is one agency's compiled entry.
+type agencyState struct {
+	entry    policy.Agency
+	ops      opSet
+	trie     *filter.Trie // allowed fields plus alwaysReturned
+	limiter  *ratelimit.Limiter
+	conflict bool // present in two shards with different entries: denied
+}
+
+type opSet uint8
+
+func (s opSet) has(op policy.Operation) bool { return s&opBit(op) != 0 }
+
+func opBit(op policy.Operation) opSet {
+	switch op {
+	case policy.OperationLookup:
+		return 1
+	case policy.OperationVerify:
+		return 2
+	case policy.OperationBatchLookup:
+		return 4
+	}
+	return 0
+}
+
+// compile builds a state from a merged policy. Entries unchanged since prev
+// are reused as they are (trie and limiter included), so a reload of 10,000
+// agencies that changes one compiles one, and limiter state survives.
+func compile(m policy.Merged, prev *state, loc *time.Location) (*state, error) {
+	s := &state{version: m.Version, agencies: make(map[string]*agencyState, len(m.Agencies)+len(m.Conflicts))}
+	tries := map[string]*filter.Trie{} // shared between agencies with the same fields
+	for code, a := range m.Agencies {
+		var old *agencyState
+		if prev != nil {
+			old = prev.agencies[code]
+		}
+		if old != nil && !old.conflict && policy.SameEntry(old.entry, a) {
+			s.agencies[code] = old
+			continue
+		}
+		fields := append(slices.Clone(a.AllowedFields), alwaysReturned)
+		slices.Sort(fields)
+		fields = slices.Compact(fields)
+		key := strings.Join(fields, ",")
+		trie := tries[key]
+		if trie == nil {
+			var err error
+			if trie, err = filter.Compile(fields); err != nil {
+				return nil, fmt.Errorf("agency %s: %w", code, err)
+			}
+			tries[key] = trie
+		}
+		var ops opSet
+		for _, op := range a.AllowedOperations {
+			ops |= opBit(op)
+		}
+		var prevLimiter *ratelimit.Limiter
+		if old != nil {
+			prevLimiter = old.limiter
+		}
+		s.agencies[code] = &agencyState{
+			entry:   a,
+			ops:     ops,
+			trie:    trie,
+			limiter: ratelimit.Next(prevLimiter, a.RateLimit, loc),
+		}
+	}
+	for _, code := range m.Conflicts {
+		s.agencies[code] = &agencyState{entry: policy.Agency{AgencyCode: code}, conflict: true}
+	}
+	return s, nil
+}
