@@ -35,6 +35,7 @@ type options struct {
 	maxUpstreamBody int64
 	shutdownGrace   time.Duration
 	logLevel        string
+	cpuProfile      string
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -61,6 +62,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.Int64Var(&o.maxUpstreamBody, "max-upstream-body-bytes", 8<<20, "largest upstream response read")
 	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", 25*time.Second, "how long SIGTERM waits for requests in flight")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&o.cpuProfile, "cpu-profile", "", "write a CPU profile (pprof) covering the whole run to this file")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}

@@ -1,0 +1,138 @@
+// Command loadgen drives the mTLS lookup workload of bench/gateway.sh: a
+// fixed number of keep-alive connections, each sending GET
+// /v1/citizens/{id} for random existing citizens back to back, for a fixed
+// time. It prints one key=value line: rps, p50_ms, p99_ms, ok, errors.
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/popconnect/popconnect/internal/popdb"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	base := flag.String("url", "", "base URL, e.g. https://127.0.0.1:8443")
+	certFile := flag.String("cert", "", "client certificate (PEM)")
+	keyFile := flag.String("key", "", "client key (PEM)")
+	caFile := flag.String("ca", "", "CA that verifies the server (PEM)")
+	concurrency := flag.Int("concurrency", 64, "connections, each with one request in flight")
+	duration := flag.Duration("duration", 20*time.Second, "how long to send")
+	records := flag.Int64("records", 1_000_000, "citizens to pick from (must match popdb-sim --records)")
+	query := flag.String("query", "", "query string appended to each lookup, e.g. fields=fullName")
+	flag.Parse()
+	if *base == "" {
+		return fmt.Errorf("--url is required")
+	}
+
+	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if *certFile != "" {
+		cert, err := tls.LoadX509KeyPair(*certFile, *keyFile)
+		if err != nil {
+			return err
+		}
+		tlsCfg.Certificates = []tls.Certificate{cert}
+	}
+	if *caFile != "" {
+		pem, err := os.ReadFile(*caFile)
+		if err != nil {
+			return err
+		}
+		tlsCfg.RootCAs = x509.NewCertPool()
+		tlsCfg.RootCAs.AppendCertsFromPEM(pem)
+	}
+	tr := &http.Transport{
+		TLSClientConfig:     tlsCfg,
+		MaxIdleConns:        *concurrency,
+		MaxIdleConnsPerHost: *concurrency,
+		MaxConnsPerHost:     *concurrency,
+		DisableCompression:  true,
+		ForceAttemptHTTP2:   false, // HTTP/1.1 keep-alive, as nginx is driven
+	}
+	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	suffix := ""
+	if *query != "" {
+		suffix = "?" + *query
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), *duration)
+	defer cancel()
+	type result struct {
+		lat         []time.Duration
+		ok, errors  int
+		firstErrMsg string
+	}
+	results := make([]result, *concurrency)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := range *concurrency {
+		wg.Go(func() {
+			r := rand.New(rand.NewPCG(uint64(w), 42))
+			res := &results[w]
+			res.lat = make([]time.Duration, 0, 1<<16)
+			for ctx.Err() == nil {
+				id, _ := popdb.NationalID(r.Int64N(*records))
+				t0 := time.Now()
+				resp, err := client.Get(*base + "/v1/citizens/" + id + suffix)
+				if err != nil {
+					if ctx.Err() == nil {
+						res.errors++
+						if res.firstErrMsg == "" {
+							res.firstErrMsg = err.Error()
+						}
+					}
+					continue
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				res.lat = append(res.lat, time.Since(t0))
+				if resp.StatusCode == http.StatusOK {
+					res.ok++
+				} else {
+					res.errors++
+					if res.firstErrMsg == "" {
+						res.firstErrMsg = resp.Status
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	var all []time.Duration
+	ok, errs := 0, 0
+	for _, r := range results {
+		all = append(all, r.lat...)
+		ok += r.ok
+		errs += r.errors
+		if r.firstErrMsg != "" {
+			fmt.Fprintln(os.Stderr, "loadgen: first error:", r.firstErrMsg)
+		}
+	}
+	slices.Sort(all)
+	pct := func(p float64) float64 {
+		if len(all) == 0 {
+			return 0
+		}
+		return float64(all[int(p*float64(len(all)-1))].Microseconds()) / 1000
+	}
+	fmt.Printf("rps=%.0f p50_ms=%.2f p99_ms=%.2f ok=%d errors=%d\n", float64(ok)/elapsed.Seconds(), pct(0.50), pct(0.99), ok, errs)
+	return nil
+}
