@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -28,6 +29,9 @@ type options struct {
 	leaderElectionNS string
 	gatewayImage     string
 	enableHTTP2      bool
+	concurrency      int
+	qps              float64
+	burst            int
 	zap              zap.Options
 }
 
@@ -52,6 +56,10 @@ func parseFlags() options {
 		"The gateway image PopulationGateways use when spec.image is empty.")
 	flag.BoolVar(&o.enableHTTP2, "enable-http2", false,
 		"Serve metrics over HTTP/2 as well (off: avoids the HTTP/2 rapid-reset class of attacks).")
+	flag.IntVar(&o.concurrency, "concurrency", 4,
+		"How many objects of each kind are reconciled at once.")
+	flag.Float64Var(&o.qps, "kube-api-qps", 50, "The manager's sustained request rate to the API server.")
+	flag.IntVar(&o.burst, "kube-api-burst", 100, "The manager's request burst to the API server.")
 	o.zap = zap.Options{Development: false}
 	o.zap.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -60,7 +68,7 @@ func parseFlags() options {
 
 func newScheme() (*runtime.Scheme, error) {
 	scheme := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, popv1.AddToScheme} {
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, cmapi.AddToScheme, popv1.AddToScheme} {
 		if err := add(scheme); err != nil {
 			return nil, err
 		}
@@ -81,6 +89,7 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("loading kubeconfig: %w", err)
 	}
+	cfg.QPS, cfg.Burst = float32(o.qps), o.burst
 	var tlsOpts []func(*tls.Config)
 	if !o.enableHTTP2 {
 		tlsOpts = append(tlsOpts, func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} })
@@ -91,6 +100,7 @@ func run() error {
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme,
+		Cache:                   controllers.CacheOptions(),
 		Metrics:                 metricsserver.Options{BindAddress: o.metricsAddr, TLSOpts: tlsOpts},
 		HealthProbeBindAddress:  o.probeAddr,
 		LeaderElection:          o.leaderElect,
@@ -102,8 +112,12 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("creating manager: %w", err)
 	}
-	if err := (&controllers.FieldCatalogReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
-		return fmt.Errorf("setting up the FieldCatalog controller: %w", err)
+	ctx := ctrl.SetupSignalHandler()
+	if err := controllers.SetupWithManager(ctx, mgr, controllers.Options{
+		GatewayImage:            o.gatewayImage,
+		MaxConcurrentReconciles: o.concurrency,
+	}); err != nil {
+		return err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return fmt.Errorf("adding health check: %w", err)
@@ -112,7 +126,7 @@ func run() error {
 		return fmt.Errorf("adding ready check: %w", err)
 	}
 	log.Info("Starting manager", "gatewayImage", o.gatewayImage, "leaderElect", o.leaderElect)
-	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
+	if err := mgr.Start(ctx); err != nil {
 		return fmt.Errorf("running manager: %w", err)
 	}
 	return nil

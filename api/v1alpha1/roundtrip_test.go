@@ -147,6 +147,11 @@ func subset(path string, want, got any) error {
 			return fmt.Errorf("%s: want %v, got %v", path, want, got)
 		}
 		return nil
+	case float64:
+		if g, ok := asFloat(got); ok && g == w {
+			return nil
+		}
+		return fmt.Errorf("%s: want %v, got %v", path, want, got)
 	default:
 		if fmt.Sprint(want) != fmt.Sprint(got) {
 			return fmt.Errorf("%s: want %v, got %v", path, want, got)
@@ -159,4 +164,17 @@ func sameDuration(a, b string) bool {
 	da, errA := time.ParseDuration(a)
 	db, errB := time.ParseDuration(b)
 	return errA == nil && errB == nil && da == db
+}
+
+// asFloat reads a JSON number whether it was decoded as float64 or int64.
+func asFloat(v any) (float64, bool) {
+	switch n := v.(type) {
+	case float64:
+		return n, true
+	case int64:
+		return float64(n), true
+	case int:
+		return float64(n), true
+	}
+	return 0, false
 }

@@ -89,7 +89,7 @@ func connectionCases() []validationCase {
 		{"connection: one-character agencyCode", connSample, set("spec.agencyCode", "B"),
 			[]string{"spec.agencyCode"}},
 		{"connection: agencyCode longer than 32", connSample, set("spec.agencyCode", "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456"),
-			[]string{"spec.agencyCode", "at most 32"}},
+			[]string{"spec.agencyCode", "may not be more than 32"}},
 		{"connection: agencyCode starting with a hyphen", connSample, set("spec.agencyCode", "-BYT"),
 			[]string{"spec.agencyCode", "should match"}},
 		{"connection: agencyCode with an underscore", connSample, set("spec.agencyCode", "BY_T"),

@@ -1,0 +1,143 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	popv1 "github.com/popconnect/popconnect/api/v1alpha1"
+	"github.com/popconnect/popconnect/internal/admission"
+)
+
+// FinalizerNetworkPolicy guards the NetworkPolicy a connection has in its
+// gateway's namespace: an owner reference cannot cross namespaces, so the
+// connection removes it itself before it goes.
+const FinalizerNetworkPolicy = "popconnect.io/network-policy-cleanup"
+
+// AgencyConnectionReconciler turns an AgencyConnection into its client
+// Certificate, its NetworkPolicy and its status; the connection's policy
+// entry is written by the PopulationGateway reconciler, which this one
+// checks to report Programmed.
+type AgencyConnectionReconciler struct {
+	Client client.Client
+	// APIReader reads what the cache does not hold (CertificateRequests,
+	// read once per issued certificate for its serial number).
+	APIReader client.Reader
+	Recorder  events.EventRecorder
+	Clock     clock.PassiveClock
+
+	shards *shardCache
+}
+
+// +kubebuilder:rbac:groups=popconnect.io,resources=agencyconnections,verbs=get;list;watch;patch;update
+// +kubebuilder:rbac:groups=popconnect.io,resources=agencyconnections/status,verbs=get;patch
+// +kubebuilder:rbac:groups=popconnect.io,resources=agencyconnections/finalizers,verbs=update
+// +kubebuilder:rbac:groups=cert-manager.io,resources=certificates,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=cert-manager.io,resources=certificaterequests,verbs=get;list
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// connState is what one reconcile of a connection learns, phase by phase.
+type connState struct {
+	conn *popv1.AgencyConnection
+	now  time.Time
+
+	gateway *popv1.PopulationGateway // nil when it does not exist
+	catalog *popv1.FieldCatalog      // nil when it does not exist
+
+	// problem is the first problem only the user can fix; the connection
+	// gets no policy entry while it is set.
+	problem *admission.Problem
+	// identityRefused: the agency code belongs to another connection, so no
+	// certificate and no network access either.
+	identityRefused bool
+
+	conditions  map[string]metav1.Condition
+	certificate *popv1.CertificateStatus
+	// wakeAt are future moments the status depends on (validUntil, expiry).
+	wakeAt []time.Time
+}
+
+func (s *connState) setCondition(condType string, status metav1.ConditionStatus, reason, message string) {
+	s.conditions[condType] = metav1.Condition{
+		Type:               condType,
+		Status:             status,
+		Reason:             reason,
+		Message:            message,
+		ObservedGeneration: s.conn.Generation,
+	}
+}
+
+func (s *connState) wakeUpAt(t time.Time) {
+	if t.After(s.now) {
+		s.wakeAt = append(s.wakeAt, t)
+	}
+}
+
+// Reconcile brings one connection's children and status in line with its spec.
+func (r *AgencyConnectionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	conn := &popv1.AgencyConnection{}
+	if err := r.Client.Get(ctx, req.NamespacedName, conn); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !conn.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, r.finalize(ctx, conn)
+	}
+	s := &connState{conn: conn, now: r.Clock.Now(), conditions: map[string]metav1.Condition{}}
+
+	// resolve and validate decide what the other phases do: stop on error.
+	if err := r.resolve(ctx, s); err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.validate(ctx, s); err != nil {
+		return ctrl.Result{}, err
+	}
+	var errs []error
+	for _, phase := range []func(context.Context, *connState) error{
+		r.reconcileFinalizer,
+		r.reconcileCertificate,
+		r.reconcileNetwork,
+		r.reconcileProgramming,
+	} {
+		if err := phase(ctx, s); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := r.patchStatus(ctx, s, len(errs) == 0); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{RequeueAfter: nextWake(s.now, s.wakeAt)}, nil
+}
+
+// nextWake is how long until the earliest future moment, or 0 for none.
+func nextWake(now time.Time, at []time.Time) time.Duration {
+	var next time.Duration
+	for _, t := range at {
+		// A second past the moment, so the clock has surely passed it.
+		d := t.Sub(now) + time.Second
+		if d > 0 && (next == 0 || d < next) {
+			next = d
+		}
+	}
+	return next
+}
+
+// ownedCertificate reports whether the Certificate was made for conn.
+func ownedCertificate(cert *cmapi.Certificate, conn *popv1.AgencyConnection) bool {
+	for _, ref := range cert.OwnerReferences {
+		if ref.UID == conn.UID {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,124 @@
+package controllers
+
+import (
+	"context"
+
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	popv1 "github.com/popconnect/popconnect/api/v1alpha1"
+	"github.com/popconnect/popconnect/internal/render"
+)
+
+// specChanged passes creations, deletions and changes of spec, labels or
+// finalizers, and not the status patches the reconcilers make themselves.
+var specChanged = predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{})
+
+// SetupWithManager registers the reconciler and what brings changes back to it.
+func (r *AgencyConnectionReconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Options) error {
+	if r.shards == nil {
+		r.shards = newShardCache()
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("agencyconnection").
+		WithOptions(opts).
+		For(&popv1.AgencyConnection{}, builder.WithPredicates(specChanged)).
+		Owns(&cmapi.Certificate{}).
+		// Another connection claiming or releasing the same agency code.
+		Watches(&popv1.AgencyConnection{}, handler.EnqueueRequestsFromMapFunc(r.sameCodePeers),
+			builder.WithPredicates(specChanged)).
+		Watches(&networkingv1.NetworkPolicy{}, handler.EnqueueRequestsFromMapFunc(networkPolicyOwner)).
+		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.shardConnections)).
+		Watches(&popv1.PopulationGateway{}, handler.EnqueueRequestsFromMapFunc(r.gatewayConnections),
+			builder.WithPredicates(specChanged)).
+		Watches(&popv1.FieldCatalog{}, handler.EnqueueRequestsFromMapFunc(r.catalogConnections),
+			builder.WithPredicates(specChanged)).
+		Complete(r)
+}
+
+func requestsFor(conns []popv1.AgencyConnection, keep func(*popv1.AgencyConnection) bool) []reconcile.Request {
+	reqs := make([]reconcile.Request, 0, len(conns))
+	for i := range conns {
+		if keep == nil || keep(&conns[i]) {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&conns[i])})
+		}
+	}
+	return reqs
+}
+
+func (r *AgencyConnectionReconciler) sameCodePeers(ctx context.Context, o client.Object) []reconcile.Request {
+	conn := o.(*popv1.AgencyConnection)
+	peers, err := connectionsWithCode(ctx, r.Client, conn.Spec.AgencyCode)
+	if err != nil {
+		return nil
+	}
+	return requestsFor(peers, func(p *popv1.AgencyConnection) bool {
+		return p.Namespace != conn.Namespace || p.Name != conn.Name
+	})
+}
+
+func networkPolicyOwner(_ context.Context, o client.Object) []reconcile.Request {
+	ns, name := o.GetLabels()[render.LabelConnectionNamespace], o.GetAnnotations()[annotationConnectionName]
+	if ns == "" || name == "" {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: ns, Name: name}}}
+}
+
+// shardConnections maps a policy shard to the connections whose entry it holds.
+func (r *AgencyConnectionReconciler) shardConnections(ctx context.Context, o client.Object) []reconcile.Request {
+	owner := metav1ControllerName(o, "PopulationGateway")
+	if owner == "" {
+		return nil
+	}
+	conns, err := connectionsOfGateway(ctx, r.Client, o.GetNamespace(), owner)
+	if err != nil {
+		return nil
+	}
+	return requestsFor(conns, func(c *popv1.AgencyConnection) bool {
+		return render.ShardName(owner, render.ShardIndex(c.Spec.AgencyCode)) == o.GetName()
+	})
+}
+
+func (r *AgencyConnectionReconciler) gatewayConnections(ctx context.Context, o client.Object) []reconcile.Request {
+	conns, err := connectionsOfGateway(ctx, r.Client, o.GetNamespace(), o.GetName())
+	if err != nil {
+		return nil
+	}
+	return requestsFor(conns, nil)
+}
+
+func (r *AgencyConnectionReconciler) catalogConnections(ctx context.Context, o client.Object) []reconcile.Request {
+	gateways, err := gatewaysOfCatalog(ctx, r.Client, o.GetName())
+	if err != nil {
+		return nil
+	}
+	var reqs []reconcile.Request
+	for _, gw := range gateways {
+		conns, err := connectionsOfGateway(ctx, r.Client, gw.Namespace, gw.Name)
+		if err != nil {
+			return nil
+		}
+		reqs = append(reqs, requestsFor(conns, nil)...)
+	}
+	return reqs
+}
+
+// metav1ControllerName is the name of o's controlling owner of the given kind.
+func metav1ControllerName(o client.Object, kind string) string {
+	for _, ref := range o.GetOwnerReferences() {
+		if ref.Controller != nil && *ref.Controller && ref.Kind == kind && ref.APIVersion == popv1.GroupVersion.String() {
+			return ref.Name
+		}
+	}
+	return ""
+}

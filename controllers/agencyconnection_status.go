@@ -1,0 +1,108 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	popv1 "github.com/popconnect/popconnect/api/v1alpha1"
+	"github.com/popconnect/popconnect/internal/admission"
+)
+
+// readyCondition sums up the other conditions: True only when every one is
+// True and access is allowed now.
+func readyCondition(s *connState) (metav1.ConditionStatus, string, string) {
+	switch {
+	case s.conn.Spec.Suspended:
+		return metav1.ConditionFalse, popv1.ReasonSuspended,
+			"The connection is suspended (spec.suspended): the gateway refuses the agency. Set spec.suspended to false to restore access."
+	case admission.Expired(s.conn, s.now):
+		return metav1.ConditionFalse, popv1.ReasonExpired, fmt.Sprintf(
+			"The data-sharing agreement ended at %s (spec.validUntil): the gateway refuses the agency. Extend spec.validUntil to restore access.",
+			s.conn.Spec.ValidUntil.UTC().Format("2006-01-02T15:04:05Z"))
+	case s.problem != nil:
+		return metav1.ConditionFalse, s.problem.Reason, s.problem.Message
+	}
+	var pending []string
+	for _, t := range []string{popv1.ConditionCertificateReady, popv1.ConditionFieldsValid, popv1.ConditionNetworkReady, popv1.ConditionProgrammed} {
+		c, ok := s.conditions[t]
+		if !ok || c.Status != metav1.ConditionTrue {
+			msg := "not yet known"
+			if ok {
+				msg = c.Message
+			}
+			pending = append(pending, fmt.Sprintf("%s: %s", t, msg))
+		}
+	}
+	if len(pending) > 0 {
+		return metav1.ConditionFalse, popv1.ReasonPending, "Waiting for " + strings.Join(pending, "; ")
+	}
+	return metav1.ConditionTrue, popv1.ReasonReady, "The agency has access through the gateway."
+}
+
+// desiredStatus is the status the connection should have after this reconcile.
+func desiredStatus(s *connState, succeeded bool) popv1.AgencyConnectionStatus {
+	status := *s.conn.Status.DeepCopy()
+	readyStatus, reason, message := readyCondition(s)
+	s.setCondition(popv1.ConditionReady, readyStatus, reason, message)
+	types := make([]string, 0, len(s.conditions))
+	for t := range s.conditions {
+		types = append(types, t)
+	}
+	sort.Strings(types)
+	for _, t := range types {
+		meta.SetStatusCondition(&status.Conditions, s.conditions[t])
+	}
+	status.Certificate = s.certificate
+	if succeeded {
+		status.ObservedGeneration = s.conn.Generation
+	}
+	return status
+}
+
+// patchStatus writes the status when it changed, and emits a Warning event,
+// with the condition's reason, when the connection enters a problem state.
+func (r *AgencyConnectionReconciler) patchStatus(ctx context.Context, s *connState, succeeded bool) error {
+	before := meta.FindStatusCondition(s.conn.Status.Conditions, popv1.ConditionReady)
+	status := desiredStatus(s, succeeded)
+	if equality.Semantic.DeepEqual(status, s.conn.Status) {
+		return nil
+	}
+	after := meta.FindStatusCondition(status.Conditions, popv1.ConditionReady)
+	patch := client.MergeFrom(s.conn.DeepCopy())
+	s.conn.Status = status
+	if err := r.Client.Status().Patch(ctx, s.conn, patch); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("patching status: %w", err)
+	}
+	if after != nil && (before == nil || before.Reason != after.Reason) {
+		r.recordReadyEvent(s.conn, after)
+	}
+	return nil
+}
+
+func (r *AgencyConnectionReconciler) recordReadyEvent(conn *popv1.AgencyConnection, ready *metav1.Condition) {
+	if r.Recorder == nil {
+		return
+	}
+	switch ready.Reason {
+	case popv1.ReasonPending:
+		return
+	case popv1.ReasonReady:
+		r.Recorder.Eventf(conn, nil, corev1.EventTypeNormal, ready.Reason, "Reconcile", "%s", ready.Message)
+	case popv1.ReasonSuspended, popv1.ReasonExpired:
+		r.Recorder.Eventf(conn, nil, corev1.EventTypeNormal, ready.Reason, "Reconcile", "%s", ready.Message)
+	default:
+		r.Recorder.Eventf(conn, nil, corev1.EventTypeWarning, ready.Reason, "Reconcile", "%s", ready.Message)
+	}
+}

@@ -1,0 +1,102 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/popconnect/popconnect/internal/render"
+)
+
+// applier writes children with server-side apply under one field owner,
+// and only when the live object differs from the desired one: an unchanged
+// child costs a cache read, never an API write.
+type applier struct {
+	client client.Client
+	scheme *runtime.Scheme
+}
+
+// apply makes the live object match desired. existing is the live object
+// read from the cache (nil when it does not exist). It reports whether it
+// wrote.
+func (a applier) apply(ctx context.Context, desired, existing client.Object) (bool, error) {
+	if existing != nil && upToDate(desired, existing) {
+		return false, nil
+	}
+	u, err := toApplyObject(desired)
+	if err != nil {
+		return false, err
+	}
+	if err := a.client.Apply(ctx, client.ApplyConfigurationFromUnstructured(u),
+		client.FieldOwner(render.FieldOwner), client.ForceOwnership); err != nil {
+		return false, fmt.Errorf("applying %s %s/%s: %w", u.GetKind(), u.GetNamespace(), u.GetName(), err)
+	}
+	return true, nil
+}
+
+// upToDate reports whether every field desired sets has the same value in
+// existing. Fields the API server defaults or other controllers own (and
+// desired leaves unset) do not count, so they cause no rewrite.
+func upToDate(desired, existing client.Object) bool {
+	d, err := runtime.DefaultUnstructuredConverter.ToUnstructured(desired)
+	if err != nil {
+		return false
+	}
+	e, err := runtime.DefaultUnstructuredConverter.ToUnstructured(existing)
+	if err != nil {
+		return false
+	}
+	for _, m := range []map[string]any{d, e} {
+		delete(m, "apiVersion")
+		delete(m, "kind")
+		delete(m, "status")
+		if md, ok := m["metadata"].(map[string]any); ok {
+			delete(md, "creationTimestamp")
+		}
+	}
+	return equality.Semantic.DeepDerivative(d, e)
+}
+
+// toApplyObject turns a typed desired object into an apply configuration:
+// no status (it belongs to the subresource) and no empty creationTimestamp.
+func toApplyObject(obj client.Object) (*unstructured.Unstructured, error) {
+	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+	if err != nil {
+		return nil, fmt.Errorf("converting %T: %w", obj, err)
+	}
+	delete(m, "status")
+	if md, ok := m["metadata"].(map[string]any); ok {
+		delete(md, "creationTimestamp")
+	}
+	return &unstructured.Unstructured{Object: m}, nil
+}
+
+// getCached reads obj from the cache; it returns false when it does not exist.
+func getCached(ctx context.Context, c client.Reader, key client.ObjectKey, obj client.Object) (bool, error) {
+	if err := c.Get(ctx, key, obj); err != nil {
+		if apierrors.IsNotFound(err) {
+			return false, nil
+		}
+		return false, fmt.Errorf("reading %T %s: %w", obj, key, err)
+	}
+	return true, nil
+}
+
+// controllerRef makes owner the controlling owner of a child.
+func controllerRef(owner client.Object, gvkKind string) metav1.OwnerReference {
+	yes := true
+	return metav1.OwnerReference{
+		APIVersion:         "popconnect.io/v1alpha1",
+		Kind:               gvkKind,
+		Name:               owner.GetName(),
+		UID:                owner.GetUID(),
+		Controller:         &yes,
+		BlockOwnerDeletion: &yes,
+	}
+}

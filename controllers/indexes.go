@@ -1,0 +1,78 @@
+// Package controllers holds one reconciler per popconnect kind: FieldCatalog,
+// PopulationGateway and AgencyConnection. Each reconciler computes the desired
+// state with pure functions (internal/render, internal/admission) and applies
+// it with server-side apply, writing nothing when nothing changed.
+package controllers
+
+import (
+	"context"
+	"fmt"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+
+	popv1 "github.com/popconnect/popconnect/api/v1alpha1"
+	"github.com/popconnect/popconnect/internal/render"
+)
+
+// Cache indexes, so that every mapping from one object to the objects that
+// depend on it is a lookup, not a scan of 10,000 connections.
+const (
+	// indexConnectionGateway indexes connections by "namespace/name" of their gateway.
+	indexConnectionGateway = "popconnect.io/gateway"
+	// indexConnectionCode indexes connections by agency code.
+	indexConnectionCode = "popconnect.io/agency-code"
+	// indexGatewayCatalog indexes gateways by the name of their FieldCatalog.
+	indexGatewayCatalog = "popconnect.io/catalog"
+)
+
+func gatewayIndexKey(namespace, name string) string { return namespace + "/" + name }
+
+// setupIndexes registers the cache indexes the reconcilers use.
+func setupIndexes(ctx context.Context, mgr manager.Manager) error {
+	idx := mgr.GetFieldIndexer()
+	if err := idx.IndexField(ctx, &popv1.AgencyConnection{}, indexConnectionGateway, func(o client.Object) []string {
+		ns, name := render.GatewayKey(o.(*popv1.AgencyConnection))
+		return []string{gatewayIndexKey(ns, name)}
+	}); err != nil {
+		return fmt.Errorf("indexing connections by gateway: %w", err)
+	}
+	if err := idx.IndexField(ctx, &popv1.AgencyConnection{}, indexConnectionCode, func(o client.Object) []string {
+		return []string{o.(*popv1.AgencyConnection).Spec.AgencyCode}
+	}); err != nil {
+		return fmt.Errorf("indexing connections by agency code: %w", err)
+	}
+	if err := idx.IndexField(ctx, &popv1.PopulationGateway{}, indexGatewayCatalog, func(o client.Object) []string {
+		return []string{o.(*popv1.PopulationGateway).Spec.CatalogRef.Name}
+	}); err != nil {
+		return fmt.Errorf("indexing gateways by catalog: %w", err)
+	}
+	return nil
+}
+
+// connectionsOfGateway lists the connections that reference a gateway.
+func connectionsOfGateway(ctx context.Context, c client.Reader, namespace, name string) ([]popv1.AgencyConnection, error) {
+	var list popv1.AgencyConnectionList
+	if err := c.List(ctx, &list, client.MatchingFields{indexConnectionGateway: gatewayIndexKey(namespace, name)}); err != nil {
+		return nil, fmt.Errorf("listing connections of gateway %s/%s: %w", namespace, name, err)
+	}
+	return list.Items, nil
+}
+
+// connectionsWithCode lists every connection, cluster-wide, that claims a code.
+func connectionsWithCode(ctx context.Context, c client.Reader, code string) ([]popv1.AgencyConnection, error) {
+	var list popv1.AgencyConnectionList
+	if err := c.List(ctx, &list, client.MatchingFields{indexConnectionCode: code}); err != nil {
+		return nil, fmt.Errorf("listing connections with agency code %s: %w", code, err)
+	}
+	return list.Items, nil
+}
+
+// gatewaysOfCatalog lists the gateways that use a catalog.
+func gatewaysOfCatalog(ctx context.Context, c client.Reader, catalog string) ([]popv1.PopulationGateway, error) {
+	var list popv1.PopulationGatewayList
+	if err := c.List(ctx, &list, client.MatchingFields{indexGatewayCatalog: catalog}); err != nil {
+		return nil, fmt.Errorf("listing gateways of catalog %s: %w", catalog, err)
+	}
+	return list.Items, nil
+}

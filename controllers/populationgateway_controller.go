@@ -1,0 +1,113 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	popv1 "github.com/popconnect/popconnect/api/v1alpha1"
+)
+
+// PopulationGatewayReconciler runs a gateway: its workload (ServiceAccount,
+// policy-reader Role, serving Certificate, Deployment, Service,
+// PodDisruptionBudget, default-deny NetworkPolicy, audit key) and its policy
+// shards, rendered from every admitted connection that references it.
+type PopulationGatewayReconciler struct {
+	Client client.Client
+	Clock  clock.PassiveClock
+	// GatewayImage is the image of gateways that do not set spec.image.
+	GatewayImage string
+}
+
+// +kubebuilder:rbac:groups=popconnect.io,resources=populationgateways,verbs=get;list;watch
+// +kubebuilder:rbac:groups=popconnect.io,resources=populationgateways/status,verbs=get;patch
+// +kubebuilder:rbac:groups=popconnect.io,resources=populationgateways/finalizers,verbs=update
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups="",resources=serviceaccounts;services,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create
+// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;patch
+
+// gatewayState is what one reconcile of a gateway learns, phase by phase.
+type gatewayState struct {
+	gw      *popv1.PopulationGateway
+	now     time.Time
+	catalog *popv1.FieldCatalog
+
+	conditions        map[string]metav1.Condition
+	activeConnections int32
+	policyVersion     string
+	availableReplicas int32
+	wakeAt            []time.Time
+}
+
+func (s *gatewayState) setCondition(condType string, status metav1.ConditionStatus, reason, message string) {
+	s.conditions[condType] = metav1.Condition{
+		Type: condType, Status: status, Reason: reason, Message: message, ObservedGeneration: s.gw.Generation,
+	}
+}
+
+// Reconcile brings one gateway's children, policy and status in line.
+func (r *PopulationGatewayReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	gw := &popv1.PopulationGateway{}
+	if err := r.Client.Get(ctx, req.NamespacedName, gw); err != nil {
+		// Children carry owner references: the garbage collector removes them.
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !gw.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil
+	}
+	s := &gatewayState{gw: gw, now: r.Clock.Now(), conditions: map[string]metav1.Condition{}}
+	var errs []error
+	for _, phase := range []func(context.Context, *gatewayState) error{
+		r.resolveCatalog,
+		r.reconcileAuditKey,
+		r.reconcileWorkload,
+		r.reconcilePolicy,
+	} {
+		if err := phase(ctx, s); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := r.patchStatus(ctx, s, len(errs) == 0); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{RequeueAfter: nextWake(s.now, s.wakeAt)}, nil
+}
+
+func (r *PopulationGatewayReconciler) resolveCatalog(ctx context.Context, s *gatewayState) error {
+	catalog := &popv1.FieldCatalog{}
+	found, err := getCached(ctx, r.Client, client.ObjectKey{Name: s.gw.Spec.CatalogRef.Name}, catalog)
+	if err != nil {
+		return err
+	}
+	if found {
+		s.catalog = catalog
+	}
+	return nil
+}
+
+// applyOwned applies a child the gateway controls, reading the live one
+// from the cache first so that an unchanged child costs no write.
+func (r *PopulationGatewayReconciler) applyOwned(ctx context.Context, gw *popv1.PopulationGateway, desired client.Object) error {
+	desired.SetOwnerReferences([]metav1.OwnerReference{controllerRef(gw, "PopulationGateway")})
+	live := desired.DeepCopyObject().(client.Object)
+	exists, err := getCached(ctx, r.Client, client.ObjectKeyFromObject(desired), live)
+	if err != nil {
+		return err
+	}
+	if !exists {
+		live = nil
+	}
+	_, err = (applier{client: r.Client}).apply(ctx, desired, live)
+	return err
+}

@@ -1,0 +1,79 @@
+package controllers
+
+import (
+	"context"
+
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	popv1 "github.com/popconnect/popconnect/api/v1alpha1"
+	"github.com/popconnect/popconnect/internal/render"
+)
+
+// SetupWithManager registers the reconciler and what brings changes back to it.
+func (r *PopulationGatewayReconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Options) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("populationgateway").
+		WithOptions(opts).
+		For(&popv1.PopulationGateway{}, builder.WithPredicates(specChanged)).
+		Owns(&corev1.ServiceAccount{}).
+		Owns(&rbacv1.Role{}).
+		Owns(&rbacv1.RoleBinding{}).
+		Owns(&cmapi.Certificate{}).
+		Owns(&appsv1.Deployment{}).
+		Owns(&corev1.Service{}).
+		Owns(&policyv1.PodDisruptionBudget{}).
+		Owns(&networkingv1.NetworkPolicy{}).
+		Owns(&corev1.ConfigMap{}).
+		Owns(&corev1.Secret{}, builder.OnlyMetadata).
+		// A connection's change changes its gateway's policy, and may
+		// change who owns its agency code on other gateways.
+		Watches(&popv1.AgencyConnection{}, handler.EnqueueRequestsFromMapFunc(r.connectionGateways),
+			builder.WithPredicates(specChanged)).
+		Watches(&popv1.FieldCatalog{}, handler.EnqueueRequestsFromMapFunc(r.catalogGateways),
+			builder.WithPredicates(specChanged)).
+		Complete(r)
+}
+
+func (r *PopulationGatewayReconciler) connectionGateways(ctx context.Context, o client.Object) []reconcile.Request {
+	conn := o.(*popv1.AgencyConnection)
+	seen := map[types.NamespacedName]bool{}
+	add := func(c *popv1.AgencyConnection) {
+		ns, name := render.GatewayKey(c)
+		seen[types.NamespacedName{Namespace: ns, Name: name}] = true
+	}
+	add(conn)
+	if peers, err := connectionsWithCode(ctx, r.Client, conn.Spec.AgencyCode); err == nil {
+		for i := range peers {
+			add(&peers[i])
+		}
+	}
+	reqs := make([]reconcile.Request, 0, len(seen))
+	for key := range seen {
+		reqs = append(reqs, reconcile.Request{NamespacedName: key})
+	}
+	return reqs
+}
+
+func (r *PopulationGatewayReconciler) catalogGateways(ctx context.Context, o client.Object) []reconcile.Request {
+	gateways, err := gatewaysOfCatalog(ctx, r.Client, o.GetName())
+	if err != nil {
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(gateways))
+	for i := range gateways {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&gateways[i])})
+	}
+	return reqs
+}

@@ -1,0 +1,145 @@
+package controllers
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	popv1 "github.com/popconnect/popconnect/api/v1alpha1"
+	"github.com/popconnect/popconnect/internal/render"
+)
+
+// auditKeyBytes is the size of a generated audit HMAC key.
+const auditKeyBytes = 32
+
+// reconcileAuditKey creates the gateway's audit HMAC key once. It is never
+// rewritten (a new key would make old and new audit hashes incomparable)
+// and never read back: the cache holds only the Secret's metadata.
+func (r *PopulationGatewayReconciler) reconcileAuditKey(ctx context.Context, s *gatewayState) error {
+	name := render.NamesFor(s.gw).AuditKeySecret
+	meta := &metav1.PartialObjectMetadata{}
+	meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+	exists, err := getCached(ctx, r.Client, client.ObjectKey{Namespace: s.gw.Namespace, Name: name}, meta)
+	if err != nil || exists {
+		return err
+	}
+	key := make([]byte, auditKeyBytes)
+	if _, err := rand.Read(key); err != nil {
+		return fmt.Errorf("generating the audit key: %w", err)
+	}
+	secret := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:            name,
+			Namespace:       s.gw.Namespace,
+			Labels:          map[string]string{render.LabelManagedBy: render.ManagedByValue, render.LabelGateway: render.GatewayLabelValue(s.gw.Name), render.LabelComponent: "audit-key"},
+			OwnerReferences: []metav1.OwnerReference{controllerRef(s.gw, "PopulationGateway")},
+		},
+		Type: corev1.SecretTypeOpaque,
+		Data: map[string][]byte{"key": key},
+	}
+	if err := r.Client.Create(ctx, secret); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("creating audit key Secret %s/%s: %w", s.gw.Namespace, name, err)
+	}
+	return nil
+}
+
+// reconcileWorkload applies the gateway's workload and reports its
+// serving certificate and availability.
+func (r *PopulationGatewayReconciler) reconcileWorkload(ctx context.Context, s *gatewayState) error {
+	gw := s.gw
+	desired := []client.Object{
+		render.GatewayServiceAccount(gw),
+		render.GatewayRole(gw),
+		render.GatewayRoleBinding(gw),
+		render.GatewayServingCertificate(gw),
+		render.GatewayDeployment(gw, render.GatewayOptions{DefaultImage: r.GatewayImage}),
+		render.GatewayService(gw),
+		render.GatewayPodDisruptionBudget(gw),
+		render.GatewayDefaultDenyNetworkPolicy(gw),
+	}
+	for _, obj := range desired {
+		if err := r.applyOwned(ctx, gw, obj); err != nil {
+			s.setCondition(popv1.ConditionAvailable, metav1.ConditionFalse, popv1.ReasonPending,
+				"Writing the gateway's objects failed and will be retried: "+err.Error())
+			return err
+		}
+	}
+	names := render.NamesFor(gw)
+	if err := r.observeServingCertificate(ctx, s, names.ServingCertificate); err != nil {
+		return err
+	}
+	return r.observeDeployment(ctx, s, names.Deployment)
+}
+
+func (r *PopulationGatewayReconciler) observeServingCertificate(ctx context.Context, s *gatewayState, name string) error {
+	cert := &cmapi.Certificate{}
+	found, err := getCached(ctx, r.Client, client.ObjectKey{Namespace: s.gw.Namespace, Name: name}, cert)
+	if err != nil {
+		return err
+	}
+	ready := (*cmapi.CertificateCondition)(nil)
+	if found {
+		ready = certificateCondition(cert)
+	}
+	if ready == nil || ready.Status != cmmeta.ConditionTrue {
+		msg := fmt.Sprintf("cert-manager is issuing the serving Certificate %s.", name)
+		if ready != nil && ready.Message != "" {
+			msg = fmt.Sprintf("Serving Certificate %s: %s", name, ready.Message)
+		}
+		s.setCondition(popv1.ConditionCertificateReady, metav1.ConditionFalse, popv1.ReasonIssuing, msg)
+		return nil
+	}
+	msg := fmt.Sprintf("Serving Certificate %s is issued into Secret %s", name, cert.Spec.SecretName)
+	if cert.Status.NotAfter != nil {
+		msg += ", valid until " + cert.Status.NotAfter.UTC().Format("2006-01-02T15:04:05Z")
+	}
+	s.setCondition(popv1.ConditionCertificateReady, metav1.ConditionTrue, popv1.ReasonIssued, msg+".")
+	return nil
+}
+
+func (r *PopulationGatewayReconciler) observeDeployment(ctx context.Context, s *gatewayState, name string) error {
+	dep := &appsv1.Deployment{}
+	found, err := getCached(ctx, r.Client, client.ObjectKey{Namespace: s.gw.Namespace, Name: name}, dep)
+	if err != nil {
+		return err
+	}
+	want := int32(2)
+	if s.gw.Spec.Replicas != nil {
+		want = *s.gw.Spec.Replicas
+	}
+	if found {
+		s.availableReplicas = dep.Status.AvailableReplicas
+	}
+	switch {
+	case want == 0:
+		s.setCondition(popv1.ConditionAvailable, metav1.ConditionFalse, popv1.ReasonScaledToZero,
+			"spec.replicas is 0: no gateway pod runs.")
+	case found && deploymentAvailable(dep):
+		s.setCondition(popv1.ConditionAvailable, metav1.ConditionTrue, popv1.ConditionAvailable,
+			fmt.Sprintf("%d of %d gateway pods are available.", dep.Status.AvailableReplicas, want))
+	default:
+		s.setCondition(popv1.ConditionAvailable, metav1.ConditionFalse, popv1.ReasonDeploymentUnavailable,
+			fmt.Sprintf("%d of %d gateway pods are available (Deployment %s).", s.availableReplicas, want, name))
+	}
+	return nil
+}
+
+func deploymentAvailable(dep *appsv1.Deployment) bool {
+	if dep.Status.ObservedGeneration < dep.Generation {
+		return false
+	}
+	for _, c := range dep.Status.Conditions {
+		if c.Type == appsv1.DeploymentAvailable {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}

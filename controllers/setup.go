@@ -1,0 +1,86 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+
+	"github.com/popconnect/popconnect/internal/render"
+)
+
+// Options configure the operator's reconcilers.
+type Options struct {
+	// GatewayImage is the image of gateways that do not set spec.image.
+	GatewayImage string
+	// Clock is the time source; the real clock when nil.
+	Clock clock.PassiveClock
+	// MaxConcurrentReconciles per controller; 1 when 0.
+	MaxConcurrentReconciles int
+}
+
+// CacheOptions limit the manager's informers to the objects the operator
+// writes (by their managed-by label) and drop managedFields: with 10,000
+// connections, caching every ConfigMap, Secret or NetworkPolicy of the
+// cluster would cost far more memory than the operator's own objects.
+func CacheOptions() cache.Options {
+	managed := cache.ByObject{Label: labels.SelectorFromSet(labels.Set{render.LabelManagedBy: render.ManagedByValue})}
+	secretMeta := &metav1.PartialObjectMetadata{}
+	secretMeta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+	return cache.Options{
+		DefaultTransform: cache.TransformStripManagedFields(),
+		ByObject: map[client.Object]cache.ByObject{
+			&corev1.ConfigMap{}:             managed,
+			&corev1.ServiceAccount{}:        managed,
+			&corev1.Service{}:               managed,
+			secretMeta:                      managed,
+			&appsv1.Deployment{}:            managed,
+			&policyv1.PodDisruptionBudget{}: managed,
+			&rbacv1.Role{}:                  managed,
+			&rbacv1.RoleBinding{}:           managed,
+			&networkingv1.NetworkPolicy{}:   managed,
+			&cmapi.Certificate{}:            managed,
+		},
+	}
+}
+
+// SetupWithManager registers the indexes and the three reconcilers.
+func SetupWithManager(ctx context.Context, mgr ctrl.Manager, opts Options) error {
+	clk := opts.Clock
+	if clk == nil {
+		clk = clock.RealClock{}
+	}
+	copts := controller.Options{MaxConcurrentReconciles: max(opts.MaxConcurrentReconciles, 1)}
+	if err := setupIndexes(ctx, mgr); err != nil {
+		return err
+	}
+	if err := (&FieldCatalogReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("setting up the FieldCatalog controller: %w", err)
+	}
+	if err := (&PopulationGatewayReconciler{
+		Client: mgr.GetClient(), Clock: clk, GatewayImage: opts.GatewayImage,
+	}).SetupWithManager(mgr, copts); err != nil {
+		return fmt.Errorf("setting up the PopulationGateway controller: %w", err)
+	}
+	if err := (&AgencyConnectionReconciler{
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Recorder:  mgr.GetEventRecorder("popconnect-manager"),
+		Clock:     clk,
+	}).SetupWithManager(mgr, copts); err != nil {
+		return fmt.Errorf("setting up the AgencyConnection controller: %w", err)
+	}
+	return nil
+}
