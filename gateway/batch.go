@@ -33,7 +33,7 @@ func (g *Gateway) batchLookup(x *exchange) *apiError {
 		return errorf(http.StatusInternalServerError, "internal", "could not encode the upstream request")
 	}
 
-	res, err := g.callUpstream(x.r.Context(), http.MethodPost, g.base+"/v1/citizens:batchLookup", up, x.rec.RequestID, x.rec.Agency, x.buf)
+	res, err := g.callUpstream(x.r.Context(), http.MethodPost, "/v1/citizens:batchLookup", up, x.rec.RequestID, x.rec.Agency, x.buf)
 	if err != nil {
 		return err
 	}

@@ -13,9 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"net/url"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,8 +27,11 @@ import (
 type Config struct {
 	// UpstreamURL is the population-database API base URL.
 	UpstreamURL *url.URL
-	// Upstream is the client that calls it (its transport carries the CA).
-	Upstream *http.Client
+	// UpstreamTLS verifies an https upstream (nil: system roots).
+	UpstreamTLS *tls.Config
+	// MaxIdleUpstreamConns bounds the idle keep-alive connections kept to
+	// the upstream.
+	MaxIdleUpstreamConns int
 	// UpstreamTimeout bounds one upstream call.
 	UpstreamTimeout time.Duration
 	// MaxRequestBodyBytes bounds Verify and BatchLookup bodies.
@@ -53,8 +54,7 @@ type Config struct {
 // SetPolicy, and serve it over TLS with client certificates required.
 type Gateway struct {
 	cfg       Config
-	upstream  *http.Client
-	base      string // upstream URL without a trailing slash
+	upstream  *upstreamPool
 	state     atomic.Pointer[state]
 	swapMu    sync.Mutex // serialises compiles; readers never take it
 	reqPrefix string
@@ -71,8 +71,8 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.Audit == nil || cfg.Metrics == nil || cfg.Log == nil || cfg.Location == nil {
 		return nil, errors.New("gateway: Audit, Metrics, Log and Location are required")
 	}
-	if cfg.Upstream == nil {
-		cfg.Upstream = &http.Client{Transport: NewUpstreamTransport(nil)}
+	if cfg.MaxIdleUpstreamConns <= 0 {
+		cfg.MaxIdleUpstreamConns = 1024
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -90,32 +90,19 @@ func New(cfg Config) (*Gateway, error) {
 	if _, err := rand.Read(prefix[:]); err != nil {
 		return nil, fmt.Errorf("gateway: request ID prefix: %w", err)
 	}
-	// The upstream client must not follow redirects: a redirect could send
-	// the agency's request somewhere the operator did not configure.
-	client := *cfg.Upstream
-	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	// The pool never follows redirects: a redirect could send the agency's
+	// request somewhere the operator did not configure.
 	g := &Gateway{
 		cfg:       cfg,
-		upstream:  &client,
-		base:      strings.TrimSuffix(cfg.UpstreamURL.String(), "/"),
+		upstream:  newUpstreamPool(cfg.UpstreamURL, cfg.UpstreamTLS, cfg.MaxIdleUpstreamConns),
 		reqPrefix: hex.EncodeToString(prefix[:]) + "-",
 	}
 	g.bufs.New = func() any { return new(bytes.Buffer) }
 	return g, nil
 }
 
-// NewUpstreamTransport returns a transport tuned for many concurrent calls
-// to one upstream. It does not ask for compression, so a compressed answer
-// cannot expand beyond the body limit.
-func NewUpstreamTransport(tlsConfig *tls.Config) *http.Transport {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.MaxIdleConns = 1024
-	t.MaxIdleConnsPerHost = 1024
-	t.IdleConnTimeout = 90 * time.Second
-	t.DisableCompression = true
-	t.TLSClientConfig = tlsConfig
-	return t
-}
+// Close releases the idle upstream connections.
+func (g *Gateway) Close() { g.upstream.closeIdle() }
 
 // SetPolicy compiles m and swaps it in atomically. Requests in flight finish
 // with the policy they started with.

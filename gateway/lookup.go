@@ -31,7 +31,7 @@ func (g *Gateway) lookup(x *exchange) *apiError {
 	}
 	x.rec.NationalIDHashes = []string{g.cfg.Audit.Hash(id)}
 
-	res, err := g.callUpstream(x.r.Context(), http.MethodGet, g.base+lookupPrefix+id, nil, x.rec.RequestID, x.rec.Agency, x.buf)
+	res, err := g.callUpstream(x.r.Context(), http.MethodGet, lookupPrefix+id, nil, x.rec.RequestID, x.rec.Agency, x.buf)
 	if err != nil {
 		return err
 	}

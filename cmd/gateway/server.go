@@ -78,7 +78,7 @@ func newServer(ctx context.Context, o *options, stdout, stderr io.Writer) (*serv
 	}
 	s.gw, err = gateway.New(gateway.Config{
 		UpstreamURL:          upstreamURL,
-		Upstream:             &http.Client{Transport: gateway.NewUpstreamTransport(upstreamTLS)},
+		UpstreamTLS:          upstreamTLS,
 		UpstreamTimeout:      o.upstreamTimeout,
 		MaxRequestBodyBytes:  o.maxRequestBody,
 		MaxUpstreamBodyBytes: o.maxUpstreamBody,
@@ -102,6 +102,7 @@ func newServer(ctx context.Context, o *options, stdout, stderr io.Writer) (*serv
 // waits for requests in flight (up to --shutdown-grace), and flushes the
 // audit log.
 func (s *server) serve(ctx context.Context, onListen listening) (err error) {
+	defer s.gw.Close()
 	defer func() {
 		if cerr := s.audit.Close(); cerr != nil && err == nil {
 			err = cerr
