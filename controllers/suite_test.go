@@ -1,0 +1,170 @@
+package controllers_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	popv1 "github.com/popconnect/popconnect/api/v1alpha1"
+	"github.com/popconnect/popconnect/controllers"
+	"github.com/popconnect/popconnect/internal/cmrunner"
+	"github.com/popconnect/popconnect/internal/testenv"
+)
+
+// The suite shares one control plane, one set of cert-manager controllers
+// and a CA: starting them takes most of a suite's time.
+const (
+	caIssuer     = "popconnect-ca"
+	clientCASecr = "agency-client-ca"
+	// waitLong bounds waits that include certificate issuance.
+	waitLong = 2 * time.Minute
+	// waitShort bounds waits on the operator alone.
+	waitShort = 30 * time.Second
+)
+
+type suite struct {
+	env *testenv.Env
+	c   client.Client
+	// writes counts the manager's API writes (anything but GET/LIST/WATCH).
+	writes *atomic.Int64
+	// stopManager stops the running manager and waits for it.
+	stopManager func()
+}
+
+var s *suite // set once by TestMain, read-only afterwards
+
+func TestMain(m *testing.M) {
+	code, err := runSuite(m)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "controllers suite:", err)
+		os.Exit(1)
+	}
+	os.Exit(code)
+}
+
+func runSuite(m *testing.M) (int, error) {
+	env, err := testenv.Start(testenv.Options{
+		CRDDirectoryPaths: []string{"config/crd/bases"},
+		CertManagerCRDs:   true,
+		AddToScheme:       []func(*runtime.Scheme) error{popv1.AddToScheme},
+	})
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = env.Stop() }()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	runner, err := cmrunner.Start(ctx, env.Config, cmrunner.Options{})
+	if err != nil {
+		return 0, fmt.Errorf("starting cert-manager: %w", err)
+	}
+	defer func() { _ = runner.Stop() }()
+	if err := cmrunner.BootstrapCA(ctx, env.Client, cmrunner.CA{Name: caIssuer}); err != nil {
+		return 0, fmt.Errorf("bootstrapping the CA: %w", err)
+	}
+	s = &suite{env: env, c: env.Client, writes: &atomic.Int64{}}
+	stop, err := startManager(env, s.writes)
+	if err != nil {
+		return 0, err
+	}
+	s.stopManager = stop
+	code := m.Run()
+	s.stopManager()
+	return code, nil
+}
+
+// startManager runs the operator's reconcilers in a manager whose API
+// writes are counted.
+func startManager(env *testenv.Env, writes *atomic.Int64) (func(), error) {
+	cfg := rest.CopyConfig(env.Config)
+	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
+		return countingTransport{next: rt, writes: writes}
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                 env.Scheme,
+		Cache:                  controllers.CacheOptions(),
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		Logger:                 testLogger(),
+		// Tests start a second manager in the same process.
+		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating manager: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := controllers.SetupWithManager(ctx, mgr, controllers.Options{
+		GatewayImage: "ghcr.io/popconnect/popconnect-gateway:test", MaxConcurrentReconciles: 2,
+	}); err != nil {
+		cancel()
+		return nil, err
+	}
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	return func() {
+		cancel()
+		<-done
+	}, nil
+}
+
+type countingTransport struct {
+	next   http.RoundTripper
+	writes *atomic.Int64
+}
+
+func (t countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	switch req.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+	default:
+		t.writes.Add(1)
+	}
+	return t.next.RoundTrip(req)
+}
+
+// newNamespace creates a namespace for one test, with the agency client CA
+// Secret the sample gateway refers to.
+func newNamespace(t *testing.T, prefix string) string {
+	t.Helper()
+	ctx := context.Background()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: prefix + "-"}}
+	if err := s.c.Create(ctx, ns); err != nil {
+		t.Fatalf("creating namespace: %v", err)
+	}
+	caSecret := &corev1.Secret{}
+	if err := s.c.Get(ctx, client.ObjectKey{Namespace: cmrunner.DefaultClusterResourceNamespace, Name: caIssuer}, caSecret); err != nil {
+		t.Fatalf("reading the CA Secret: %v", err)
+	}
+	clientCA := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: clientCASecr},
+		Data:       map[string][]byte{"ca.crt": caSecret.Data["ca.crt"]},
+	}
+	if err := s.c.Create(ctx, clientCA); err != nil {
+		t.Fatalf("creating the client CA Secret: %v", err)
+	}
+	return ns.Name
+}
+
+// testLogger is silent unless POPCONNECT_TEST_LOG is set.
+func testLogger() logr.Logger {
+	if os.Getenv("POPCONNECT_TEST_LOG") != "" {
+		return zap.New(zap.WriteTo(os.Stderr), zap.UseDevMode(true))
+	}
+	return logr.Discard()
+}
