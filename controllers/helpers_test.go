@@ -139,11 +139,11 @@ func shardEntry(t *testing.T, gw *popv1.PopulationGateway, code string) *policy.
 
 // waitShard waits until the agency's shard entry satisfies ok.
 func waitShard(t *testing.T, gw *popv1.PopulationGateway, code string, timeout time.Duration, what string, ok func(*policy.Agency) bool) {
+	t.Logf("waiting for the %s entry of %s", what, code)
 	t.Helper()
 	testenv.Poll(t, timeout, func() (bool, error) {
 		return ok(shardEntry(t, gw, code)), nil
 	})
-	_ = what
 }
 
 // parseCert decodes the first PEM certificate.
@@ -166,4 +166,3 @@ func must(t *testing.T, err error, what string) {
 		t.Fatalf("%s: %v", what, err)
 	}
 }
-

@@ -90,6 +90,9 @@ func runSuite(m *testing.M) (int, error) {
 	return code, nil
 }
 
+// startManagerForSuite starts a new manager against the suite's control plane.
+func startManagerForSuite() (func(), error) { return startManager(s.env, s.writes) }
+
 // startManager runs the operator's reconcilers in a manager whose API
 // writes are counted.
 func startManager(env *testenv.Env, writes *atomic.Int64) (func(), error) {
