@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
+	"io"
 	"sort"
 	"time"
 
@@ -32,6 +33,8 @@ const (
 	ShardGzipKey = "policy.json.gz"
 	// ShardGzipThreshold keeps a shard well under the 1 MiB object limit.
 	ShardGzipThreshold = 512 << 10
+	// maxShardExpansion bounds how far a compressed shard is expanded.
+	maxShardExpansion = 64 << 20
 	// AnnotationPolicyVersion carries a shard's version (a content hash).
 	AnnotationPolicyVersion = "popconnect.io/policy-version"
 )
@@ -179,7 +182,8 @@ func ShardEntries(cm *corev1.ConfigMap) ([]policy.Agency, error) {
 			return nil, fmt.Errorf("reading shard %s: %w", cm.Name, err)
 		}
 		var buf bytes.Buffer
-		if _, err := buf.ReadFrom(zr); err != nil {
+		// A shard may expand at most this much: a forged one cannot exhaust memory.
+		if _, err := buf.ReadFrom(io.LimitReader(zr, maxShardExpansion)); err != nil {
 			return nil, fmt.Errorf("reading shard %s: %w", cm.Name, err)
 		}
 		raw = buf.Bytes()

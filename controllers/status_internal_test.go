@@ -1,0 +1,106 @@
+package controllers
+
+import (
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	popv1 "github.com/popconnect/popconnect/api/v1alpha1"
+	"github.com/popconnect/popconnect/internal/admission"
+)
+
+var now = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+
+func stateWith(mutate func(*connState)) *connState {
+	s := &connState{
+		conn:       &popv1.AgencyConnection{ObjectMeta: metav1.ObjectMeta{Generation: 3}},
+		now:        now,
+		conditions: map[string]metav1.Condition{},
+	}
+	for _, t := range []string{popv1.ConditionCertificateReady, popv1.ConditionFieldsValid, popv1.ConditionNetworkReady, popv1.ConditionProgrammed} {
+		s.setCondition(t, metav1.ConditionTrue, "OK", t+" ok")
+	}
+	if mutate != nil {
+		mutate(s)
+	}
+	return s
+}
+
+func TestReadyCondition(t *testing.T) {
+	past := metav1.NewTime(now.Add(-time.Minute))
+	future := metav1.NewTime(now.Add(time.Hour))
+	tests := []struct {
+		desc       string
+		mutate     func(*connState)
+		wantStatus metav1.ConditionStatus
+		wantReason string
+	}{
+		{"all true", nil, metav1.ConditionTrue, popv1.ReasonReady},
+		{"validUntil ahead is still ready", func(s *connState) { s.conn.Spec.ValidUntil = &future }, metav1.ConditionTrue, popv1.ReasonReady},
+		{"suspended wins over everything", func(s *connState) {
+			s.conn.Spec.Suspended = true
+			s.problem = &admission.Problem{Reason: popv1.ReasonUnknownField}
+		}, metav1.ConditionFalse, popv1.ReasonSuspended},
+		{"expired", func(s *connState) { s.conn.Spec.ValidUntil = &past }, metav1.ConditionFalse, popv1.ReasonExpired},
+		{"user problem keeps its reason", func(s *connState) {
+			s.problem = &admission.Problem{Reason: popv1.ReasonLegalBasisRequired, Message: "m"}
+		}, metav1.ConditionFalse, popv1.ReasonLegalBasisRequired},
+		{"certificate issuing is pending", func(s *connState) {
+			s.setCondition(popv1.ConditionCertificateReady, metav1.ConditionFalse, popv1.ReasonIssuing, "issuing")
+		}, metav1.ConditionFalse, popv1.ReasonPending},
+		{"missing condition is pending", func(s *connState) { delete(s.conditions, popv1.ConditionProgrammed) },
+			metav1.ConditionFalse, popv1.ReasonPending},
+	}
+	for _, tc := range tests {
+		t.Run(tc.desc, func(t *testing.T) {
+			status, reason, msg := readyCondition(stateWith(tc.mutate))
+			if status != tc.wantStatus || reason != tc.wantReason || msg == "" {
+				t.Errorf("got %s/%s %q, want %s/%s with a message", status, reason, msg, tc.wantStatus, tc.wantReason)
+			}
+		})
+	}
+}
+
+func TestDesiredStatusObservedGeneration(t *testing.T) {
+	s := stateWith(nil)
+	s.conn.Status.ObservedGeneration = 2
+	if got := desiredStatus(s, false); got.ObservedGeneration != 2 {
+		t.Errorf("failed reconcile stamped observedGeneration %d, want 2 kept", got.ObservedGeneration)
+	}
+	got := desiredStatus(stateWith(nil), true)
+	if got.ObservedGeneration != 3 {
+		t.Errorf("observedGeneration %d, want 3", got.ObservedGeneration)
+	}
+	for _, c := range got.Conditions {
+		if c.ObservedGeneration != 3 {
+			t.Errorf("condition %s has observedGeneration %d, want 3", c.Type, c.ObservedGeneration)
+		}
+	}
+	// Recomputing the same status is a no-op: LastTransitionTime is kept.
+	s2 := stateWith(nil)
+	s2.conn.Status = got
+	again := desiredStatus(s2, true)
+	for i := range again.Conditions {
+		if !again.Conditions[i].LastTransitionTime.Equal(&got.Conditions[i].LastTransitionTime) {
+			t.Errorf("condition %s changed its transition time", again.Conditions[i].Type)
+		}
+	}
+}
+
+func TestNextWake(t *testing.T) {
+	tests := []struct {
+		desc string
+		at   []time.Time
+		want time.Duration
+	}{
+		{"nothing", nil, 0},
+		{"past only", []time.Time{now.Add(-time.Hour)}, 0},
+		{"earliest future, plus a second", []time.Time{now.Add(time.Hour), now.Add(time.Minute)}, time.Minute + time.Second},
+	}
+	for _, tc := range tests {
+		if got := nextWake(now, tc.at); got != tc.want {
+			t.Errorf("%s: got %v, want %v", tc.desc, got, tc.want)
+		}
+	}
+}

@@ -1,0 +1,151 @@
+package render
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	popv1 "github.com/popconnect/popconnect/api/v1alpha1"
+	"github.com/popconnect/popconnect/gateway/policy"
+)
+
+func testGateway() *popv1.PopulationGateway {
+	return &popv1.PopulationGateway{ObjectMeta: metav1.ObjectMeta{Name: "gw", Namespace: "ns"}}
+}
+
+func entriesN(n, fields int) []policy.Agency {
+	out := make([]policy.Agency, n)
+	for i := range out {
+		fs := make([]string, fields)
+		for j := range fs {
+			fs[j] = fmt.Sprintf("someRatherLongFieldName%03d.nestedPart", j)
+		}
+		out[i] = policy.Agency{
+			AgencyCode:        fmt.Sprintf("AGENCY-%05d", i),
+			AllowedFields:     fs,
+			AllowedOperations: []policy.Operation{policy.OperationLookup},
+			RateLimit:         policy.RateLimit{RequestsPerSecond: 10, Burst: 20},
+		}
+	}
+	return out
+}
+
+func TestPolicyShardsRoundTripAndSize(t *testing.T) {
+	tests := []struct {
+		desc           string
+		n, fields      int
+		wantCompressed bool
+	}{
+		{"a few agencies", 5, 3, false},
+		{"10,000 agencies of 10 fields", 10000, 10, false},
+		{"large entries are compressed", 3000, 256, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.desc, func(t *testing.T) {
+			entries := entriesN(tc.n, tc.fields)
+			shards, err := PolicyShards(testGateway(), entries)
+			if err != nil {
+				t.Fatal(err)
+			}
+			seen := map[string]bool{}
+			compressed := false
+			for _, cm := range shards {
+				size := len(cm.Data[ShardDataKey]) + len(cm.BinaryData[ShardGzipKey])
+				if size > 768<<10 {
+					t.Errorf("shard %s holds %d bytes, want well under 1 MiB", cm.Name, size)
+				}
+				compressed = compressed || len(cm.BinaryData[ShardGzipKey]) > 0
+				got, err := ShardEntries(cm)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, e := range got {
+					if ShardName("gw", ShardIndex(e.AgencyCode)) != cm.Name {
+						t.Errorf("%s is in shard %s, not its own", e.AgencyCode, cm.Name)
+					}
+					seen[e.AgencyCode] = true
+				}
+				if cm.Labels[LabelGateway] != "gw" || cm.Annotations[AnnotationPolicyVersion] == "" {
+					t.Errorf("shard %s lacks its label or version: %v %v", cm.Name, cm.Labels, cm.Annotations)
+				}
+			}
+			if len(seen) != tc.n {
+				t.Errorf("%d agencies came back, want %d", len(seen), tc.n)
+			}
+			if compressed != tc.wantCompressed {
+				t.Errorf("compressed = %v, want %v", compressed, tc.wantCompressed)
+			}
+		})
+	}
+}
+
+func TestPolicyShardsOneChangeRewritesOneShard(t *testing.T) {
+	entries := entriesN(1000, 5)
+	before, err := PolicyShards(testGateway(), entries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries[417].Suspended = true
+	after, err := PolicyShards(testGateway(), entries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(before) != len(after) {
+		t.Fatalf("shard count changed: %d -> %d", len(before), len(after))
+	}
+	changed := 0
+	for i := range before {
+		if before[i].Name != after[i].Name {
+			t.Fatalf("shard order changed")
+		}
+		if before[i].Data[ShardDataKey] != after[i].Data[ShardDataKey] {
+			changed++
+		}
+	}
+	if changed != 1 {
+		t.Errorf("%d shards changed for one agency, want 1", changed)
+	}
+	if PolicyVersion(before) == PolicyVersion(after) {
+		t.Error("the gateway's policy version did not change")
+	}
+}
+
+func TestPolicyEntry(t *testing.T) {
+	quota := int64(7)
+	conn := &popv1.AgencyConnection{Spec: popv1.AgencyConnectionSpec{
+		AgencyCode:        "BYT",
+		AllowedFields:     []popv1.FieldPath{"zeta", "alpha"},
+		AllowedOperations: []popv1.Operation{popv1.OperationVerify, popv1.OperationLookup},
+		RateLimit:         popv1.RateLimit{RequestsPerSecond: 3, Burst: 4, DailyQuota: &quota},
+	}}
+	e := PolicyEntry(conn, false)
+	if strings.Join(e.AllowedFields, ",") != "alpha,zeta" || e.AllowedOperations[0] != policy.OperationLookup {
+		t.Errorf("entry not sorted: %+v", e)
+	}
+	if e.Suspended || *e.RateLimit.DailyQuota != 7 {
+		t.Errorf("entry %+v", e)
+	}
+	if !PolicyEntry(conn, true).Suspended {
+		t.Error("a denied entry must be suspended")
+	}
+	conn.Spec.Suspended = true
+	if !PolicyEntry(conn, false).Suspended {
+		t.Error("a suspended connection must be suspended")
+	}
+	if err := e.Validate(); err != nil {
+		t.Errorf("the gateway refuses the entry: %v", err)
+	}
+}
+
+func TestShortName(t *testing.T) {
+	long := strings.Repeat("a", 300)
+	got := shortName(long, 253)
+	if len(got) != 253 || shortName(long, 253) != got || shortName(long+"b", 253) == got {
+		t.Errorf("shortName not a stable, distinct, bounded name: %d", len(got))
+	}
+	if shortName("short", 63) != "short" {
+		t.Error("a short name must be kept")
+	}
+}
