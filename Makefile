@@ -56,6 +56,14 @@ envtest: ## Build (once) the envtest kube-apiserver and etcd from source; prints
 test: manifests generate vet envtest ## Run every test, the envtest suites included.
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test $(GO_TEST_FLAGS) ./...
 
+FUZZTIME ?= 60s
+.PHONY: fuzz
+fuzz: ## Fuzz the filter and the request parsers, FUZZTIME each (make test runs their seed corpora).
+	go test ./gateway/filter -run '^$$' -fuzz '^FuzzFilter$$' -fuzztime $(FUZZTIME)
+	for f in FuzzLookupPath FuzzFields FuzzVerifyBody FuzzBatchBody FuzzPolicyDocument; do \
+		go test ./gateway -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) || exit 1; \
+	done
+
 .PHONY: verify
 verify: ## Regenerate every generated file and fail if any differs from what is committed.
 	hack/verify.sh
