@@ -36,7 +36,7 @@ type AgencyConnectionReconciler struct {
 	shards *shardCache
 }
 
-// +kubebuilder:rbac:groups=popconnect.io,resources=agencyconnections,verbs=get;list;watch;patch;update
+// +kubebuilder:rbac:groups=popconnect.io,resources=agencyconnections,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=popconnect.io,resources=agencyconnections/status,verbs=get;patch
 // +kubebuilder:rbac:groups=popconnect.io,resources=agencyconnections/finalizers,verbs=update
 // +kubebuilder:rbac:groups=cert-manager.io,resources=certificates,verbs=get;list;watch;create;patch;delete

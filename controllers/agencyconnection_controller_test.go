@@ -10,6 +10,7 @@ import (
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -304,6 +305,7 @@ func TestCatalogFieldRemoved(t *testing.T) {
 	}
 	waitCondition(t, conn, popv1.ConditionReady, metav1.ConditionFalse, popv1.ReasonUnknownField, waitShort)
 	waitShard(t, f.gateway, conn.Spec.AgencyCode, waitShort, "absent", func(e *policy.Agency) bool { return e == nil })
+	waitWarningEvent(t, conn, popv1.ReasonUnknownField)
 }
 
 // TestDuplicateAgencyCode: the younger claimant is refused, gets no
@@ -322,6 +324,8 @@ func TestDuplicateAgencyCode(t *testing.T) {
 	if c := meta.FindStatusCondition(got.Status.Conditions, popv1.ConditionReady); !strings.Contains(c.Message, first.Name) {
 		t.Errorf("message %q does not name the connection that keeps the code", c.Message)
 	}
+
+	waitWarningEvent(t, second, popv1.ReasonDuplicateAgencyCode)
 
 	other := f2(t, "dup-other")
 	third := other.connection(t, sampleConnections[3], func(c *popv1.AgencyConnection) {
@@ -345,3 +349,20 @@ func TestDuplicateAgencyCode(t *testing.T) {
 
 // f2 is a second fixture for tests that need another namespace.
 func f2(t *testing.T, prefix string) *fixture { return newFixture(t, prefix) }
+
+// waitWarningEvent waits for a Warning event about conn with the reason.
+func waitWarningEvent(t *testing.T, conn *popv1.AgencyConnection, reason string) {
+	t.Helper()
+	testenv.Poll(t, waitShort, func() (bool, error) {
+		var list eventsv1.EventList
+		if err := s.c.List(context.Background(), &list, client.InNamespace(conn.Namespace)); err != nil {
+			return false, err
+		}
+		for _, e := range list.Items {
+			if e.Regarding.Name == conn.Name && e.Reason == reason && e.Type == corev1.EventTypeWarning {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+}
