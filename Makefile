@@ -90,3 +90,11 @@ controller-gen: $(CONTROLLER_GEN) ## Install controller-gen into bin/ at the pin
 $(CONTROLLER_GEN): | $(LOCALBIN)
 	GOBIN=$(LOCALBIN) go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
 	mv $(LOCALBIN)/controller-gen $(CONTROLLER_GEN)
+
+# KEEP=1 leaves the demo running until Ctrl-C and prints how to play with it.
+KEEP ?=
+DEMO_FLAGS = $(if $(filter 1 true yes,$(KEEP)),-keep)
+
+.PHONY: demo
+demo: build envtest ## Run popconnect end to end on a local control plane (KEEP=1 leaves it up).
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go run ./hack/demo $(DEMO_FLAGS)
