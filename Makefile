@@ -91,10 +91,10 @@ $(CONTROLLER_GEN): | $(LOCALBIN)
 	GOBIN=$(LOCALBIN) go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
 	mv $(LOCALBIN)/controller-gen $(CONTROLLER_GEN)
 
-# KEEP=1 leaves the demo running until Ctrl-C and prints how to play with it.
-KEEP ?=
-DEMO_FLAGS = $(if $(filter 1 true yes,$(KEEP)),-keep)
+##@ Benchmarks
 
-.PHONY: demo
-demo: build envtest ## Run popconnect end to end on a local control plane (KEEP=1 leaves it up).
-	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go run ./hack/demo $(DEMO_FLAGS)
+N ?= 10000
+BENCH_FLAGS ?=
+.PHONY: bench-controlplane
+bench-controlplane: envtest ## The operator with N connections on envtest: convergence vs raw creates, RSS, idle writes, suspension at a gateway (N=1000 for a quick run).
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go run ./bench/controlplane -n $(N) $(BENCH_FLAGS)
