@@ -98,3 +98,13 @@ BENCH_FLAGS ?=
 .PHONY: bench-controlplane
 bench-controlplane: envtest ## The operator with N connections on envtest: convergence vs raw creates, RSS, idle writes, suspension at a gateway (N=1000 for a quick run).
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go run ./bench/controlplane -n $(N) $(BENCH_FLAGS)
+
+##@ Demo
+
+# KEEP=1 leaves the demo running until Ctrl-C and prints how to play with it.
+KEEP ?=
+DEMO_FLAGS = $(if $(filter 1 true yes,$(KEEP)),-keep)
+
+.PHONY: demo
+demo: build envtest ## Run popconnect end to end on a local control plane (KEEP=1 leaves it up).
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go run ./hack/demo $(DEMO_FLAGS)

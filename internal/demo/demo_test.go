@@ -1,0 +1,110 @@
+package demo
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/popconnect/popconnect/internal/testenv"
+)
+
+// buildBinaries builds what the demo runs into dir, from this checkout, so
+// the test exercises the code under test rather than a stale bin/.
+func buildBinaries(t *testing.T, dir string) {
+	t.Helper()
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, pkg := range map[string]string{"manager": ".", "gateway": "./cmd/gateway", "popdb-sim": "./cmd/popdb-sim"} {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, name), pkg)
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go build %s: %v\n%s", pkg, err, out)
+		}
+	}
+}
+
+// TestDemoScenario runs the whole demo non-interactively: it fails when
+// any narrated expectation does not hold, and checks the transcript has
+// every section.
+func TestDemoScenario(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a control plane and three binaries; skipped with -short")
+	}
+	bin := t.TempDir()
+	buildBinaries(t, bin)
+
+	ctx := context.Background()
+	if d, ok := t.Deadline(); ok {
+		var cancel context.CancelFunc
+		// Leave time for teardown and for reporting the transcript.
+		ctx, cancel = context.WithDeadline(ctx, d.Add(-30*time.Second))
+		defer cancel()
+	}
+	var out bytes.Buffer
+	err := Run(ctx, Options{Out: &out, WorkDir: t.TempDir(), BinDir: bin})
+	transcript := out.String()
+	if err != nil {
+		t.Fatalf("demo failed: %v\ntranscript:\n%s", err, transcript)
+	}
+	for _, marker := range []string{
+		"[1/15] Start a local control plane",
+		"[7/15] Data minimisation",
+		`"error":"field_not_allowed"`,
+		`"error":"operation_not_allowed"`,
+		`{"match":true}`,
+		`{"match":false}`,
+		"429 Retry-After:",
+		`"error":"agency_suspended"`,
+		"[13/15] Identity comes only from a verified certificate",
+		"nationalIdHash = HMAC-SHA256",
+		"[15/15] What kubectl shows",
+		"DEMO OK",
+		"stopped kube-apiserver and etcd",
+		"total time",
+	} {
+		if !strings.Contains(transcript, marker) {
+			t.Errorf("transcript lacks %q", marker)
+		}
+	}
+	if strings.Contains(transcript, "\x1b[") {
+		t.Error("transcript has ANSI colour codes although Color was false")
+	}
+	if t.Failed() {
+		t.Logf("transcript:\n%s", transcript)
+	}
+}
+
+func TestLeaves(t *testing.T) {
+	doc := map[string]any{
+		"a": "x",
+		"b": map[string]any{"c": 1.0, "d": []any{map[string]any{"e": true}, map[string]any{"e": false}}},
+	}
+	got := map[string]string{}
+	leaves("", doc, got)
+	want := map[string]string{"a": "x", "b.c": "1", "b.d.e": "true"}
+	if len(got) != len(want) {
+		t.Fatalf("leaves = %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("leaves[%q] = %q, want %q", k, got[k], v)
+		}
+	}
+}
+
+func TestOptionsRequireOutAndBinaries(t *testing.T) {
+	if _, err := (Options{}).withDefaults(t.TempDir()); err == nil {
+		t.Error("no error without Out")
+	}
+	_, err := (Options{Out: os.Stdout, BinDir: t.TempDir()}).withDefaults(t.TempDir())
+	if err == nil || !strings.Contains(err.Error(), "make build") {
+		t.Errorf("missing binaries: err = %v, want a hint to run make build", err)
+	}
+}
