@@ -101,11 +101,16 @@ func (r *runner) identity(ctx context.Context) error {
 	if err := r.refused(ctx, newClient(roots, &foreign), "a certificate for spiffe://popconnect.io/agency/BYT from a CA made up on the spot", path); err != nil {
 		return err
 	}
-	// The gateway logs each refused handshake; show that it noticed.
-	log, err := os.ReadFile(r.gateway.log)
-	if err != nil {
-		return fmt.Errorf("reading gateway log: %w", err)
+	// The gateway logs each refused handshake, a moment after the client
+	// sees the alert; give it that moment, then show that it noticed.
+	var seen int
+	for deadline := time.Now().Add(time.Second); seen < 2 && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		log, err := os.ReadFile(r.gateway.log)
+		if err != nil {
+			return fmt.Errorf("reading gateway log: %w", err)
+		}
+		seen = countHandshakeErrors(log)
 	}
-	r.n.info("gateway log: %d TLS handshake errors recorded", countHandshakeErrors(log))
+	r.n.info("gateway log (%s): %d TLS handshake errors recorded", r.rel(r.gateway.log), seen)
 	return nil
 }

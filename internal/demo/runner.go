@@ -117,6 +117,11 @@ func (r *runner) teardown() error {
 		return nil
 	}
 	fmt.Fprintf(r.n.out, "\n%s\n", r.n.style(styleBold, "Tearing down"))
+	// Idle keep-alive connections would hold the gateway's graceful
+	// shutdown until --shutdown-grace.
+	for _, a := range r.agencies {
+		a.client.CloseIdleConnections()
+	}
 	var errs []error
 	for _, p := range []*proc{r.gateway, r.manager, r.sim} {
 		if p == nil {
