@@ -91,6 +91,64 @@ $(CONTROLLER_GEN): | $(LOCALBIN)
 	GOBIN=$(LOCALBIN) go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
 	mv $(LOCALBIN)/controller-gen $(CONTROLLER_GEN)
 
+##@ Deployment
+
+HELM_VERSION ?= v3.22.0
+HELM ?= $(LOCALBIN)/helm-$(HELM_VERSION)
+CONTAINER_TOOL ?= docker
+KUBECTL ?= kubectl
+# The images config/manager/manager.yaml names; `make deploy` swaps in
+# $(IMG) and $(GATEWAY_IMG).
+DEFAULT_IMG = ghcr.io/popconnect/popconnect-manager:latest
+DEFAULT_GATEWAY_IMG = ghcr.io/popconnect/popconnect-gateway:latest
+
+.PHONY: chart-crds
+chart-crds: ## Generate the Helm chart's CRDs and manager RBAC rules from config/ (after `make manifests`).
+	hack/chart-crds.sh
+
+.PHONY: helm
+helm: $(HELM) ## Install helm into bin/ at the pinned version (bin/helm links to it).
+$(HELM): | $(LOCALBIN)
+	GOBIN=$(LOCALBIN) go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+	mv $(LOCALBIN)/helm $(HELM)
+	ln -sf $(notdir $(HELM)) $(LOCALBIN)/helm
+
+.PHONY: helm-lint
+helm-lint: helm ## Lint the Helm chart.
+	$(HELM) lint --strict charts/popconnect
+
+.PHONY: test-install
+test-install: manifests chart-crds helm envtest ## Test the chart, config/default and the Argo CD health checks.
+	HELM="$(HELM)" KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test $(GO_TEST_FLAGS) ./test/install/
+
+.PHONY: docker-build
+docker-build: ## Build the manager and gateway images ($(IMG), $(GATEWAY_IMG)).
+	$(CONTAINER_TOOL) build --target manager -t $(IMG) .
+	$(CONTAINER_TOOL) build --target gateway -t $(GATEWAY_IMG) .
+
+.PHONY: docker-push
+docker-push: ## Push the manager and gateway images.
+	$(CONTAINER_TOOL) push $(IMG)
+	$(CONTAINER_TOOL) push $(GATEWAY_IMG)
+
+.PHONY: install
+install: manifests ## Install the CRDs into the cluster in $KUBECONFIG.
+	$(KUBECTL) apply --server-side -k config/crd
+
+.PHONY: uninstall
+uninstall: manifests ## Remove the CRDs, and with them every popconnect object, from the cluster.
+	$(KUBECTL) delete --ignore-not-found -k config/crd
+
+.PHONY: deploy
+deploy: manifests ## Deploy the operator (config/default) with $(IMG) and $(GATEWAY_IMG) to the cluster in $KUBECONFIG.
+	$(KUBECTL) kustomize config/default \
+		| sed -e 's|$(DEFAULT_IMG)|$(IMG)|g' -e 's|$(DEFAULT_GATEWAY_IMG)|$(GATEWAY_IMG)|g' \
+		| $(KUBECTL) apply --server-side -f -
+
+.PHONY: undeploy
+undeploy: ## Remove the operator (config/default), its CRDs included, from the cluster.
+	$(KUBECTL) delete --ignore-not-found -k config/default
+
 ##@ Benchmarks
 
 N ?= 10000
