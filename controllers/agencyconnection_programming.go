@@ -51,9 +51,12 @@ func (r *AgencyConnectionReconciler) reconcileProgramming(ctx context.Context, s
 	if deny {
 		state = "denied"
 	}
+	// The message leaves out the shard's version: it changes whenever any
+	// of the shard's ~160 agencies changes, and would cost each of them a
+	// status write for a change that is not theirs (the gateway's
+	// status.policyVersion reports the version).
 	s.setCondition(popv1.ConditionProgrammed, metav1.ConditionTrue, popv1.ReasonProgrammed,
-		fmt.Sprintf("The entry is written, %s, to policy shard %s/%s (version %s).",
-			state, s.gateway.Namespace, name, cm.Annotations[render.AnnotationPolicyVersion]))
+		fmt.Sprintf("The entry is written, %s, to policy shard %s/%s.", state, s.gateway.Namespace, name))
 	return nil
 }
 

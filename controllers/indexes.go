@@ -51,18 +51,22 @@ func setupIndexes(ctx context.Context, mgr manager.Manager) error {
 }
 
 // connectionsOfGateway lists the connections that reference a gateway.
-func connectionsOfGateway(ctx context.Context, c client.Reader, namespace, name string) ([]popv1.AgencyConnection, error) {
+// opts may add client.UnsafeDisableDeepCopy for a caller that only reads.
+func connectionsOfGateway(ctx context.Context, c client.Reader, namespace, name string, opts ...client.ListOption) ([]popv1.AgencyConnection, error) {
 	var list popv1.AgencyConnectionList
-	if err := c.List(ctx, &list, client.MatchingFields{indexConnectionGateway: gatewayIndexKey(namespace, name)}); err != nil {
+	opts = append([]client.ListOption{client.MatchingFields{indexConnectionGateway: gatewayIndexKey(namespace, name)}}, opts...)
+	if err := c.List(ctx, &list, opts...); err != nil {
 		return nil, fmt.Errorf("listing connections of gateway %s/%s: %w", namespace, name, err)
 	}
 	return list.Items, nil
 }
 
 // connectionsWithCode lists every connection, cluster-wide, that claims a code.
-func connectionsWithCode(ctx context.Context, c client.Reader, code string) ([]popv1.AgencyConnection, error) {
+// opts may add client.UnsafeDisableDeepCopy for a caller that only reads.
+func connectionsWithCode(ctx context.Context, c client.Reader, code string, opts ...client.ListOption) ([]popv1.AgencyConnection, error) {
 	var list popv1.AgencyConnectionList
-	if err := c.List(ctx, &list, client.MatchingFields{indexConnectionCode: code}); err != nil {
+	opts = append([]client.ListOption{client.MatchingFields{indexConnectionCode: code}}, opts...)
+	if err := c.List(ctx, &list, opts...); err != nil {
 		return nil, fmt.Errorf("listing connections with agency code %s: %w", code, err)
 	}
 	return list.Items, nil

@@ -56,7 +56,11 @@ func (r *PopulationGatewayReconciler) reconcilePolicy(ctx context.Context, s *ga
 }
 
 func (r *PopulationGatewayReconciler) admittedEntries(ctx context.Context, s *gatewayState) ([]policy.Agency, error) {
-	conns, err := connectionsOfGateway(ctx, r.Client, s.gw.Namespace, s.gw.Name)
+	// Read-only views of the cached objects: this runs on every connection
+	// change, and deep-copying 10,000 connections (and each one's peers)
+	// every time is pure garbage. Nothing below modifies them
+	// (PolicyEntry copies what it keeps).
+	conns, err := connectionsOfGateway(ctx, r.Client, s.gw.Namespace, s.gw.Name, client.UnsafeDisableDeepCopy)
 	if err != nil {
 		return nil, err
 	}
@@ -66,7 +70,7 @@ func (r *PopulationGatewayReconciler) admittedEntries(ctx context.Context, s *ga
 		if !conn.DeletionTimestamp.IsZero() || admission.CheckFields(conn, s.catalog) != nil {
 			continue
 		}
-		peers, err := connectionsWithCode(ctx, r.Client, conn.Spec.AgencyCode)
+		peers, err := connectionsWithCode(ctx, r.Client, conn.Spec.AgencyCode, client.UnsafeDisableDeepCopy)
 		if err != nil {
 			return nil, err
 		}
