@@ -52,9 +52,15 @@ func (r *AgencyConnectionReconciler) reconcileCertificate(ctx context.Context, s
 		return err
 	}
 	if wrote || !exists {
-		s.setCondition(popv1.ConditionCertificateReady, metav1.ConditionFalse, popv1.ReasonIssuing,
-			fmt.Sprintf("Certificate %s is requested from %s %q.", key.Name, desired.Spec.IssuerRef.Kind, desired.Spec.IssuerRef.Name))
+		s.setCondition(popv1.ConditionCertificateReady, metav1.ConditionFalse, popv1.ReasonIssuing, requestedMessage(desired))
 		s.certificate = s.conn.Status.Certificate
+		if s.certificate == nil {
+			// What observeCertificate reports for a Certificate cert-manager
+			// has not touched yet: the reconcile that its creation triggers
+			// then finds the status unchanged and writes nothing (one status
+			// patch per new connection instead of two).
+			s.certificate = &popv1.CertificateStatus{SecretName: desired.Spec.SecretName}
+		}
 		return nil
 	}
 	return r.observeCertificate(ctx, s, live)
@@ -82,9 +88,13 @@ func (r *AgencyConnectionReconciler) observeCertificate(ctx context.Context, s *
 
 	ready := certificateCondition(cert)
 	switch {
-	case ready == nil || ready.Status != cmmeta.ConditionTrue:
+	case ready == nil:
+		// cert-manager has not picked it up yet: the same words as when it
+		// was written, so that observing it costs no status write.
+		s.setCondition(popv1.ConditionCertificateReady, metav1.ConditionFalse, popv1.ReasonIssuing, requestedMessage(cert))
+	case ready.Status != cmmeta.ConditionTrue:
 		msg := fmt.Sprintf("cert-manager is issuing Certificate %s.", cert.Name)
-		if ready != nil && ready.Message != "" {
+		if ready.Message != "" {
 			msg = fmt.Sprintf("Certificate %s: %s", cert.Name, ready.Message)
 		}
 		s.setCondition(popv1.ConditionCertificateReady, metav1.ConditionFalse, popv1.ReasonIssuing, msg)
@@ -100,6 +110,12 @@ func (r *AgencyConnectionReconciler) observeCertificate(ctx context.Context, s *
 		s.setCondition(popv1.ConditionCertificateReady, metav1.ConditionTrue, popv1.ReasonIssued, msg+".")
 	}
 	return nil
+}
+
+// requestedMessage is CertificateReady's message while cert-manager has not
+// reported on the Certificate yet.
+func requestedMessage(cert *cmapi.Certificate) string {
+	return fmt.Sprintf("Certificate %s is requested from %s %q.", cert.Name, cert.Spec.IssuerRef.Kind, cert.Spec.IssuerRef.Name)
 }
 
 func certificateCondition(cert *cmapi.Certificate) *cmapi.CertificateCondition {
