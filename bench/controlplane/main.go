@@ -92,8 +92,10 @@ type result struct {
 	rawS                    float64
 	rawObjects              int
 	createS, convergeS      float64
+	quietS                  float64
 	requests                map[string]float64
 	reconciles              map[string]float64
+	reconcileMean           map[string]float64
 	tailWrites, idleWrites  float64
 	rssHWM, rssNow, heap    float64
 	hwmAfterConverge        float64
@@ -180,10 +182,7 @@ func run(ctx context.Context, o options) error {
 			return err
 		}
 		res.rawS, res.rawObjects = d.Seconds(), objects
-		progress("raw: %d objects in %.1fs; deleting them", objects, res.rawS)
-		if err := rawCleanup(ctx, c, rawNS); err != nil {
-			return err
-		}
+		progress("raw: %d objects in %.1fs", objects, res.rawS)
 	}
 
 	tracker, err := startTracker(ctx, env.Config, env.Scheme, ns)
@@ -237,6 +236,7 @@ func run(ctx context.Context, o options) error {
 	}
 	res.requests = m.requestsByVerb()
 	res.reconciles = reconcilesByController(m)
+	res.reconcileMean = reconcileSeconds(m)
 	_, hwm, err := mgr.memory()
 	if err != nil {
 		return err
@@ -244,9 +244,11 @@ func run(ctx context.Context, o options) error {
 	res.hwmAfterConverge = float64(hwm)
 	progress("converged in %.1fs; settling", res.convergeS)
 
-	if res.tailWrites, res.idleWrites, err = measureIdle(ctx, mgr, o.idle); err != nil {
+	var quietAt time.Time
+	if res.tailWrites, res.idleWrites, quietAt, err = measureIdle(ctx, mgr, o.idle); err != nil {
 		return err
 	}
+	res.quietS = quietAt.Sub(t0).Seconds()
 
 	progress("propagation: starting a gateway in Kubernetes mode")
 	g, err := startGateway(ctx, gatewayBin, kubeconfig, dir, ns, ca)
@@ -297,10 +299,11 @@ func waitConverged(ctx context.Context, mgr *manager, t *programmedTracker, n in
 // measureIdle waits until the manager's writes stop (its work queues drain
 // after convergence: e.g. the gateway's status), then counts its writes
 // during idle. It returns the writes while settling and while idle.
-func measureIdle(ctx context.Context, mgr *manager, idle time.Duration) (tail, idleWrites float64, err error) {
+func measureIdle(ctx context.Context, mgr *manager, idle time.Duration) (tail, idleWrites float64, quietAt time.Time, err error) {
+	quietAt = time.Now()
 	m, err := scrape(ctx, mgr.metricsURL)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, quietAt, err
 	}
 	first := writes(m.requestsByVerb())
 	last, stable := first, 0
@@ -308,14 +311,14 @@ func measureIdle(ctx context.Context, mgr *manager, idle time.Duration) (tail, i
 	for stable < 5 && time.Now().Before(deadline) {
 		time.Sleep(time.Second)
 		if m, err = scrape(ctx, mgr.metricsURL); err != nil {
-			return 0, 0, err
+			return 0, 0, quietAt, err
 		}
 		w := writes(m.requestsByVerb())
 		depth := m.sum("workqueue_depth", nil)
 		if w == last && depth == 0 {
 			stable++
 		} else {
-			stable = 0
+			stable, quietAt = 0, time.Now()
 		}
 		last = w
 	}
@@ -323,12 +326,33 @@ func measureIdle(ctx context.Context, mgr *manager, idle time.Duration) (tail, i
 	select {
 	case <-time.After(idle):
 	case <-ctx.Done():
-		return 0, 0, ctx.Err()
+		return 0, 0, quietAt, ctx.Err()
 	}
 	if m, err = scrape(ctx, mgr.metricsURL); err != nil {
-		return 0, 0, err
+		return 0, 0, quietAt, err
 	}
-	return last - first, writes(m.requestsByVerb()) - last, nil
+	return last - first, writes(m.requestsByVerb()) - last, quietAt, nil
+}
+
+// reconcileSeconds is the mean reconcile time by controller.
+func reconcileSeconds(m metrics) map[string]float64 {
+	out := map[string]float64{}
+	mf := m["controller_runtime_reconcile_time_seconds"]
+	if mf == nil {
+		return out
+	}
+	for _, s := range mf.Metric {
+		h := s.GetHistogram()
+		if h == nil || h.GetSampleCount() == 0 {
+			continue
+		}
+		for _, l := range s.Label {
+			if l.GetName() == "controller" {
+				out[l.GetValue()] = h.GetSampleSum() / float64(h.GetSampleCount())
+			}
+		}
+	}
+	return out
 }
 
 func reconcilesByController(m metrics) map[string]float64 {
@@ -386,7 +410,13 @@ func report(w *os.File, o options, r *result) {
 	}
 	sort.Strings(recs)
 	fmt.Fprintf(tw, "reconciles to convergence\t%s\n", strings.Join(recs, " "))
-	fmt.Fprintf(tw, "writes settling after convergence\t%.0f\n", r.tailWrites)
+	var means []string
+	for c, v := range r.reconcileMean {
+		means = append(means, fmt.Sprintf("%s=%.1fms", c, v*1000))
+	}
+	sort.Strings(means)
+	fmt.Fprintf(tw, "mean reconcile time\t%s\n", strings.Join(means, " "))
+	fmt.Fprintf(tw, "writes settling after convergence\t%.0f (the manager's last write at %.1f s, within 1 s)\n", r.tailWrites, r.quietS)
 	fmt.Fprintf(tw, "writes while idle\t%.0f in %v\n", r.idleWrites, o.idle)
 	fmt.Fprintf(tw, "manager RSS\tpeak %.0f MiB (%.0f MiB at convergence), now %.0f MiB; Go heap %.0f MiB\n",
 		mib(r.rssHWM), mib(r.hwmAfterConverge), mib(r.rssNow), mib(r.heap))
