@@ -6,6 +6,8 @@ import (
 	"encoding/pem"
 	"fmt"
 	"strings"
+	"sync"
+	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
@@ -66,6 +68,10 @@ func (r *AgencyConnectionReconciler) reconcileCertificate(ctx context.Context, s
 	return r.observeCertificate(ctx, s, live)
 }
 
+// serialRetryDelay is how long to wait before looking again for the
+// serial of a certificate whose CertificateRequest was not found yet.
+const serialRetryDelay = 2 * time.Second
+
 // observeCertificate reads the issued certificate's state from its
 // Certificate and, once per issuance, its serial from the CertificateRequest
 // (never from the Secret: the operator does not read private keys).
@@ -74,15 +80,15 @@ func (r *AgencyConnectionReconciler) observeCertificate(ctx context.Context, s *
 	if cert.Status.NotAfter != nil {
 		status.NotAfter = cert.Status.NotAfter.DeepCopy()
 	}
-	prev := s.conn.Status.Certificate
-	if prev != nil && prev.SerialNumber != "" && prev.NotAfter != nil && status.NotAfter != nil && prev.NotAfter.Equal(status.NotAfter) {
-		status.SerialNumber = prev.SerialNumber
-	} else if status.NotAfter != nil {
-		serial, err := r.issuedSerial(ctx, cert)
-		if err != nil {
-			return err
-		}
-		status.SerialNumber = serial
+	serial, err := r.currentSerial(ctx, s.conn, cert)
+	if err != nil {
+		return err
+	}
+	status.SerialNumber = serial
+	if serial == "" && cert.Status.NotAfter != nil {
+		// cert-manager updates the Certificate in several steps; the
+		// request of the new revision is readable a moment later.
+		s.wakeUpAt(s.now.Add(serialRetryDelay))
 	}
 	s.certificate = status
 
@@ -98,6 +104,11 @@ func (r *AgencyConnectionReconciler) observeCertificate(ctx context.Context, s *
 			msg = fmt.Sprintf("Certificate %s: %s", cert.Name, ready.Message)
 		}
 		s.setCondition(popv1.ConditionCertificateReady, metav1.ConditionFalse, popv1.ReasonIssuing, msg)
+	case status.SerialNumber == "":
+		// Ready implies a complete status.certificate: cert-manager records
+		// the revision a moment after the certificate is ready.
+		s.setCondition(popv1.ConditionCertificateReady, metav1.ConditionFalse, popv1.ReasonIssuing,
+			fmt.Sprintf("Certificate %s is issued; waiting for cert-manager to record its revision.", cert.Name))
 	case status.NotAfter != nil && !s.now.Before(status.NotAfter.Time):
 		s.setCondition(popv1.ConditionCertificateReady, metav1.ConditionFalse, popv1.ReasonIssuing,
 			fmt.Sprintf("Certificate %s expired at %s and is not renewed yet.", cert.Name, status.NotAfter.UTC().Format("2006-01-02T15:04:05Z")))
@@ -110,6 +121,67 @@ func (r *AgencyConnectionReconciler) observeCertificate(ctx context.Context, s *
 		s.setCondition(popv1.ConditionCertificateReady, metav1.ConditionTrue, popv1.ReasonIssued, msg+".")
 	}
 	return nil
+}
+
+// currentSerial is the serial of the certificate's current revision. It is
+// remembered per revision, so the CertificateRequests are listed once per
+// issuance; after a restart, the status's serial is trusted while the
+// certificate's notAfter is unchanged.
+func (r *AgencyConnectionReconciler) currentSerial(ctx context.Context, conn *popv1.AgencyConnection, cert *cmapi.Certificate) (string, error) {
+	if cert.Status.Revision == nil || cert.Status.NotAfter == nil {
+		return "", nil
+	}
+	key := types.NamespacedName{Namespace: cert.Namespace, Name: cert.Name}
+	revision := *cert.Status.Revision
+	if known, ok := r.serials.get(key, revision); ok {
+		return known, nil
+	}
+	if prev := conn.Status.Certificate; prev != nil && prev.SerialNumber != "" && prev.NotAfter != nil &&
+		prev.NotAfter.Equal(cert.Status.NotAfter) && !r.serials.seen(key) {
+		r.serials.put(key, revision, prev.SerialNumber)
+		return prev.SerialNumber, nil
+	}
+	serial, err := r.issuedSerial(ctx, cert)
+	if err != nil || serial == "" {
+		return serial, err
+	}
+	r.serials.put(key, revision, serial)
+	return serial, nil
+}
+
+// serialCache remembers the serial of each Certificate's current revision.
+type serialCache struct {
+	mu sync.Mutex
+	m  map[types.NamespacedName]revisionSerial
+}
+
+type revisionSerial struct {
+	revision int
+	serial   string
+}
+
+func newSerialCache() *serialCache {
+	return &serialCache{m: map[types.NamespacedName]revisionSerial{}}
+}
+
+func (c *serialCache) get(key types.NamespacedName, revision int) (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v, ok := c.m[key]
+	return v.serial, ok && v.revision == revision
+}
+
+func (c *serialCache) seen(key types.NamespacedName) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.m[key]
+	return ok
+}
+
+func (c *serialCache) put(key types.NamespacedName, revision int, serial string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.m[key] = revisionSerial{revision: revision, serial: serial}
 }
 
 // requestedMessage is CertificateReady's message while cert-manager has not

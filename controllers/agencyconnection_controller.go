@@ -33,7 +33,8 @@ type AgencyConnectionReconciler struct {
 	Recorder  events.EventRecorder
 	Clock     clock.PassiveClock
 
-	shards *shardCache
+	shards  *shardCache
+	serials *serialCache
 }
 
 // +kubebuilder:rbac:groups=popconnect.io,resources=agencyconnections,verbs=get;list;watch;patch

@@ -28,6 +28,9 @@ func (r *AgencyConnectionReconciler) SetupWithManager(mgr ctrl.Manager, opts con
 	if r.shards == nil {
 		r.shards = newShardCache()
 	}
+	if r.serials == nil {
+		r.serials = newSerialCache()
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("agencyconnection").
 		WithOptions(opts).

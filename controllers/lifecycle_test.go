@@ -175,7 +175,7 @@ func TestRestartIsQuiet(t *testing.T) {
 	})
 
 	s.stopManager()
-	s.writes.Store(0)
+	s.writes.reset()
 	stop, err := startManagerForSuite()
 	if err != nil {
 		t.Fatal(err)
@@ -185,8 +185,8 @@ func TestRestartIsQuiet(t *testing.T) {
 	// quiet period this long covers its start and all of that work.
 	quiet := 15 * time.Second
 	time.Sleep(quiet)
-	if n := s.writes.Load(); n != 0 {
-		t.Errorf("the restarted manager made %d API writes on a converged cluster, want 0", n)
+	if n, what := s.writes.snapshot(); n != 0 {
+		t.Errorf("the restarted manager made %d API writes on a converged cluster, want 0: %v", n, what)
 	}
 	var certs cmapi.CertificateList
 	must(t, s.c.List(ctx, &certs, client.InNamespace(f.ns)), "listing Certificates")

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"sync/atomic"
+	"sync"
 	"testing"
 	"time"
 
@@ -42,7 +42,7 @@ type suite struct {
 	env *testenv.Env
 	c   client.Client
 	// writes counts the manager's API writes (anything but GET/LIST/WATCH).
-	writes *atomic.Int64
+	writes *writeLog
 	// stopManager stops the running manager and waits for it.
 	stopManager func()
 }
@@ -59,6 +59,7 @@ func TestMain(m *testing.M) {
 }
 
 func runSuite(m *testing.M) (int, error) {
+	ctrl.SetLogger(testLogger())
 	env, err := testenv.Start(testenv.Options{
 		CRDDirectoryPaths: []string{"config/crd/bases"},
 		CertManagerCRDs:   true,
@@ -79,7 +80,7 @@ func runSuite(m *testing.M) (int, error) {
 	if err := cmrunner.BootstrapCA(ctx, env.Client, cmrunner.CA{Name: caIssuer}); err != nil {
 		return 0, fmt.Errorf("bootstrapping the CA: %w", err)
 	}
-	s = &suite{env: env, c: env.Client, writes: &atomic.Int64{}}
+	s = &suite{env: env, c: env.Client, writes: &writeLog{}}
 	stop, err := startManager(env, s.writes)
 	if err != nil {
 		return 0, err
@@ -95,7 +96,7 @@ func startManagerForSuite() (func(), error) { return startManager(s.env, s.write
 
 // startManager runs the operator's reconcilers in a manager whose API
 // writes are counted.
-func startManager(env *testenv.Env, writes *atomic.Int64) (func(), error) {
+func startManager(env *testenv.Env, writes *writeLog) (func(), error) {
 	cfg := rest.CopyConfig(env.Config)
 	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
 		return countingTransport{next: rt, writes: writes}
@@ -129,14 +130,45 @@ func startManager(env *testenv.Env, writes *atomic.Int64) (func(), error) {
 
 type countingTransport struct {
 	next   http.RoundTripper
-	writes *atomic.Int64
+	writes *writeLog
+}
+
+// writeLog counts API writes and remembers what they were, so that a test
+// expecting none can say which happened.
+type writeLog struct {
+	mu    sync.Mutex
+	count int
+	what  []string
+}
+
+func (w *writeLog) add(what string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.count++
+	if len(w.what) < 50 {
+		w.what = append(w.what, what)
+	}
+}
+
+// reset forgets every write so far.
+func (w *writeLog) reset() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.count, w.what = 0, nil
+}
+
+// snapshot returns the count and the writes seen since the last reset.
+func (w *writeLog) snapshot() (int, []string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.count, append([]string(nil), w.what...)
 }
 
 func (t countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	switch req.Method {
 	case http.MethodGet, http.MethodHead, http.MethodOptions:
 	default:
-		t.writes.Add(1)
+		t.writes.add(req.Method + " " + req.URL.Path)
 	}
 	return t.next.RoundTrip(req)
 }

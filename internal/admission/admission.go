@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/meta"
+
 	popv1 "github.com/popconnect/popconnect/api/v1alpha1"
 )
 
@@ -103,12 +105,18 @@ func Expired(conn *popv1.AgencyConnection, now time.Time) bool {
 	return conn.Spec.ValidUntil != nil && !now.Before(conn.Spec.ValidUntil.Time)
 }
 
-// older orders connections by age; ties (creation times have a one-second
-// resolution) are broken by namespace and name so every reader agrees.
+// older orders connections by age. Creation times have a one-second
+// resolution, so within a second the incumbent (a connection already
+// admitted) wins, and a newcomer never takes a code from an agency that
+// holds it; remaining ties are broken by namespace and name so every
+// reader agrees.
 func older(a, b *popv1.AgencyConnection) bool {
 	ta, tb := a.CreationTimestamp.Time, b.CreationTimestamp.Time
 	if !ta.Equal(tb) {
 		return ta.Before(tb)
+	}
+	if ia, ib := incumbent(a), incumbent(b); ia != ib {
+		return ia
 	}
 	if a.Namespace != b.Namespace {
 		return a.Namespace < b.Namespace
@@ -144,4 +152,11 @@ func itThem(items []string) string {
 		return "it"
 	}
 	return "them"
+}
+
+// incumbent reports whether the connection was admitted: it has a Ready
+// condition that is not a refusal of its agency code.
+func incumbent(c *popv1.AgencyConnection) bool {
+	ready := meta.FindStatusCondition(c.Status.Conditions, popv1.ConditionReady)
+	return ready != nil && ready.Reason != popv1.ReasonDuplicateAgencyCode
 }

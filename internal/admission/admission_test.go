@@ -109,6 +109,10 @@ func TestCheckAgencyCode(t *testing.T) {
 			[]*popv1.AgencyConnection{conn("ns-a", "x", "TCT", "gw", time.Hour)}, ""},
 		{"same creation second: namespace then name decide", conn("ns-b", "c", "BYT", "gw", time.Hour),
 			[]*popv1.AgencyConnection{conn("ns-a", "z", "BYT", "gw", time.Hour)}, `belongs to namespace "ns-a"`},
+		{"same creation second: the incumbent keeps it", admitted(conn("ns-b", "c", "BYT", "gw", time.Hour)),
+			[]*popv1.AgencyConnection{conn("ns-a", "z", "BYT", "gw", time.Hour)}, ""},
+		{"same creation second: a newcomer is refused", conn("ns-a", "z", "BYT", "gw", time.Hour),
+			[]*popv1.AgencyConnection{admitted(conn("ns-b", "c", "BYT", "gw", time.Hour))}, `belongs to namespace "ns-b"`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.desc, func(t *testing.T) {
@@ -143,4 +147,11 @@ func TestExpired(t *testing.T) {
 	if Expired(c, t0.Add(-time.Nanosecond)) {
 		t.Error("before validUntil: not expired")
 	}
+}
+
+// admitted marks a connection as holding its code (Ready with a reason
+// other than DuplicateAgencyCode).
+func admitted(c *popv1.AgencyConnection) *popv1.AgencyConnection {
+	c.Status.Conditions = []metav1.Condition{{Type: popv1.ConditionReady, Status: metav1.ConditionTrue, Reason: popv1.ReasonReady}}
+	return c
 }
