@@ -53,8 +53,8 @@ envtest: ## Build (once) the envtest kube-apiserver and etcd from source; prints
 	@K8S_VERSION=$(ENVTEST_K8S_VERSION) ETCD_VERSION=$(ENVTEST_ETCD_VERSION) hack/envtest-binaries.sh
 
 .PHONY: test
-test: manifests generate vet envtest ## Run every test, the envtest suites included.
-	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test $(GO_TEST_FLAGS) ./...
+test: manifests generate vet envtest helm ## Run every test, the envtest suites included.
+	HELM="$(HELM)" KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test $(GO_TEST_FLAGS) ./...
 
 FUZZTIME ?= 60s
 .PHONY: fuzz
