@@ -166,3 +166,9 @@ DEMO_FLAGS = $(if $(filter 1 true yes,$(KEEP)),-keep)
 .PHONY: demo
 demo: build envtest ## Run popconnect end to end on a local control plane (KEEP=1 leaves it up).
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go run ./hack/demo $(DEMO_FLAGS)
+
+##@ Docs
+
+.PHONY: api-docs
+api-docs: ## Generate docs/api.md, the API reference, from the Go types in api/v1alpha1.
+	go run ./hack/apidocs -o docs/api.md
