@@ -81,7 +81,7 @@ func runSuite(m *testing.M) (int, error) {
 		return 0, fmt.Errorf("bootstrapping the CA: %w", err)
 	}
 	s = &suite{env: env, c: env.Client, writes: &writeLog{}}
-	stop, err := startManager(env, s.writes)
+	stop, _, err := startManager(env, s.writes, "")
 	if err != nil {
 		return 0, err
 	}
@@ -92,11 +92,16 @@ func runSuite(m *testing.M) (int, error) {
 }
 
 // startManagerForSuite starts a new manager against the suite's control plane.
-func startManagerForSuite() (func(), error) { return startManager(s.env, s.writes) }
+func startManagerForSuite() (func(), error) {
+	stop, _, err := startManager(s.env, s.writes, "")
+	return stop, err
+}
 
 // startManager runs the operator's reconcilers in a manager whose API
-// writes are counted.
-func startManager(env *testenv.Env, writes *writeLog) (func(), error) {
+// writes are counted. With a leaderElectionID it takes part in leader
+// election (in namespace default, with short timings) and the returned
+// channel closes when it is elected.
+func startManager(env *testenv.Env, writes *writeLog, leaderElectionID string) (func(), <-chan struct{}, error) {
 	cfg := rest.CopyConfig(env.Config)
 	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
 		return countingTransport{next: rt, writes: writes}
@@ -108,24 +113,31 @@ func startManager(env *testenv.Env, writes *writeLog) (func(), error) {
 		HealthProbeBindAddress: "0",
 		Logger:                 testLogger(),
 		// Tests start a second manager in the same process.
-		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
+		Controller:                    config.Controller{SkipNameValidation: ptr.To(true)},
+		LeaderElection:                leaderElectionID != "",
+		LeaderElectionID:              leaderElectionID,
+		LeaderElectionNamespace:       "default",
+		LeaderElectionReleaseOnCancel: true,
+		LeaseDuration:                 ptr.To(4 * time.Second),
+		RenewDeadline:                 ptr.To(3 * time.Second),
+		RetryPeriod:                   ptr.To(500 * time.Millisecond),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("creating manager: %w", err)
+		return nil, nil, fmt.Errorf("creating manager: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := controllers.SetupWithManager(ctx, mgr, controllers.Options{
 		GatewayImage: "ghcr.io/popconnect/popconnect-gateway:test", MaxConcurrentReconciles: 2,
 	}); err != nil {
 		cancel()
-		return nil, err
+		return nil, nil, err
 	}
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
 	return func() {
 		cancel()
 		<-done
-	}, nil
+	}, mgr.Elected(), nil
 }
 
 type countingTransport struct {
