@@ -16,6 +16,7 @@ make --no-print-directory manifests generate >/dev/null
 if [[ -f charts/popconnect/Chart.yaml ]] && grep -q '^chart-crds:' Makefile; then
   make --no-print-directory chart-crds >/dev/null
 fi
+make --no-print-directory api-docs >/dev/null
 
 # Untracked generated files count as a difference too.
 git add -N config api charts docs 2>/dev/null || true
