@@ -17,14 +17,13 @@ func (g *Gateway) batchLookup(x *exchange) *apiError {
 		return err
 	}
 	ids, err := parseBatchBody(body)
+	g.auditBatchIDs(x, ids)
 	if err != nil {
 		return err
 	}
 	asked := make(map[string]bool, len(ids))
-	x.rec.Batch = true
 	for _, id := range ids {
 		asked[id] = true
-		x.rec.NationalIDHashes = append(x.rec.NationalIDHashes, g.cfg.Audit.Hash(id))
 	}
 	up, merr := json.Marshal(struct {
 		NationalIDs []string `json:"nationalIds"`
@@ -51,16 +50,19 @@ func (g *Gateway) batchLookup(x *exchange) *apiError {
 			sawRecords = true
 			n := 0
 			return filter.Elements(value, func(rec []byte) error {
-				if !recordAsked(rec, asked) {
-					return filter.ErrSyntax
-				}
 				if n > 0 {
 					out = append(out, ',')
 				}
 				n++
 				var ferr error
-				out, ferr = trie.Filter(out, rec, &seen)
-				return ferr
+				var id []byte
+				if out, id, ferr = trie.FilterKey(out, rec, &seen, alwaysReturned); ferr != nil {
+					return ferr
+				}
+				if got, ok := jsonStringBytes(id); !ok || !asked[string(got)] {
+					return filter.ErrSyntax
+				}
+				return nil
 			})
 		case "notFound":
 			return filter.Elements(value, func(elem []byte) error {
@@ -93,15 +95,15 @@ func (g *Gateway) batchLookup(x *exchange) *apiError {
 	return nil
 }
 
-// recordAsked reports whether rec's nationalId is one the agency asked for.
-func recordAsked(rec []byte, asked map[string]bool) bool {
-	ok := false
-	err := filter.Members(rec, func(key, value []byte) error {
-		if string(key) == "nationalId" {
-			var id string
-			ok = json.Unmarshal(value, &id) == nil && asked[id]
-		}
-		return nil
-	})
-	return err == nil && ok
+// auditBatchIDs puts the hashes of a batch's national IDs in the audit
+// record once the list parsed, so a refusal further on still names them.
+func (g *Gateway) auditBatchIDs(x *exchange, ids []string) {
+	if len(ids) == 0 || len(x.rec.NationalIDHashes) > 0 {
+		return
+	}
+	hashes := make([]string, len(ids))
+	for i, id := range ids {
+		hashes[i] = g.cfg.Audit.Hash(id)
+	}
+	x.rec.NationalIDHashes = hashes
 }

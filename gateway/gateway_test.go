@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -353,6 +354,13 @@ func TestHostileUpstream(t *testing.T) {
 			`{"nationalId":"` + in + `","full\u004eame":"A","religion":"secret","fullName ":"x","permanentAddress":{"province":"P","street":"secret"},"extra":{"fullName":"secret"}}`,
 			200, `{"nationalId":"` + in + `","fullName":"A","permanentAddress":{"province":"P"}}`},
 		{"duplicate keys", "GET", "/v1/citizens/" + in, "", 200, `{"fullName":"A","fullName":"B"}`, 502, "upstream_invalid"},
+		{"record of another citizen", "GET", "/v1/citizens/" + in, "", 200, `{"nationalId":"` + other + `","fullName":"secret"}`, 502, "upstream_invalid"},
+		{"record without nationalId", "GET", "/v1/citizens/" + in, "", 200, `{"fullName":"secret"}`, 502, "upstream_invalid"},
+		{"nationalId not a string", "GET", "/v1/citizens/" + in, "", 200, `{"nationalId":` + in + `,"fullName":"secret"}`, 502, "upstream_invalid"},
+		{"nationalId only nested", "GET", "/v1/citizens/" + in, "", 200, `{"father":{"nationalId":"` + in + `"},"fullName":"secret"}`, 502, "upstream_invalid"},
+		{"record of another citizen with fields", "GET", "/v1/citizens/" + in + "?fields=fullName", "", 200, `{"nationalId":"` + other + `","fullName":"secret"}`, 502, "upstream_invalid"},
+		{"escaped nationalId of the right citizen", "GET", "/v1/citizens/" + in, "", 200, `{"nationalId":"\u00` + fmt.Sprintf("%x", in[0]) + in[1:] + `","fullName":"A"}`,
+			200, `{"nationalId":"\u00` + fmt.Sprintf("%x", in[0]) + in[1:] + `","fullName":"A"}`},
 		{"deep nesting", "GET", "/v1/citizens/" + in, "", 200, `{"x":` + strings.Repeat(`{"a":`, 100) + "1" + strings.Repeat("}", 100) + `}`, 502, "upstream_invalid"},
 		{"not JSON", "GET", "/v1/citizens/" + in, "", 200, `<html>secret</html>`, 502, "upstream_invalid"},
 		{"too large", "GET", "/v1/citizens/" + in, "", 200, `{"fullName":"` + strings.Repeat("a", 70<<10) + `"}`, 502, "upstream_error"},

@@ -22,6 +22,12 @@ type exchange struct {
 	agency *agencyState
 	buf    *bytes.Buffer // upstream body
 	out    *bytes.Buffer // response body
+	// id is a Lookup's national ID, parsed from the path ("" when invalid).
+	id string
+	// body is a Verify or BatchLookup body once read (bodyRead).
+	body     []byte
+	bodyErr  *apiError
+	bodyRead bool
 }
 
 // ServeHTTP authenticates, authorises, rate-limits and dispatches one
@@ -52,6 +58,15 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (g *Gateway) serve(x *exchange) *apiError {
 	op, apiErr := route(x.r)
 	x.rec.Operation = string(op)
+	x.rec.Batch = op == policy.OperationBatchLookup // its hashes are a list, even an empty one
+	if op == policy.OperationLookup {
+		// A Lookup names its citizen in the path, so the audit record carries
+		// the hash whatever happens next, refusals included.
+		if id, err := parseLookupPath(x.r.URL.Path); err == nil {
+			x.id = id
+			x.rec.NationalIDHashes = []string{g.cfg.Audit.Hash(id)}
+		}
+	}
 	if apiErr != nil {
 		if op == "" {
 			x.rec.Operation = "unknown"
@@ -66,6 +81,46 @@ func (g *Gateway) serve(x *exchange) *apiError {
 		return errorf(http.StatusForbidden, "unauthenticated", err.Error())
 	}
 	x.rec.Agency = code
+	if apiErr := g.admit(x, op, code); apiErr != nil {
+		g.auditBodyIDs(x, op)
+		return apiErr
+	}
+	switch op {
+	case policy.OperationLookup:
+		return g.lookup(x)
+	case policy.OperationVerify:
+		return g.verify(x)
+	default:
+		return g.batchLookup(x)
+	}
+}
+
+// auditBodyIDs records the citizens a refused Verify or BatchLookup of an
+// identified agency named: a suspended, expired or throttled agency asking
+// about someone is what an auditor looks for. The body is read (bounded, as
+// always) only for this; net/http would read and discard it anyway to keep
+// the connection. What cannot be parsed is left out, and the refusal stays
+// the answer.
+func (g *Gateway) auditBodyIDs(x *exchange, op policy.Operation) {
+	if op != policy.OperationVerify && op != policy.OperationBatchLookup {
+		return
+	}
+	body, err := g.readBody(x)
+	if err != nil {
+		return
+	}
+	if op == policy.OperationVerify {
+		req, _ := parseVerifyBody(body)
+		g.auditVerifyID(x, req)
+	} else {
+		ids, _ := parseBatchBody(body)
+		g.auditBatchIDs(x, ids)
+	}
+}
+
+// admit applies the agency's policy: known, in agreement, not suspended or
+// expired, the operation allowed, within its rate and quota.
+func (g *Gateway) admit(x *exchange, op policy.Operation, code string) *apiError {
 	st := g.state.Load()
 	if st == nil {
 		return errorf(http.StatusServiceUnavailable, "policy_not_loaded", "the gateway has not loaded its policy yet")
@@ -97,14 +152,7 @@ func (g *Gateway) serve(x *exchange) *apiError {
 		e.retryAfter = d.RetryAfter
 		return e
 	}
-	switch op {
-	case policy.OperationLookup:
-		return g.lookup(x)
-	case policy.OperationVerify:
-		return g.verify(x)
-	default:
-		return g.batchLookup(x)
-	}
+	return nil
 }
 
 // route maps method and path to an operation.
@@ -128,19 +176,27 @@ func route(r *http.Request) (policy.Operation, *apiError) {
 	return op, nil
 }
 
-// readBody reads a bounded request body into x.buf.
+// readBody reads a bounded request body, once.
 func (g *Gateway) readBody(x *exchange) ([]byte, *apiError) {
+	if x.bodyRead {
+		return x.body, x.bodyErr
+	}
+	x.bodyRead = true
 	_, err := x.buf.ReadFrom(http.MaxBytesReader(x.w, x.r.Body, g.cfg.MaxRequestBodyBytes))
 	if err != nil {
+		x.buf.Reset()
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return nil, errorf(http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("the body is limited to %d bytes", g.cfg.MaxRequestBodyBytes))
+			x.bodyErr = errorf(http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("the body is limited to %d bytes", g.cfg.MaxRequestBodyBytes))
+		} else {
+			x.bodyErr = errorf(http.StatusBadRequest, "invalid_request", "could not read the request body")
 		}
-		return nil, errorf(http.StatusBadRequest, "invalid_request", "could not read the request body")
+		return nil, x.bodyErr
 	}
-	body := append([]byte(nil), x.buf.Bytes()...)
+	// x.buf is about to receive the upstream answer.
+	x.body = append([]byte(nil), x.buf.Bytes()...)
 	x.buf.Reset()
-	return body, nil
+	return x.body, nil
 }
 
 // writeJSON answers 200 with the gateway's own headers and body.

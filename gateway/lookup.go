@@ -1,15 +1,18 @@
 package gateway
 
 import (
+	"encoding/json"
 	"net/http"
 
 	"github.com/popconnect/popconnect/gateway/filter"
 )
 
-// lookup serves GET /v1/citizens/{nationalId}[?fields=a,b].
+// lookup serves GET /v1/citizens/{nationalId}[?fields=a,b]. serve has
+// parsed the ID from the path (x.id) and put its hash in the audit record.
 func (g *Gateway) lookup(x *exchange) *apiError {
-	id, err := parseLookupPath(x.r.URL.Path)
-	if err != nil {
+	id := x.id
+	if id == "" {
+		_, err := parseLookupPath(x.r.URL.Path)
 		return err
 	}
 	fields, err := parseFields(x.r.URL.RawQuery)
@@ -29,7 +32,6 @@ func (g *Gateway) lookup(x *exchange) *apiError {
 		}
 		trie = sub
 	}
-	x.rec.NationalIDHashes = []string{g.cfg.Audit.Hash(id)}
 
 	res, err := g.callUpstream(x.r.Context(), http.MethodGet, lookupPrefix+id, nil, x.rec.RequestID, x.rec.Agency, x.buf)
 	if err != nil {
@@ -39,12 +41,37 @@ func (g *Gateway) lookup(x *exchange) *apiError {
 		return upstreamStatusError(res.status)
 	}
 	var seen filter.Seen
-	out, ferr := trie.Filter(x.out.Bytes()[:0], res.body, &seen)
+	out, gotID, ferr := trie.FilterKey(x.out.Bytes()[:0], res.body, &seen, alwaysReturned)
 	if ferr != nil {
 		g.cfg.Log.Warn("upstream record rejected", "requestId", x.rec.RequestID, "reason", ferr.Error())
+		return invalidUpstream()
+	}
+	// A record for another citizen (an upstream bug, a cache mix-up) must
+	// never reach the agency, even projected.
+	if got, ok := jsonStringBytes(gotID); !ok || string(got) != id {
+		g.cfg.Log.Warn("upstream record rejected", "requestId", x.rec.RequestID, "reason", "nationalId differs from the one requested")
 		return invalidUpstream()
 	}
 	x.rec.FieldsReturned = seen.Paths(trie, nil)
 	writeJSON(x.w, out)
 	return nil
+}
+
+// jsonStringBytes decodes a raw JSON string value. The common form (no
+// escapes) is returned as a sub-slice without allocating.
+func jsonStringBytes(raw []byte) ([]byte, bool) {
+	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
+		return nil, false
+	}
+	inner := raw[1 : len(raw)-1]
+	for _, c := range inner {
+		if c == '\\' || c == '"' || c < 0x20 {
+			var s string
+			if json.Unmarshal(raw, &s) != nil {
+				return nil, false
+			}
+			return []byte(s), true
+		}
+	}
+	return inner, true
 }

@@ -94,7 +94,9 @@ type verifyField struct {
 
 // parseVerifyBody parses {"nationalId": "...", "<field>": scalar...}.
 // Duplicate keys (after unescaping) are refused: which of two values would
-// be compared is exactly the ambiguity an attacker wants.
+// be compared is exactly the ambiguity an attacker wants. The request is
+// returned even with an error, its nationalID set when a valid one was read
+// before the error, so the refusal's audit record can name it.
 func parseVerifyBody(body []byte) (*verifyRequest, *apiError) {
 	req := &verifyRequest{}
 	var bad *apiError
@@ -124,23 +126,26 @@ func parseVerifyBody(body []byte) (*verifyRequest, *apiError) {
 		return nil
 	})
 	if bad != nil {
-		return nil, bad
+		return req, bad
 	}
 	if err != nil {
-		return nil, errorf(http.StatusBadRequest, "invalid_request", "body must be one JSON object without duplicate keys")
+		return req, errorf(http.StatusBadRequest, "invalid_request", "body must be one JSON object without duplicate keys")
 	}
 	if req.nationalID == "" {
-		return nil, invalidID()
+		return req, invalidID()
 	}
 	if len(req.fields) == 0 {
-		return nil, errorf(http.StatusBadRequest, "invalid_request", "name at least one field to verify")
+		return req, errorf(http.StatusBadRequest, "invalid_request", "name at least one field to verify")
 	}
 	return req, nil
 }
 
 // parseBatchBody parses {"nationalIds": [...]} with 1..MaxBatch valid IDs.
+// With an error, it still returns the list when the list itself was whole
+// and valid (the error came after it), so the refusal's audit record can
+// name the citizens; a list cut short by an error is not returned.
 func parseBatchBody(body []byte) ([]string, *apiError) {
-	var ids []string
+	var ids, complete []string
 	seen := false
 	var bad *apiError
 	err := filter.Members(body, func(key, value []byte) error {
@@ -149,7 +154,7 @@ func parseBatchBody(body []byte) ([]string, *apiError) {
 			return bad
 		}
 		seen = true
-		return filter.Elements(value, func(elem []byte) error {
+		err := filter.Elements(value, func(elem []byte) error {
 			if len(ids) == MaxBatch {
 				bad = errorf(http.StatusBadRequest, "batch_too_large", fmt.Sprintf("a batch names at most %d national IDs", MaxBatch))
 				return bad
@@ -162,12 +167,16 @@ func parseBatchBody(body []byte) ([]string, *apiError) {
 			ids = append(ids, id)
 			return nil
 		})
+		if err == nil && bad == nil {
+			complete = ids
+		}
+		return err
 	})
 	if bad != nil {
-		return nil, bad
+		return complete, bad
 	}
 	if err != nil {
-		return nil, errorf(http.StatusBadRequest, "invalid_request", `body must be {"nationalIds": [...]} without duplicate keys`)
+		return complete, errorf(http.StatusBadRequest, "invalid_request", `body must be {"nationalIds": [...]} without duplicate keys`)
 	}
 	if !seen || len(ids) == 0 {
 		return nil, errorf(http.StatusBadRequest, "invalid_request", "nationalIds must name at least one national ID")

@@ -17,6 +17,7 @@ func (g *Gateway) verify(x *exchange) *apiError {
 		return err
 	}
 	req, err := parseVerifyBody(body)
+	g.auditVerifyID(x, req)
 	if err != nil {
 		return err
 	}
@@ -25,7 +26,6 @@ func (g *Gateway) verify(x *exchange) *apiError {
 			return fieldNotAllowed(x.rec.Agency, f.path)
 		}
 	}
-	x.rec.NationalIDHashes = []string{g.cfg.Audit.Hash(req.nationalID)}
 	for _, f := range req.fields {
 		x.rec.FieldsReturned = append(x.rec.FieldsReturned, f.path)
 	}
@@ -71,4 +71,12 @@ func (g *Gateway) verify(x *exchange) *apiError {
 		writeJSON(x.w, []byte(`{"match":false}`))
 	}
 	return nil
+}
+
+// auditVerifyID puts the hash of the Verify's national ID in the audit
+// record as soon as it parsed, so a refusal further on still names it.
+func (g *Gateway) auditVerifyID(x *exchange, req *verifyRequest) {
+	if req != nil && req.nationalID != "" && len(x.rec.NationalIDHashes) == 0 {
+		x.rec.NationalIDHashes = []string{g.cfg.Audit.Hash(req.nationalID)}
+	}
 }

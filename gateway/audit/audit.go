@@ -121,6 +121,14 @@ func (l *Logger) Write(rec *Record) {
 	l.bufs.Put(bp)
 }
 
+// Flush writes the buffered records out now, rather than at the next
+// FlushInterval.
+func (l *Logger) Flush() {
+	l.mu.Lock()
+	l.flushLocked()
+	l.mu.Unlock()
+}
+
 func (l *Logger) flushLocked() {
 	if err := l.w.Flush(); err != nil {
 		l.writeErrors.Add(1)

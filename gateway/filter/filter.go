@@ -42,30 +42,59 @@ func (s *Seen) Reset() { clear(s.bits) }
 //
 // seen, when not nil, records which allowed paths were written.
 func (t *Trie) Filter(dst, src []byte, seen *Seen) ([]byte, error) {
+	out, _, err := t.filter(dst, src, seen, nil)
+	return out, err
+}
+
+// FilterKey is Filter that also returns the raw JSON value of the top-level
+// member key, as written to the output, or nil when the record has none.
+// key must be an allowed top-level path of t (otherwise value is always
+// nil). It lets a caller check which record it got (the national ID)
+// without parsing the record a second time. value aliases the returned
+// buffer.
+func (t *Trie) FilterKey(dst, src []byte, seen *Seen, key string) (out, value []byte, err error) {
+	c := &capture{node: t.root.children[key]}
+	if c.node == nil || !c.node.leaf {
+		c = nil
+	}
+	return t.filter(dst, src, seen, c)
+}
+
+// capture remembers where a top-level leaf's value went in the output.
+type capture struct {
+	node       *node
+	start, end int
+}
+
+func (t *Trie) filter(dst, src []byte, seen *Seen, c *capture) ([]byte, []byte, error) {
 	s := scanner{src: src}
 	if s.peek() != '{' {
 		if s.pos >= len(src) {
-			return dst, s.syntaxErr("empty input")
+			return dst, nil, s.syntaxErr("empty input")
 		}
-		return dst, ErrNotObject
+		return dst, nil, ErrNotObject
 	}
 	mark := len(dst)
-	out, _, err := t.interior(&s, t.root, 0, dst, seen)
+	out, _, err := t.interior(&s, t.root, 0, dst, seen, c)
 	if err != nil {
-		return dst[:mark], err
+		return dst[:mark], nil, err
 	}
 	if len(out) == mark { // nothing allowed: still an object
 		out = append(out, '{', '}')
 	}
 	if err := s.end(); err != nil {
-		return dst[:mark], err
+		return dst[:mark], nil, err
 	}
-	return out, nil
+	var value []byte
+	if c != nil && c.end > c.start {
+		value = out[c.start:c.end:c.end]
+	}
+	return out, value, nil
 }
 
 // interior filters the value at the scanner through an interior trie node,
 // reporting whether it wrote anything.
-func (t *Trie) interior(s *scanner, n *node, depth int, dst []byte, seen *Seen) ([]byte, bool, error) {
+func (t *Trie) interior(s *scanner, n *node, depth int, dst []byte, seen *Seen, c *capture) ([]byte, bool, error) {
 	switch s.peek() {
 	case '{':
 		mark := len(dst)
@@ -84,13 +113,17 @@ func (t *Trie) interior(s *scanner, n *node, depth int, dst []byte, seen *Seen) 
 			var ok bool
 			var err error
 			if child.leaf {
+				start := len(dst)
 				dst, err = copyValue(s, depth+1, dst)
 				ok = err == nil
 				if ok && seen != nil {
 					seen.mark(child.id)
 				}
+				if ok && depth == 0 && c != nil && child == c.node {
+					c.start, c.end = start, len(dst)
+				}
 			} else {
-				dst, ok, err = t.interior(s, child, depth+1, dst, seen)
+				dst, ok, err = t.interior(s, child, depth+1, dst, seen, c)
 			}
 			if err != nil {
 				return err
@@ -117,7 +150,7 @@ func (t *Trie) interior(s *scanner, n *node, depth int, dst []byte, seen *Seen) 
 			}
 			var ok bool
 			var err error
-			dst, ok, err = t.interior(s, n, depth+1, dst, seen)
+			dst, ok, err = t.interior(s, n, depth+1, dst, seen, c)
 			if err != nil {
 				return err
 			}

@@ -203,3 +203,31 @@ func (t *Trie) allowsPrefix(path string) bool {
 	}
 	return true
 }
+
+func TestFilterKey(t *testing.T) {
+	tr := mustCompile(t, "nationalId", "fullName", "relatives.nationalId")
+	tests := []struct{ in, value string }{
+		{`{"fullName":"A","nationalId":"001099000001"}`, `"001099000001"`},
+		// Only the top-level member counts, not one nested deeper.
+		{`{"relatives":[{"nationalId":"2"}],"fullName":"A"}`, ``},
+		{`{"relatives":[{"nationalId":"2"}],"nationalId":"1"}`, `"1"`},
+		{`{"nation\u0061lId":{"x":1}}`, `{"x":1}`},
+	}
+	for _, tc := range tests {
+		out, value, err := tr.FilterKey(nil, []byte(tc.in), nil, "nationalId")
+		if err != nil || string(value) != tc.value {
+			t.Errorf("%s: value %q err %v, want %q", tc.in, value, err, tc.value)
+		}
+		plain, _ := tr.Filter(nil, []byte(tc.in), nil)
+		if string(out) != string(plain) {
+			t.Errorf("%s: FilterKey wrote %s, Filter %s", tc.in, out, plain)
+		}
+	}
+	if _, value, err := tr.FilterKey(nil, []byte(`{"nationalId":"1","nationalId":"2"}`), nil, "nationalId"); err == nil || value != nil {
+		t.Errorf("duplicate: value %q err %v", value, err)
+	}
+	// A key that is not an allowed top-level leaf is never captured.
+	if _, value, _ := tr.FilterKey(nil, []byte(`{"relatives":{"nationalId":"1"}}`), nil, "relatives"); value != nil {
+		t.Errorf("captured an interior node: %q", value)
+	}
+}
