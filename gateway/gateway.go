@@ -38,6 +38,9 @@ type Config struct {
 	MaxRequestBodyBytes int64
 	// MaxUpstreamBodyBytes bounds what the gateway reads from upstream.
 	MaxUpstreamBodyBytes int64
+	// MaxUpstreamHeaderBytes bounds an upstream response header
+	// (DefaultMaxUpstreamHeaderBytes when zero).
+	MaxUpstreamHeaderBytes int64
 	// Location is the zone whose midnight resets daily quotas.
 	Location *time.Location
 	// Now is the clock; tests inject one.
@@ -94,7 +97,7 @@ func New(cfg Config) (*Gateway, error) {
 	// request somewhere the operator did not configure.
 	g := &Gateway{
 		cfg:       cfg,
-		upstream:  newUpstreamPool(cfg.UpstreamURL, cfg.UpstreamTLS, cfg.MaxIdleUpstreamConns),
+		upstream:  newUpstreamPool(cfg.UpstreamURL, cfg.UpstreamTLS, cfg.MaxIdleUpstreamConns, cfg.MaxUpstreamHeaderBytes),
 		reqPrefix: hex.EncodeToString(prefix[:]) + "-",
 	}
 	g.bufs.New = func() any { return new(bytes.Buffer) }

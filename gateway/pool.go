@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -29,6 +30,11 @@ type upstreamPool struct {
 	tls     *tls.Config
 	dialer  net.Dialer
 	maxIdle int
+	// maxHeader bounds the bytes read from the connection until the
+	// response header is parsed: http.ReadResponse itself has no limit, and
+	// an upstream that never ends its header would otherwise grow the
+	// gateway's memory until the timeout.
+	maxHeader int64
 
 	mu   sync.Mutex
 	idle []*upConn
@@ -36,11 +42,36 @@ type upstreamPool struct {
 
 type upConn struct {
 	c  net.Conn
+	lr limitedReader // between c and br: what br may still pull from c
 	br *bufio.Reader
 	bw *bufio.Writer
 }
 
-func newUpstreamPool(u *url.URL, tlsConfig *tls.Config, maxIdle int) *upstreamPool {
+// limitedReader fails reads once n bytes have been read. Unlike
+// io.LimitedReader it reports an error rather than io.EOF, so a header cut
+// short by the limit is never mistaken for the upstream closing.
+type limitedReader struct {
+	r io.Reader
+	n int64
+}
+
+func (l *limitedReader) Read(p []byte) (int, error) {
+	if l.n <= 0 {
+		return 0, errHeaderTooLarge
+	}
+	if int64(len(p)) > l.n {
+		p = p[:l.n]
+	}
+	n, err := l.r.Read(p)
+	l.n -= int64(n)
+	return n, err
+}
+
+// DefaultMaxUpstreamHeaderBytes bounds an upstream response header when the
+// configuration does not. popdb answers with a few hundred bytes.
+const DefaultMaxUpstreamHeaderBytes = 64 << 10
+
+func newUpstreamPool(u *url.URL, tlsConfig *tls.Config, maxIdle int, maxHeader int64) *upstreamPool {
 	host, port := u.Hostname(), u.Port()
 	if port == "" {
 		port = "80"
@@ -54,6 +85,10 @@ func newUpstreamPool(u *url.URL, tlsConfig *tls.Config, maxIdle int) *upstreamPo
 		prefix:  u.EscapedPath(),
 		dialer:  net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second},
 		maxIdle: maxIdle,
+	}
+	p.maxHeader = maxHeader
+	if p.maxHeader <= 0 {
+		p.maxHeader = DefaultMaxUpstreamHeaderBytes
 	}
 	if len(p.prefix) > 0 && p.prefix[len(p.prefix)-1] == '/' {
 		p.prefix = p.prefix[:len(p.prefix)-1]
@@ -93,7 +128,9 @@ func (p *upstreamPool) get(ctx context.Context) (*upConn, bool, error) {
 		}
 		conn = tc
 	}
-	return &upConn{c: conn, br: bufio.NewReaderSize(conn, 16<<10), bw: bufio.NewWriterSize(conn, 4<<10)}, false, nil
+	uc := &upConn{c: conn, lr: limitedReader{r: conn}, bw: bufio.NewWriterSize(conn, 4<<10)}
+	uc.br = bufio.NewReaderSize(&uc.lr, 16<<10)
+	return uc, false, nil
 }
 
 func (p *upstreamPool) put(c *upConn) {
@@ -119,8 +156,12 @@ func (p *upstreamPool) closeIdle() {
 	}
 }
 
-// errTooLarge reports an upstream body over the limit.
-var errTooLarge = errors.New("upstream response too large")
+// errTooLarge reports an upstream body over the limit, errHeaderTooLarge a
+// response header over the pool's limit.
+var (
+	errTooLarge       = errors.New("upstream response too large")
+	errHeaderTooLarge = errors.New("upstream response header too large")
+)
 
 // roundTrip sends one request and reads at most limit body bytes into buf.
 // A failure on a reused connection before any answer arrived (the upstream
@@ -172,13 +213,24 @@ func (p *upstreamPool) exchange(ctx context.Context, c *upConn, method, path str
 	if err := w.Flush(); err != nil {
 		return 0, false, err
 	}
+	// The limit counts what the buffered reader pulls from the connection,
+	// so it bounds the header to maxHeader plus at most one buffer of body
+	// read along with it. Nothing is buffered from a previous answer: each
+	// is read to its end before the connection goes back to the pool.
+	c.lr.n = p.maxHeader
 	if _, err := c.br.Peek(1); err != nil {
 		return 0, false, err
 	}
 	resp, err := http.ReadResponse(c.br, nil)
 	if err != nil {
+		if c.lr.n <= 0 {
+			err = errHeaderTooLarge
+		}
 		return 0, true, err
 	}
+	// The body is bounded by limit below; chunked trailers by net/http
+	// itself (they must fit the bufio buffer).
+	c.lr.n = math.MaxInt64
 	if resp.ContentLength > limit {
 		resp.Body.Close()
 		return 0, true, errTooLarge

@@ -1,14 +1,19 @@
 package gateway
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 func TestUpstreamPool(t *testing.T) {
@@ -25,7 +30,7 @@ func TestUpstreamPool(t *testing.T) {
 	}))
 	defer srv.Close()
 	u, _ := url.Parse(srv.URL + "/api/")
-	p := newUpstreamPool(u, nil, 4)
+	p := newUpstreamPool(u, nil, 4, 0)
 	defer p.closeIdle()
 	ctx := context.Background()
 	var buf bytes.Buffer
@@ -52,5 +57,69 @@ func TestUpstreamPool(t *testing.T) {
 	buf.Reset()
 	if _, err := p.roundTrip(ctx, "POST", "/v1/x", bytes.Repeat([]byte("9"), 2000), "rid", "BYT", 1<<10, &buf); err != errTooLarge {
 		t.Fatalf("oversized chunked body: %v", err)
+	}
+}
+
+// TestUpstreamPoolHeaderLimit: an upstream whose header never ends is cut
+// off at the pool's limit, not read until memory or the timeout runs out.
+func TestUpstreamPoolHeaderLimit(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var sent atomic.Int64
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				if _, err := http.ReadRequest(br); err != nil {
+					return
+				}
+				n, _ := io.WriteString(c, "HTTP/1.1 200 OK\r\n")
+				sent.Add(int64(n))
+				line := "X-Filler: " + strings.Repeat("a", 1000) + "\r\n"
+				for sent.Load() < 64<<20 {
+					n, err := io.WriteString(c, line)
+					sent.Add(int64(n))
+					if err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	u, _ := url.Parse("http://" + ln.Addr().String())
+	p := newUpstreamPool(u, nil, 4, 8<<10)
+	defer p.closeIdle()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var buf bytes.Buffer
+	if _, err := p.roundTrip(ctx, "GET", "/v1/x", nil, "rid", "BYT", 1<<10, &buf); !errors.Is(err, errHeaderTooLarge) {
+		t.Fatalf("endless header: %v", err)
+	}
+	if ctx.Err() != nil {
+		t.Fatal("the pool read until the deadline")
+	}
+
+	// A header within the limit is read as usual.
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Filler", strings.Repeat("a", 4<<10))
+		io.WriteString(w, `{}`)
+	}))
+	defer srv.Close()
+	u, _ = url.Parse(srv.URL)
+	p2 := newUpstreamPool(u, nil, 4, 8<<10)
+	defer p2.closeIdle()
+	for range 2 { // and again on the kept-alive connection
+		buf.Reset()
+		if status, err := p2.roundTrip(ctx, "GET", "/v1/x", nil, "rid", "BYT", 1<<10, &buf); err != nil || status != 200 || buf.String() != `{}` {
+			t.Fatalf("header under the limit: %d %q %v", status, buf.String(), err)
+		}
 	}
 }

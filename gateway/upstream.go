@@ -23,7 +23,7 @@ func (g *Gateway) callUpstream(ctx context.Context, method, path string, body []
 	ctx, cancel := context.WithTimeout(ctx, g.cfg.UpstreamTimeout)
 	defer cancel()
 	status, err := g.upstream.roundTrip(ctx, method, path, body, reqID, agency, g.cfg.MaxUpstreamBodyBytes, buf)
-	if errors.Is(err, errTooLarge) {
+	if errors.Is(err, errTooLarge) || errors.Is(err, errHeaderTooLarge) {
 		return upstreamResult{}, errorf(http.StatusBadGateway, "upstream_error", "the upstream response is too large")
 	}
 	if err != nil {
