@@ -5,10 +5,15 @@
 package testenv
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -53,6 +58,13 @@ type Env struct {
 	Client client.Client
 
 	env *envtest.Environment
+	// certDir is the kube-apiserver's certificate directory, owned by us
+	// (see Start) and removed by Stop.
+	certDir string
+	// apiMu serialises StopAPIServer, StartAPIServer and Stop.
+	apiMu sync.Mutex
+	// apiDown is set while the API server is stopped by StopAPIServer.
+	apiDown bool
 }
 
 // Start builds the scheme, starts etcd and kube-apiserver, installs the
@@ -90,6 +102,17 @@ func Start(opts Options) (*Env, error) {
 		return nil, err
 	}
 
+	// The API server's certificate directory is ours rather than envtest's:
+	// envtest deletes a directory it created when the API server stops and
+	// makes new serving and signing keys on the next start, so a restarted
+	// API server would no longer match the CA in Config nor accept the
+	// service-account tokens it issued. With our own directory a restart
+	// reuses the same serving certificate, client CA and signing key, and
+	// the port stays the one envtest picked, so clients reconnect unchanged.
+	certDir, err := os.MkdirTemp("", "testenv-apiserver-")
+	if err != nil {
+		return nil, fmt.Errorf("creating the API server's certificate directory: %w", err)
+	}
 	te := &envtest.Environment{
 		Scheme:                   scheme,
 		BinaryAssetsDirectory:    assets,
@@ -99,17 +122,18 @@ func Start(opts Options) (*Env, error) {
 		ControlPlaneStopTimeout:  controlPlaneStopTimeout,
 		CRDInstallOptions:        envtest.CRDInstallOptions{MaxTime: crdEstablishTimeout},
 	}
+	te.ControlPlane.GetAPIServer().CertDir = certDir
 	cfg, err := te.Start()
 	if err != nil {
 		// Start may fail after launching processes (e.g. a bad CRD): stop
 		// them so a failed suite leaves no etcd or apiserver behind.
-		return nil, errors.Join(fmt.Errorf("starting envtest: %w", err), stopEnv(te))
+		return nil, errors.Join(fmt.Errorf("starting envtest: %w", err), stopEnv(te, certDir))
 	}
 	c, err := client.New(cfg, client.Options{Scheme: scheme})
 	if err != nil {
-		return nil, errors.Join(fmt.Errorf("creating client: %w", err), stopEnv(te))
+		return nil, errors.Join(fmt.Errorf("creating client: %w", err), stopEnv(te, certDir))
 	}
-	return &Env{Config: cfg, Scheme: scheme, Client: c, env: te}, nil
+	return &Env{Config: cfg, Scheme: scheme, Client: c, env: te, certDir: certDir}, nil
 }
 
 // New is Start for a test: it fails the test when the control plane cannot
@@ -130,14 +154,110 @@ func New(t testing.TB, opts Options) *Env {
 
 // Stop stops kube-apiserver and etcd and removes their data directories.
 func (e *Env) Stop() error {
-	return stopEnv(e.env)
+	e.apiMu.Lock()
+	defer e.apiMu.Unlock()
+	return stopEnv(e.env, e.certDir)
 }
 
-func stopEnv(te *envtest.Environment) error {
+func stopEnv(te *envtest.Environment, certDir string) error {
+	var errs []error
 	if err := te.Stop(); err != nil {
-		return fmt.Errorf("stopping envtest: %w", err)
+		errs = append(errs, fmt.Errorf("stopping envtest: %w", err))
+	}
+	if err := os.RemoveAll(certDir); err != nil {
+		errs = append(errs, fmt.Errorf("removing the API server's certificate directory: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// StopAPIServer kills kube-apiserver and leaves etcd running, as when an
+// API server crashes or its node dies: every client's connections are
+// reset and its requests fail until StartAPIServer brings it back.
+//
+// It kills (SIGKILL) rather than asking politely: with clients watching,
+// a SIGTERMed kube-apiserver waits its full shutdown timeout (60s) for the
+// watch streams to end, which is what envtest's own Stop would do.
+func (e *Env) StopAPIServer() error {
+	e.apiMu.Lock()
+	defer e.apiMu.Unlock()
+	if e.apiDown {
+		return errors.New("testenv: the API server is already stopped")
+	}
+	pid, err := e.apiServerPID()
+	if err != nil {
+		return err
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		return fmt.Errorf("killing kube-apiserver (pid %d): %w", pid, err)
+	}
+	// envtest reaps the process; once it has, its Stop sees the exit and
+	// forgets the process instead of signalling it (a Stop racing the reap
+	// fails with ESRCH, hence the retries).
+	deadline := time.Now().Add(controlPlaneStopTimeout)
+	for {
+		err := e.env.ControlPlane.APIServer.Stop()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("stopping kube-apiserver: %w", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	e.apiDown = true
+	return nil
+}
+
+// apiServerPID finds this Env's kube-apiserver by its --cert-dir, a
+// directory only this Env uses; envtest does not expose the process.
+func (e *Env) apiServerPID() (int, error) {
+	want := []byte("--cert-dir=" + e.certDir + "\x00")
+	procs, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, fmt.Errorf("listing processes: %w", err)
+	}
+	for _, p := range procs {
+		pid, err := strconv.Atoi(p.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", p.Name(), "cmdline"))
+		if err == nil && bytes.Contains(cmdline, want) {
+			return pid, nil
+		}
+	}
+	return 0, fmt.Errorf("testenv: no kube-apiserver process with --cert-dir=%s", e.certDir)
+}
+
+// StartAPIServer starts kube-apiserver again after StopAPIServer, on the
+// same address with the same certificates (see Start), and waits until it
+// is healthy. Config and every client made from it keep working.
+func (e *Env) StartAPIServer() error {
+	e.apiMu.Lock()
+	defer e.apiMu.Unlock()
+	if !e.apiDown {
+		return errors.New("testenv: the API server is not stopped")
+	}
+	api := e.env.ControlPlane.APIServer
+	if err := api.Start(); err != nil {
+		return fmt.Errorf("restarting kube-apiserver: %w", err)
+	}
+	e.apiDown = false
+	host := api.SecureServing.URL("https", "").Host
+	if u, err := url.Parse(e.Config.Host); err != nil || u.Host != host {
+		return fmt.Errorf("testenv: kube-apiserver came back on %s, clients use %s", host, e.Config.Host)
 	}
 	return nil
+}
+
+// RestartAPIServer kills kube-apiserver, waits down (clients see refused
+// connections meanwhile), and starts it again; etcd and its data stay.
+func (e *Env) RestartAPIServer(down time.Duration) error {
+	if err := e.StopAPIServer(); err != nil {
+		return err
+	}
+	time.Sleep(down)
+	return e.StartAPIServer()
 }
 
 func newScheme(extra []func(*runtime.Scheme) error) (*runtime.Scheme, error) {
