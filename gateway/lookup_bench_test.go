@@ -1,0 +1,211 @@
+package gateway
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/popconnect/popconnect/gateway/audit"
+	"github.com/popconnect/popconnect/gateway/metrics"
+	"github.com/popconnect/popconnect/gateway/policy"
+	"github.com/popconnect/popconnect/gateway/testpki"
+	"github.com/popconnect/popconnect/gateway/tlsconfig"
+	"github.com/popconnect/popconnect/internal/popdb"
+)
+
+// benchFields is bench/gateway.sh's allow-list, so the in-process numbers
+// and the side-by-side run filter the same record the same way.
+var benchFields = []string{"fullName", "dateOfBirth", "gender", "permanentAddress.province",
+	"permanentAddress.district", "permanentAddress.ward", "household.householdId",
+	"idCard.number", "idCard.expiryDate", "relatives.fullName", "relatives.relation"}
+
+const benchRecords = 100_000
+
+// newBenchGateway returns a gateway in front of an in-process popdb-sim
+// stand-in over loopback plain HTTP (as bench/gateway.sh runs it), with one agency
+// BENCH whose limits never refuse.
+func newBenchGateway(b *testing.B) *Gateway {
+	b.Helper()
+	gen, err := popdb.NewGenerator(1, benchRecords)
+	if err != nil {
+		b.Fatal(err)
+	}
+	// The records are encoded once, as popdb-sim encodes them, so the
+	// in-process upstream costs little next to the gateway being measured.
+	records := map[string][]byte{}
+	for _, id := range benchIDs(b) {
+		c, ok := gen.Lookup(id)
+		if !ok {
+			b.Fatalf("no record %s", id)
+		}
+		if records[id], err = json.Marshal(c); err != nil {
+			b.Fatal(err)
+		}
+	}
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec, ok := records[strings.TrimPrefix(r.URL.Path, lookupPrefix)]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(rec)
+	}))
+	b.Cleanup(up.Close)
+	u, _ := url.Parse(up.URL)
+	al, err := audit.NewLogger(io.Discard, []byte("an audit key of at least 32 bytes!!"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { al.Close() })
+	g, err := New(Config{
+		UpstreamURL: u, Location: time.UTC, Audit: al, Metrics: metrics.New(),
+		Log: slog.New(slog.NewJSONHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(g.Close)
+	doc := &policy.Document{Version: "bench", Agencies: []policy.Agency{{
+		AgencyCode: "BENCH", AllowedFields: benchFields,
+		AllowedOperations: []policy.Operation{policy.OperationLookup, policy.OperationVerify, policy.OperationBatchLookup},
+		RateLimit:         policy.RateLimit{RequestsPerSecond: 1_000_000, Burst: 1_000_000},
+	}}}
+	if err := g.SetPolicy(policy.Merge(map[string]*policy.Document{"bench": doc})); err != nil {
+		b.Fatal(err)
+	}
+	return g
+}
+
+// BenchmarkLookupMTLS is bench/gateway.sh's gateway leg in one process:
+// keep-alive HTTP/1.1 clients over TLS 1.3 with client certificates, the
+// gateway served by net/http with the production TLS configuration, and
+// popdb-sim behind it over loopback. Client, gateway and upstream share the
+// CPUs, so compare runs of this benchmark with each other (benchstat), not
+// with nginx. Profile with -cpuprofile / -memprofile.
+func BenchmarkLookupMTLS(b *testing.B) {
+	g := newBenchGateway(b)
+	ca := testpki.NewCA(b, "bench")
+	server := ca.Issue(b, testpki.Options{IPs: []net.IP{net.ParseIP("127.0.0.1")}, Server: true})
+	dir := b.TempDir()
+	srvTLS, err := tlsconfig.New(tlsconfig.Files{
+		CertFile:     testpki.WriteFile(b, dir, "tls.crt", server.CertPEM),
+		KeyFile:      testpki.WriteFile(b, dir, "tls.key", server.KeyPEM),
+		ClientCAFile: testpki.WriteFile(b, dir, "ca.crt", ca.CertPEM),
+	}, false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := &http.Server{Handler: g, TLSConfig: srvTLS.Config(), ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(slog.DiscardHandler, slog.LevelWarn)}
+	go srv.ServeTLS(ln, "", "")
+	b.Cleanup(func() { srv.Close() })
+
+	client := ca.Agency(b, "BENCH")
+	tr := &http.Transport{
+		TLSClientConfig: &tls.Config{
+			MinVersion: tls.VersionTLS13, RootCAs: ca.Pool(), Certificates: []tls.Certificate{client.TLS},
+		},
+		MaxIdleConnsPerHost: 64, DisableCompression: true,
+	}
+	b.Cleanup(tr.CloseIdleConnections)
+	hc := &http.Client{Transport: tr}
+	base := "https://" + ln.Addr().String() + "/v1/citizens/"
+	ids := benchIDs(b)
+	var next atomic.Uint64
+	var failed atomic.Int64
+	b.SetParallelism(8) // 16 connections on 2 CPUs: the gateway is never idle
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			resp, err := hc.Get(base + ids[next.Add(1)%uint64(len(ids))])
+			if err != nil {
+				failed.Add(1)
+				continue
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				failed.Add(1)
+			}
+		}
+	})
+	if n := failed.Load(); n > 0 {
+		b.Fatalf("%d requests failed", n)
+	}
+}
+
+// BenchmarkServeLookup is the handler alone: ServeHTTP with a verified
+// agency certificate already in the request, the upstream call over
+// loopback included, TLS and the client excluded. Its allocation count is
+// the gateway's own.
+func BenchmarkServeLookup(b *testing.B) {
+	g := newBenchGateway(b)
+	agency, _ := url.Parse("spiffe://popconnect.io/agency/BENCH")
+	tlsState := &tls.ConnectionState{VerifiedChains: [][]*x509.Certificate{{{URIs: []*url.URL{agency}}}}}
+	ids := benchIDs(b)
+	reqs := make([]*http.Request, len(ids))
+	for i, id := range ids {
+		reqs[i] = httptest.NewRequest(http.MethodGet, "/v1/citizens/"+id, nil)
+		reqs[i].TLS = tlsState
+	}
+	w := &discardWriter{h: http.Header{}}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		clear(w.h)
+		w.code = 0
+		g.ServeHTTP(w, reqs[i%len(reqs)])
+		if w.code != http.StatusOK {
+			b.Fatalf("status %d", w.code)
+		}
+		i++
+	}
+}
+
+func benchIDs(b *testing.B) []string {
+	ids := make([]string, 1024)
+	for i := range ids {
+		id, err := popdb.NationalID(int64(i*97) % benchRecords)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ids[i] = id
+	}
+	return ids
+}
+
+// discardWriter is a ResponseWriter that keeps only the headers and status,
+// so the benchmark measures the handler rather than a recorder.
+type discardWriter struct {
+	h    http.Header
+	code int
+}
+
+func (w *discardWriter) Header() http.Header { return w.h }
+func (w *discardWriter) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+}
+func (w *discardWriter) Write(p []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	return len(p), nil
+}
