@@ -32,7 +32,7 @@ func (g *Gateway) batchLookup(x *exchange) *apiError {
 		return errorf(http.StatusInternalServerError, "internal", "could not encode the upstream request")
 	}
 
-	res, err := g.callUpstream(x.r.Context(), http.MethodPost, "/v1/citizens:batchLookup", up, x.rec.RequestID, x.rec.Agency, x.buf)
+	res, err := g.callUpstream(x.r.Context(), http.MethodPost, "/v1/citizens:batchLookup", up, x.rec.RequestID, x.rec.Agency, &x.buf)
 	if err != nil {
 		return err
 	}
@@ -40,8 +40,8 @@ func (g *Gateway) batchLookup(x *exchange) *apiError {
 		return upstreamStatusError(res.status)
 	}
 	trie := x.agency.trie
-	var seen filter.Seen
-	out := append(x.out.Bytes()[:0], `{"records":[`...)
+	seen := &x.seen
+	out := append(x.out[:0], `{"records":[`...)
 	var notFound []string
 	sawRecords := false
 	perr := filter.Members(res.body, func(key, value []byte) error {
@@ -56,7 +56,7 @@ func (g *Gateway) batchLookup(x *exchange) *apiError {
 				n++
 				var ferr error
 				var id []byte
-				if out, id, ferr = trie.FilterKey(out, rec, &seen, alwaysReturned); ferr != nil {
+				if out, id, ferr = trie.FilterKey(out, rec, seen, alwaysReturned); ferr != nil {
 					return ferr
 				}
 				if got, ok := jsonStringBytes(id); !ok || !asked[string(got)] {
@@ -90,8 +90,10 @@ func (g *Gateway) batchLookup(x *exchange) *apiError {
 		out = append(out, '"')
 	}
 	out = append(out, ']', '}')
-	x.rec.FieldsReturned = seen.Paths(trie, nil)
-	writeJSON(x.w, out)
+	x.out = out
+	x.fields = seen.Paths(trie, x.fields[:0])
+	x.rec.FieldsReturned = x.fields
+	x.writeJSON(g, out)
 	return nil
 }
 

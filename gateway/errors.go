@@ -22,7 +22,9 @@ func errorf(status int, code, message string) *apiError {
 	return &apiError{status: status, code: code, message: message}
 }
 
-func (e *apiError) write(w http.ResponseWriter, b []byte) {
+// write answers the error, building the body in b, which it returns so
+// the caller can keep its storage.
+func (e *apiError) write(w http.ResponseWriter, b []byte) []byte {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	if e.retryAfter > 0 {
@@ -36,6 +38,7 @@ func (e *apiError) write(w http.ResponseWriter, b []byte) {
 	b = appendJSONString(b, e.message)
 	b = append(b, '}', '\n')
 	_, _ = w.Write(b)
+	return b
 }
 
 // appendJSONString quotes s for JSON, escaping quotes, backslashes and

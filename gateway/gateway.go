@@ -6,7 +6,6 @@
 package gateway
 
 import (
-	"bytes"
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/hex"
@@ -62,7 +61,10 @@ type Gateway struct {
 	swapMu    sync.Mutex // serialises compiles; readers never take it
 	reqPrefix string
 	reqSeq    atomic.Uint64
-	bufs      sync.Pool
+	exchanges sync.Pool // *exchange
+	// Header values the gateway always sends, shared by every response:
+	// net/http only reads them (and clones the map at WriteHeader).
+	hdrNoStore, hdrNosniff, hdrJSON []string
 }
 
 // New validates cfg and returns a gateway with no policy: every request is
@@ -96,11 +98,11 @@ func New(cfg Config) (*Gateway, error) {
 	// The pool never follows redirects: a redirect could send the agency's
 	// request somewhere the operator did not configure.
 	g := &Gateway{
-		cfg:       cfg,
-		upstream:  newUpstreamPool(cfg.UpstreamURL, cfg.UpstreamTLS, cfg.MaxIdleUpstreamConns, cfg.MaxUpstreamHeaderBytes),
-		reqPrefix: hex.EncodeToString(prefix[:]) + "-",
+		cfg:        cfg,
+		upstream:   newUpstreamPool(cfg.UpstreamURL, cfg.UpstreamTLS, cfg.MaxIdleUpstreamConns, cfg.MaxUpstreamHeaderBytes),
+		reqPrefix:  hex.EncodeToString(prefix[:]) + "-",
+		hdrNoStore: []string{"no-store"}, hdrNosniff: []string{"nosniff"}, hdrJSON: []string{"application/json"},
 	}
-	g.bufs.New = func() any { return new(bytes.Buffer) }
 	return g, nil
 }
 
@@ -134,15 +136,3 @@ func (g *Gateway) PolicyVersion() string {
 
 // Ready reports whether a policy has been loaded.
 func (g *Gateway) Ready() bool { return g.state.Load() != nil }
-
-func (g *Gateway) getBuf() *bytes.Buffer {
-	b := g.bufs.Get().(*bytes.Buffer)
-	b.Reset()
-	return b
-}
-
-func (g *Gateway) putBuf(b *bytes.Buffer) {
-	if b.Cap() <= 1<<20 { // do not pin huge buffers
-		g.bufs.Put(b)
-	}
-}

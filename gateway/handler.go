@@ -9,50 +9,106 @@ import (
 	"time"
 
 	"github.com/popconnect/popconnect/gateway/audit"
+	"github.com/popconnect/popconnect/gateway/filter"
 	"github.com/popconnect/popconnect/gateway/identity"
 	"github.com/popconnect/popconnect/gateway/policy"
 )
 
 // exchange is one request in flight: what the handlers fill in for the
-// audit record and the metrics.
+// audit record and the metrics. Exchanges are pooled with their buffers, so
+// a request in the steady state allocates little beyond what net/http does.
+// Nothing may keep a reference into an exchange after ServeHTTP returns:
+// the audit logger encodes the record before Write returns, and net/http
+// copies the header values (at WriteHeader) and the body (in Write).
 type exchange struct {
 	w      http.ResponseWriter
 	r      *http.Request
 	rec    audit.Record
 	agency *agencyState
-	buf    *bytes.Buffer // upstream body
-	out    *bytes.Buffer // response body
+	buf    bytes.Buffer // request body, then the upstream body
+	out    []byte       // response body
+	seen   filter.Seen
 	// id is a Lookup's national ID, parsed from the path ("" when invalid).
 	id string
 	// body is a Verify or BatchLookup body once read (bodyRead).
 	body     []byte
 	bodyErr  *apiError
 	bodyRead bool
+
+	// Backing storage for the common case, reused with the exchange.
+	hash1  [1]string // rec.NationalIDHashes of one ID
+	fields []string  // rec.FieldsReturned
+	reqID  [32]byte
+	// hdr backs the two per-request header values (X-Request-Id and
+	// Content-Length): one allocation for both. It is new for every request,
+	// never reused: a ResponseWriter may read its header map after
+	// ServeHTTP returns (httptest.ResponseRecorder does).
+	hdr []string
+}
+
+// maxPooledBuffer bounds the buffers an exchange keeps when it goes back
+// to the pool: a rare large batch must not pin its memory.
+const maxPooledBuffer = 256 << 10
+
+func (g *Gateway) getExchange(w http.ResponseWriter, r *http.Request) *exchange {
+	x, _ := g.exchanges.Get().(*exchange)
+	if x == nil {
+		x = &exchange{}
+	}
+	x.w, x.r = w, r
+	return x
+}
+
+func (g *Gateway) putExchange(x *exchange) {
+	if x.buf.Cap() > maxPooledBuffer || cap(x.out) > maxPooledBuffer {
+		return
+	}
+	x.buf.Reset()
+	x.seen.Reset()
+	*x = exchange{
+		buf:    x.buf,
+		out:    x.out[:0],
+		seen:   x.seen,
+		fields: x.fields[:0],
+	}
+	g.exchanges.Put(x)
 }
 
 // ServeHTTP authenticates, authorises, rate-limits and dispatches one
 // request, then writes its audit record and metrics.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	started := time.Now()
-	x := &exchange{w: w, r: r, buf: g.getBuf(), out: g.getBuf()}
-	defer func() { g.putBuf(x.buf); g.putBuf(x.out) }()
+	x := g.getExchange(w, r)
+	defer g.putExchange(x)
 	x.rec.Time = g.cfg.Now()
-	x.rec.RequestID = g.reqPrefix + strconv.FormatUint(g.reqSeq.Add(1), 36)
+	// One allocation for the ID: prefix and sequence are formatted into a
+	// reused array and converted once.
+	id := append(x.reqID[:0], g.reqPrefix...)
+	x.rec.RequestID = string(strconv.AppendUint(id, g.reqSeq.Add(1), 36))
+	x.hdr = make([]string, 2)
+	x.hdr[0] = x.rec.RequestID
 	h := w.Header()
-	h["X-Request-Id"] = []string{x.rec.RequestID}
-	h["Cache-Control"] = []string{"no-store"}
-	h["X-Content-Type-Options"] = []string{"nosniff"}
+	h["X-Request-Id"] = x.hdr[0:1:1]
+	// Constant values share one read-only slice each (len == cap, so an
+	// Add elsewhere copies rather than writes into it).
+	h["Cache-Control"] = g.hdrNoStore
+	h["X-Content-Type-Options"] = g.hdrNosniff
 
 	status := http.StatusOK
 	if err := g.serve(x); err != nil {
 		status = err.status
 		x.rec.Reason = err.code
-		err.write(w, x.out.AvailableBuffer())
+		x.out = err.write(w, x.out[:0])
 	}
 	x.rec.Status = status
 	x.rec.Latency = time.Since(started)
 	g.cfg.Audit.Write(&x.rec)
-	g.cfg.Metrics.Request(x.rec.Agency, x.rec.Operation, status, x.rec.Latency)
+	if x.agency != nil {
+		op := policy.Operation(x.rec.Operation)
+		x.agency.metricsOf(g.cfg.Metrics).Request(opSlot(op), x.rec.Operation, status, x.rec.Latency)
+	} else {
+		g.cfg.Metrics.Request(x.rec.Agency, x.rec.Operation, status, x.rec.Latency)
+	}
 }
 
 func (g *Gateway) serve(x *exchange) *apiError {
@@ -64,7 +120,8 @@ func (g *Gateway) serve(x *exchange) *apiError {
 		// the hash whatever happens next, refusals included.
 		if id, err := parseLookupPath(x.r.URL.Path); err == nil {
 			x.id = id
-			x.rec.NationalIDHashes = []string{g.cfg.Audit.Hash(id)}
+			x.hash1[0] = g.cfg.Audit.Hash(id)
+			x.rec.NationalIDHashes = x.hash1[:]
 		}
 	}
 	if apiErr != nil {
@@ -199,13 +256,16 @@ func (g *Gateway) readBody(x *exchange) ([]byte, *apiError) {
 	return x.body, nil
 }
 
-// writeJSON answers 200 with the gateway's own headers and body.
-func writeJSON(w http.ResponseWriter, body []byte) {
-	h := w.Header()
-	h["Content-Type"] = []string{"application/json"}
-	h["Content-Length"] = []string{strconv.Itoa(len(body))}
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(body)
+// writeJSON answers 200 with the gateway's own headers and body; the
+// Content-Length lets net/http send it without chunking.
+func (x *exchange) writeJSON(g *Gateway, body []byte) {
+	h := x.w.Header()
+	h["Content-Type"] = g.hdrJSON
+	var n [20]byte
+	x.hdr[1] = string(strconv.AppendInt(n[:0], int64(len(body)), 10))
+	h["Content-Length"] = x.hdr[1:2:2]
+	x.w.WriteHeader(http.StatusOK)
+	_, _ = x.w.Write(body)
 }
 
 func fieldNotAllowed(agency, field string) *apiError {

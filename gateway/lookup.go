@@ -33,15 +33,15 @@ func (g *Gateway) lookup(x *exchange) *apiError {
 		trie = sub
 	}
 
-	res, err := g.callUpstream(x.r.Context(), http.MethodGet, lookupPrefix+id, nil, x.rec.RequestID, x.rec.Agency, x.buf)
+	res, err := g.callUpstream(x.r.Context(), http.MethodGet, lookupPrefix+id, nil, x.rec.RequestID, x.rec.Agency, &x.buf)
 	if err != nil {
 		return err
 	}
 	if res.status != http.StatusOK {
 		return upstreamStatusError(res.status)
 	}
-	var seen filter.Seen
-	out, gotID, ferr := trie.FilterKey(x.out.Bytes()[:0], res.body, &seen, alwaysReturned)
+	out, gotID, ferr := trie.FilterKey(x.out[:0], res.body, &x.seen, alwaysReturned)
+	x.out = out
 	if ferr != nil {
 		g.cfg.Log.Warn("upstream record rejected", "requestId", x.rec.RequestID, "reason", ferr.Error())
 		return invalidUpstream()
@@ -52,8 +52,9 @@ func (g *Gateway) lookup(x *exchange) *apiError {
 		g.cfg.Log.Warn("upstream record rejected", "requestId", x.rec.RequestID, "reason", "nationalId differs from the one requested")
 		return invalidUpstream()
 	}
-	x.rec.FieldsReturned = seen.Paths(trie, nil)
-	writeJSON(x.w, out)
+	x.fields = x.seen.Paths(trie, x.fields[:0])
+	x.rec.FieldsReturned = x.fields
+	x.writeJSON(g, out)
 	return nil
 }
 

@@ -8,9 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net"
-	"net/http"
 	"net/url"
 	"strconv"
 	"sync"
@@ -31,9 +29,10 @@ type upstreamPool struct {
 	dialer  net.Dialer
 	maxIdle int
 	// maxHeader bounds the bytes read from the connection until the
-	// response header is parsed: http.ReadResponse itself has no limit, and
-	// an upstream that never ends its header would otherwise grow the
-	// gateway's memory until the timeout.
+	// response header is parsed: an upstream that never ends its header
+	// must not keep the gateway reading (and, with net/http's
+	// ReadResponse, which has no limit, growing its memory) until the
+	// timeout.
 	maxHeader int64
 
 	mu   sync.Mutex
@@ -107,7 +106,7 @@ func newUpstreamPool(u *url.URL, tlsConfig *tls.Config, maxIdle int, maxHeader i
 	return p
 }
 
-func (p *upstreamPool) get(ctx context.Context) (*upConn, bool, error) {
+func (p *upstreamPool) get(ctx context.Context, deadline time.Time) (*upConn, bool, error) {
 	p.mu.Lock()
 	if n := len(p.idle); n > 0 {
 		c := p.idle[n-1]
@@ -116,6 +115,10 @@ func (p *upstreamPool) get(ctx context.Context) (*upConn, bool, error) {
 		return c, true, nil
 	}
 	p.mu.Unlock()
+	// Dialing is rare (the pool keeps connections), so a derived context
+	// is fine here.
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
 	conn, err := p.dialer.DialContext(ctx, "tcp", p.addr)
 	if err != nil {
 		return nil, false, err
@@ -167,13 +170,18 @@ var (
 // A failure on a reused connection before any answer arrived (the upstream
 // closed an idle keep-alive connection) is retried once on a new one; the
 // gateway's upstream calls are all reads, so a retry is safe.
-func (p *upstreamPool) roundTrip(ctx context.Context, method, path string, body []byte, reqID, agency string, limit int64, buf *bytes.Buffer) (int, error) {
+//
+// deadline bounds the whole call; ctx cancels it (the agency went away).
+func (p *upstreamPool) roundTrip(ctx context.Context, deadline time.Time, method, path string, body []byte, reqID, agency string, limit int64, buf *bytes.Buffer) (int, error) {
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
 	for attempt := 0; ; attempt++ {
-		c, reused, err := p.get(ctx)
+		c, reused, err := p.get(ctx, deadline)
 		if err != nil {
 			return 0, err
 		}
-		status, answered, err := p.exchange(ctx, c, method, path, body, reqID, agency, limit, buf)
+		status, answered, err := p.exchange(ctx, deadline, c, method, path, body, reqID, agency, limit, buf)
 		if err == nil {
 			return status, nil
 		}
@@ -185,10 +193,8 @@ func (p *upstreamPool) roundTrip(ctx context.Context, method, path string, body 
 	}
 }
 
-func (p *upstreamPool) exchange(ctx context.Context, c *upConn, method, path string, body []byte, reqID, agency string, limit int64, buf *bytes.Buffer) (status int, answered bool, err error) {
-	if d, ok := ctx.Deadline(); ok {
-		_ = c.c.SetDeadline(d)
-	}
+func (p *upstreamPool) exchange(ctx context.Context, deadline time.Time, c *upConn, method, path string, body []byte, reqID, agency string, limit int64, buf *bytes.Buffer) (status int, answered bool, err error) {
+	_ = c.c.SetDeadline(deadline)
 	// A cancelled request (the agency went away) interrupts the exchange.
 	stop := context.AfterFunc(ctx, func() { _ = c.c.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
@@ -221,33 +227,16 @@ func (p *upstreamPool) exchange(ctx context.Context, c *upConn, method, path str
 	if _, err := c.br.Peek(1); err != nil {
 		return 0, false, err
 	}
-	resp, err := http.ReadResponse(c.br, nil)
+	status, reusable, err := readResponse(c.br, &c.lr, limit, buf)
 	if err != nil {
 		if c.lr.n <= 0 {
 			err = errHeaderTooLarge
 		}
 		return 0, true, err
 	}
-	// The body is bounded by limit below; chunked trailers by net/http
-	// itself (they must fit the bufio buffer).
-	c.lr.n = math.MaxInt64
-	if resp.ContentLength > limit {
-		resp.Body.Close()
-		return 0, true, errTooLarge
-	}
-	if resp.ContentLength > 0 {
-		buf.Grow(int(resp.ContentLength))
-	}
-	n, err := buf.ReadFrom(io.LimitReader(resp.Body, limit+1))
-	if err != nil {
-		return 0, true, err
-	}
-	if n > limit {
-		return 0, true, errTooLarge
-	}
-	// The body is fully read, so the connection can be reused unless either
-	// side asked to close it.
-	if resp.Close {
+	// The whole answer is read, so the connection can be reused unless
+	// either side asked to close it or the body ran to the end of it.
+	if !reusable {
 		c.c.Close()
 	} else {
 		_ = c.c.SetDeadline(time.Time{})
@@ -257,7 +246,7 @@ func (p *upstreamPool) exchange(ctx context.Context, c *upConn, method, path str
 			p.put(c)
 		}
 	}
-	return resp.StatusCode, true, nil
+	return status, true, nil
 }
 
 func (p *upstreamPool) String() string { return fmt.Sprintf("upstream %s", p.addr) }

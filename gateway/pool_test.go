@@ -36,7 +36,7 @@ func TestUpstreamPool(t *testing.T) {
 	var buf bytes.Buffer
 	call := func(body []byte) (int, string) {
 		buf.Reset()
-		status, err := p.roundTrip(ctx, "POST", "/v1/x", body, "rid", "BYT", 1<<10, &buf)
+		status, err := p.roundTrip(ctx, time.Now().Add(10*time.Second), "POST", "/v1/x", body, "rid", "BYT", 1<<10, &buf)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -55,7 +55,7 @@ func TestUpstreamPool(t *testing.T) {
 		t.Fatalf("path prefix lost: %v", paths)
 	}
 	buf.Reset()
-	if _, err := p.roundTrip(ctx, "POST", "/v1/x", bytes.Repeat([]byte("9"), 2000), "rid", "BYT", 1<<10, &buf); err != errTooLarge {
+	if _, err := p.roundTrip(ctx, time.Now().Add(10*time.Second), "POST", "/v1/x", bytes.Repeat([]byte("9"), 2000), "rid", "BYT", 1<<10, &buf); err != errTooLarge {
 		t.Fatalf("oversized chunked body: %v", err)
 	}
 }
@@ -100,7 +100,7 @@ func TestUpstreamPoolHeaderLimit(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var buf bytes.Buffer
-	if _, err := p.roundTrip(ctx, "GET", "/v1/x", nil, "rid", "BYT", 1<<10, &buf); !errors.Is(err, errHeaderTooLarge) {
+	if _, err := p.roundTrip(ctx, time.Now().Add(10*time.Second), "GET", "/v1/x", nil, "rid", "BYT", 1<<10, &buf); !errors.Is(err, errHeaderTooLarge) {
 		t.Fatalf("endless header: %v", err)
 	}
 	if ctx.Err() != nil {
@@ -118,7 +118,7 @@ func TestUpstreamPoolHeaderLimit(t *testing.T) {
 	defer p2.closeIdle()
 	for range 2 { // and again on the kept-alive connection
 		buf.Reset()
-		if status, err := p2.roundTrip(ctx, "GET", "/v1/x", nil, "rid", "BYT", 1<<10, &buf); err != nil || status != 200 || buf.String() != `{}` {
+		if status, err := p2.roundTrip(ctx, time.Now().Add(10*time.Second), "GET", "/v1/x", nil, "rid", "BYT", 1<<10, &buf); err != nil || status != 200 || buf.String() != `{}` {
 			t.Fatalf("header under the limit: %d %q %v", status, buf.String(), err)
 		}
 	}

@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/popconnect/popconnect/gateway/filter"
+	"github.com/popconnect/popconnect/gateway/metrics"
 	"github.com/popconnect/popconnect/gateway/policy"
 	"github.com/popconnect/popconnect/gateway/ratelimit"
 )
@@ -29,6 +31,36 @@ type agencyState struct {
 	trie     *filter.Trie // allowed fields plus alwaysReturned
 	limiter  *ratelimit.Limiter
 	conflict bool // present in two shards with different entries: denied
+	// metrics caches the agency's metric children. It is made on the
+	// agency's first request rather than at compile time, so a policy of
+	// 10,000 agencies costs nothing until they call, and it lives as long
+	// as the entry is unchanged across reloads.
+	metrics atomic.Pointer[metrics.Agency]
+}
+
+// metricsOf returns the agency's metric cache, making it on first use.
+func (a *agencyState) metricsOf(m *metrics.Metrics) *metrics.Agency {
+	if am := a.metrics.Load(); am != nil {
+		return am
+	}
+	am := m.ForAgency(a.entry.AgencyCode)
+	if !a.metrics.CompareAndSwap(nil, am) {
+		return a.metrics.Load()
+	}
+	return am
+}
+
+// opSlot is an operation's index in metrics.Agency.
+func opSlot(op policy.Operation) int {
+	switch op {
+	case policy.OperationLookup:
+		return 0
+	case policy.OperationVerify:
+		return 1
+	case policy.OperationBatchLookup:
+		return 2
+	}
+	return -1
 }
 
 type opSet uint8

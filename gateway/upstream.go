@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"time"
 )
 
 // upstreamResult is a successful upstream exchange: status and bounded body.
@@ -19,10 +20,14 @@ type upstreamResult struct {
 // MaxUpstreamBodyBytes of the answer into buf. Only the headers the gateway
 // sets are sent, and none of the upstream's headers are kept. A transport
 // error is a 502, a timeout a 504, and an oversized body a 502.
+//
+// The timeout is a deadline on the connection rather than a derived
+// context: a context.WithTimeout per request costs a timer and a cancel
+// context on the hot path, and the connection deadline is what enforces it
+// anyway.
 func (g *Gateway) callUpstream(ctx context.Context, method, path string, body []byte, reqID, agency string, buf *bytes.Buffer) (upstreamResult, *apiError) {
-	ctx, cancel := context.WithTimeout(ctx, g.cfg.UpstreamTimeout)
-	defer cancel()
-	status, err := g.upstream.roundTrip(ctx, method, path, body, reqID, agency, g.cfg.MaxUpstreamBodyBytes, buf)
+	deadline := time.Now().Add(g.cfg.UpstreamTimeout)
+	status, err := g.upstream.roundTrip(ctx, deadline, method, path, body, reqID, agency, g.cfg.MaxUpstreamBodyBytes, buf)
 	if errors.Is(err, errTooLarge) || errors.Is(err, errHeaderTooLarge) {
 		return upstreamResult{}, errorf(http.StatusBadGateway, "upstream_error", "the upstream response is too large")
 	}

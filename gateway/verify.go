@@ -42,7 +42,7 @@ func (g *Gateway) verify(x *exchange) *apiError {
 	}
 	up = append(up, '}')
 
-	res, err := g.callUpstream(x.r.Context(), http.MethodPost, "/v1/citizens:verify", up, x.rec.RequestID, x.rec.Agency, x.buf)
+	res, err := g.callUpstream(x.r.Context(), http.MethodPost, "/v1/citizens:verify", up, x.rec.RequestID, x.rec.Agency, &x.buf)
 	if err != nil {
 		return err
 	}
@@ -66,9 +66,9 @@ func (g *Gateway) verify(x *exchange) *apiError {
 		return invalidUpstream()
 	}
 	if match {
-		writeJSON(x.w, []byte(`{"match":true}`))
+		x.writeJSON(g, []byte(`{"match":true}`))
 	} else {
-		writeJSON(x.w, []byte(`{"match":false}`))
+		x.writeJSON(g, []byte(`{"match":false}`))
 	}
 	return nil
 }
@@ -77,6 +77,7 @@ func (g *Gateway) verify(x *exchange) *apiError {
 // record as soon as it parsed, so a refusal further on still names it.
 func (g *Gateway) auditVerifyID(x *exchange, req *verifyRequest) {
 	if req != nil && req.nationalID != "" && len(x.rec.NationalIDHashes) == 0 {
-		x.rec.NationalIDHashes = []string{g.cfg.Audit.Hash(req.nationalID)}
+		x.hash1[0] = g.cfg.Audit.Hash(req.nationalID)
+		x.rec.NationalIDHashes = x.hash1[:]
 	}
 }

@@ -84,19 +84,31 @@ func NewLogger(out io.Writer, key []byte) (*Logger, error) {
 		stop: make(chan struct{}),
 		done: make(chan struct{}),
 	}
-	l.hashers.New = func() any { return hmac.New(sha256.New, key) }
+	l.hashers.New = func() any { return &hasher{h: hmac.New(sha256.New, key)} }
 	l.bufs.New = func() any { b := make([]byte, 0, 512); return &b }
 	go l.flushLoop()
 	return l, nil
 }
 
+// hasher is a pooled HMAC with its scratch space: the input and the sum
+// go through the hash.Hash interface and would otherwise escape to the heap
+// on every call.
+type hasher struct {
+	h   hash.Hash
+	in  []byte
+	sum [sha256.Size]byte
+	hex [2 * sha256.Size]byte
+}
+
 // Hash returns the hex HMAC-SHA256 of a national ID.
 func (l *Logger) Hash(nationalID string) string {
-	h := l.hashers.Get().(hash.Hash)
-	h.Reset()
-	h.Write([]byte(nationalID))
-	var sum [sha256.Size]byte
-	s := hex.EncodeToString(h.Sum(sum[:0]))
+	h := l.hashers.Get().(*hasher)
+	h.h.Reset()
+	h.in = append(h.in[:0], nationalID...)
+	h.h.Write(h.in)
+	clear(h.in) // pooled memory keeps no national ID
+	hex.Encode(h.hex[:], h.h.Sum(h.sum[:0]))
+	s := string(h.hex[:])
 	l.hashers.Put(h)
 	return s
 }

@@ -2,8 +2,15 @@ package filter
 
 import "unicode/utf8"
 
-// Seen records which allowed paths a filter emitted, for the audit log.
-type Seen struct{ bits []uint64 }
+// Seen records which allowed paths a filter emitted, for the audit log. It
+// also keeps the scanner's scratch space (decoded keys) between calls, so a
+// Seen reused across records makes filtering allocation-free once the
+// buffers have grown.
+type Seen struct {
+	bits  []uint64
+	keys  []byte
+	spans []span
+}
 
 func (s *Seen) mark(id int) {
 	if w := id / 64; w >= len(s.bits) {
@@ -68,6 +75,10 @@ type capture struct {
 
 func (t *Trie) filter(dst, src []byte, seen *Seen, c *capture) ([]byte, []byte, error) {
 	s := scanner{src: src}
+	if seen != nil {
+		s.keys, s.spans = seen.keys[:0], seen.spans[:0]
+		defer func() { seen.keys, seen.spans = s.keys[:0], s.spans[:0] }()
+	}
 	if s.peek() != '{' {
 		if s.pos >= len(src) {
 			return dst, nil, s.syntaxErr("empty input")

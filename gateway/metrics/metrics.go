@@ -5,6 +5,7 @@ package metrics
 import (
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -82,6 +83,50 @@ func (m *Metrics) Handler() http.Handler {
 func (m *Metrics) Request(agency, operation string, code int, d time.Duration) {
 	m.requests.WithLabelValues(agency, operation, strconv.Itoa(code)).Inc()
 	m.latency.WithLabelValues(agency, operation).Observe(d.Seconds())
+}
+
+// Agency caches one agency's metric children for its successful requests,
+// so the hot path does not hash three label values and search the vectors
+// on every request. Children are looked up on the first request of each
+// operation, not when the policy loads: an agency that never calls must not
+// add series. The gateway keeps one Agency per compiled policy entry.
+type Agency struct {
+	m      *Metrics
+	agency string
+	slots  [MaxOperationSlots]atomic.Pointer[agencyOp]
+}
+
+// MaxOperationSlots is how many operations an Agency caches.
+const MaxOperationSlots = 4
+
+type agencyOp struct {
+	operation string
+	ok        prometheus.Counter
+	latency   prometheus.Observer
+}
+
+// ForAgency returns the cache for agency.
+func (m *Metrics) ForAgency(agency string) *Agency { return &Agency{m: m, agency: agency} }
+
+// Request records one finished request of operation, which the caller
+// always passes with the same slot (0 <= slot < MaxOperationSlots). Only
+// 200s are cached; other codes are rare and take the general path.
+func (a *Agency) Request(slot int, operation string, code int, d time.Duration) {
+	if code != http.StatusOK || slot < 0 || slot >= MaxOperationSlots {
+		a.m.Request(a.agency, operation, code, d)
+		return
+	}
+	c := a.slots[slot].Load()
+	if c == nil || c.operation != operation {
+		c = &agencyOp{
+			operation: operation,
+			ok:        a.m.requests.WithLabelValues(a.agency, operation, "200"),
+			latency:   a.m.latency.WithLabelValues(a.agency, operation),
+		}
+		a.slots[slot].Store(c)
+	}
+	c.ok.Inc()
+	c.latency.Observe(d.Seconds())
 }
 
 // RateLimited counts a request refused by the token bucket.
