@@ -33,9 +33,14 @@ type options struct {
 
 	maxRequestBody  int64
 	maxUpstreamBody int64
-	shutdownGrace   time.Duration
-	logLevel        string
-	cpuProfile      string
+	maxHeaderBytes  int
+
+	readHeaderTimeout time.Duration
+	readTimeout       time.Duration
+	idleTimeout       time.Duration
+	shutdownGrace     time.Duration
+	logLevel          string
+	cpuProfile        string
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -60,6 +65,10 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.timezone, "timezone", "Asia/Ho_Chi_Minh", "time zone whose midnight resets daily quotas")
 	fs.Int64Var(&o.maxRequestBody, "max-request-body-bytes", 64<<10, "largest Verify or BatchLookup body")
 	fs.Int64Var(&o.maxUpstreamBody, "max-upstream-body-bytes", 8<<20, "largest upstream response read")
+	fs.IntVar(&o.maxHeaderBytes, "max-header-bytes", 32<<10, "largest request header an agency may send (larger: 431)")
+	fs.DurationVar(&o.readHeaderTimeout, "read-header-timeout", 10*time.Second, "how long a client may take to send its request headers (bounds slowloris clients)")
+	fs.DurationVar(&o.readTimeout, "read-timeout", 30*time.Second, "how long a client may take to send a whole request, body included")
+	fs.DurationVar(&o.idleTimeout, "idle-timeout", 120*time.Second, "how long an idle keep-alive connection is kept")
 	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", 25*time.Second, "how long SIGTERM waits for requests in flight")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.cpuProfile, "cpu-profile", "", "write a CPU profile (pprof) covering the whole run to this file")
@@ -87,7 +96,8 @@ func (o *options) validate() error {
 		return errors.New("--tls-cert-file, --tls-key-file and --client-ca-file are required")
 	case o.auditHashKeyFile == "":
 		return errors.New("--audit-hash-key-file is required")
-	case o.upstreamTimeout <= 0 || o.shutdownGrace < 0 || o.maxRequestBody <= 0 || o.maxUpstreamBody <= 0:
+	case o.upstreamTimeout <= 0 || o.shutdownGrace < 0 || o.maxRequestBody <= 0 || o.maxUpstreamBody <= 0 ||
+		o.maxHeaderBytes <= 0 || o.readHeaderTimeout <= 0 || o.readTimeout <= 0 || o.idleTimeout <= 0:
 		return errors.New("timeouts and sizes must be positive")
 	}
 	return nil

@@ -141,11 +141,11 @@ func (s *server) serve(ctx context.Context, onListen listening) (err error) {
 	agencySrv := &http.Server{
 		Handler:           s.gw,
 		TLSConfig:         s.tls.Config(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
+		ReadHeaderTimeout: s.opts.readHeaderTimeout,
+		ReadTimeout:       s.opts.readTimeout,
 		WriteTimeout:      s.opts.upstreamTimeout + 30*time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    32 << 10,
+		IdleTimeout:       s.opts.idleTimeout,
+		MaxHeaderBytes:    s.opts.maxHeaderBytes,
 		ErrorLog:          errorLog,
 	}
 	metricsSrv := &http.Server{
