@@ -16,7 +16,7 @@ import (
 )
 
 // demoAgencyCodes are the agencies whose certificates the demo uses.
-func demoAgencyCodes() []string { return []string{"BYT", "VCB", "TCT"} }
+func demoAgencyCodes() []string { return []string{"BYT", "VCB", "TCT", deletedAgency} }
 
 // agency is one agency's mTLS client, built from the Secret cert-manager
 // issued for its connection.

@@ -51,8 +51,13 @@ type Options struct {
 	Namespace string
 	// ReadyTimeout bounds each wait for objects to become ready. Default 3m.
 	ReadyTimeout time.Duration
-	// SuspendBound is how soon a suspension must be enforced. Default 5s.
+	// SuspendBound is how soon a suspension (or a deletion) must be
+	// enforced. Default 5s.
 	SuspendBound time.Duration
+
+	// sensitive, when set, receives before teardown what must appear in no
+	// log (TestDemoScenario's leak check).
+	sensitive *sensitive
 }
 
 func (o Options) withDefaults(root string) (Options, error) {
@@ -119,6 +124,9 @@ func Run(ctx context.Context, opts Options) (err error) {
 	fmt.Fprintf(opts.Out, "%s\n", r.n.style(styleBold, "popconnect demo: agencies, a gateway and an operator on a local control plane"))
 	fmt.Fprintf(opts.Out, "work dir %s (kubeconfig, certificates, audit log, child logs)\n", opts.WorkDir)
 	defer func() {
+		if opts.sensitive != nil && r.env != nil {
+			err = errors.Join(err, r.collectSensitive(opts.sensitive))
+		}
 		terr := r.teardown()
 		if err != nil {
 			fmt.Fprintf(opts.Out, "\n%s %v\n", r.n.style(styleRed+styleBold, "DEMO FAILED:"), err)
@@ -159,7 +167,7 @@ func (r *runner) steps() []step {
 		{"An operation not granted", "Vietcombank may only Verify; a Lookup is refused", r.operationNotAllowed},
 		{"Verify: one bit, no record", "Vietcombank checks what a customer declared and learns only match true/false", r.verify},
 		{"Rate limiting", "Vietcombank's connection allows 30 requests/s with a burst of 30; 60 at once get 429 with Retry-After", r.rateLimit},
-		{"Instant revocation", "suspending the tax authority with kubectl cuts its access at once (contract: within 2s), no gateway restart; resuming restores it", r.suspendResume},
+		{"Instant revocation", "suspending the tax authority with kubectl cuts its access at once (contract: within 2s), no gateway restart; resuming restores it; deleting social security's connection cuts it as fast", r.suspendResume},
 		{"Identity comes only from a verified certificate", "no client certificate, or one from a foreign CA claiming to be BYT, is refused", r.identity},
 		{"The audit trail", "one JSON line per request; the national ID appears only as a keyed hash", r.audit},
 		{"What kubectl shows", "the objects and their conditions as tools like Argo CD read them", r.summary},

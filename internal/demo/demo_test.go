@@ -48,10 +48,33 @@ func TestDemoScenario(t *testing.T) {
 		defer cancel()
 	}
 	var out bytes.Buffer
-	err := Run(ctx, Options{Out: &out, WorkDir: t.TempDir(), BinDir: bin})
+	work := t.TempDir()
+	secrets := &sensitive{}
+	err := Run(ctx, Options{Out: &out, WorkDir: work, BinDir: bin, sensitive: secrets})
 	transcript := out.String()
 	if err != nil {
 		t.Fatalf("demo failed: %v\ntranscript:\n%s", err, transcript)
+	}
+	// No secret in any log: the national IDs asked about, PEM blocks, the
+	// audit key and every private key of the run's Secrets.
+	if len(secrets.nationalIDs) == 0 || len(secrets.secrets) < 6 {
+		t.Errorf("the leak check collected %d national IDs and %d secrets; the demo has at least 1 and 6 (5 agencies, serving, CA, audit key)",
+			len(secrets.nationalIDs), len(secrets.secrets))
+	}
+	leaks := scanDemoLogs(t, work, transcript, secrets)
+	for i, f := range leaks {
+		if i == 20 {
+			t.Errorf("... and %d more lines with secrets", len(leaks)-i)
+			break
+		}
+		t.Errorf("secret in a log: %s", f)
+	}
+	t.Logf("leak check: %d log files and the transcript scanned for %d national IDs, %d secrets and PEM blocks",
+		countLogs(t, work), len(secrets.nationalIDs), len(secrets.secrets))
+	for _, l := range strings.Split(transcript, "\n") {
+		if strings.Contains(l, "revocation measured:") {
+			t.Log(strings.TrimSpace(l))
+		}
 	}
 	for _, marker := range []string{
 		"[1/15] Start a local control plane",
@@ -62,6 +85,8 @@ func TestDemoScenario(t *testing.T) {
 		`{"match":false}`,
 		"429 Retry-After:",
 		`"error":"agency_suspended"`,
+		`"error":"agency_unknown"`,
+		"revocation measured: suspension -> refusal",
 		"[13/15] Identity comes only from a verified certificate",
 		"nationalIdHash = HMAC-SHA256",
 		"[15/15] What kubectl shows",
@@ -107,4 +132,12 @@ func TestOptionsRequireOutAndBinaries(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "make build") {
 		t.Errorf("missing binaries: err = %v, want a hint to run make build", err)
 	}
+}
+
+func countLogs(t *testing.T, work string) int {
+	files, err := filepath.Glob(filepath.Join(work, "logs", "*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(files) + 1 // and the audit file
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/watch"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	popv1 "github.com/popconnect/popconnect/api/v1alpha1"
@@ -60,6 +61,25 @@ func (r *runner) probeUntil(ctx context.Context, code, path string, limit time.D
 // change, within milliseconds. kubectl's own start-up and exit take a few
 // hundred, so timing from kubectl would blur the measurement.
 func (r *runner) watchCommit(ctx context.Context, name string, suspended bool) (<-chan time.Time, func(), error) {
+	return r.watchConnection(ctx, name, func(ev watch.Event) bool {
+		ac, ok := ev.Object.(*popv1.AgencyConnection)
+		return ok && ac.Spec.Suspended == suspended
+	})
+}
+
+// watchDeletion reports when a watch first shows the connection being
+// deleted: its deletionTimestamp set (the operator's finalizer keeps it a
+// moment longer) or the object gone.
+func (r *runner) watchDeletion(ctx context.Context, name string) (<-chan time.Time, func(), error) {
+	return r.watchConnection(ctx, name, func(ev watch.Event) bool {
+		ac, ok := ev.Object.(*popv1.AgencyConnection)
+		return ev.Type == watch.Deleted || ok && ac.DeletionTimestamp != nil
+	})
+}
+
+// watchConnection reports the time of the first watch event on the named
+// connection that matches.
+func (r *runner) watchConnection(ctx context.Context, name string, match func(watch.Event) bool) (<-chan time.Time, func(), error) {
 	wc, err := client.NewWithWatch(r.env.Config, client.Options{Scheme: r.env.Scheme})
 	if err != nil {
 		return nil, nil, fmt.Errorf("creating watch client: %w", err)
@@ -71,7 +91,7 @@ func (r *runner) watchCommit(ctx context.Context, name string, suspended bool) (
 	at := make(chan time.Time, 1)
 	go func() {
 		for ev := range w.ResultChan() {
-			if ac, ok := ev.Object.(*popv1.AgencyConnection); ok && ac.Spec.Suspended == suspended {
+			if match(ev) {
 				at <- time.Now()
 				return
 			}
@@ -90,21 +110,30 @@ func (r *runner) timedPatch(ctx context.Context, code, path string, suspended bo
 		return nil, 0, err
 	}
 	defer stopWatch()
+	patch := fmt.Sprintf(`{"spec":{"suspended":%t}}`, suspended)
+	return r.timedChange(ctx, code, path, committed, fmt.Sprintf("spec.suspended=%t", suspended), want,
+		"patch", "ac", name, "-n", r.opts.Namespace, "--type=merge", "-p", patch)
+}
+
+// timedChange runs kubectl with args while code probes the gateway, and
+// returns the first answer meeting want and how long after committed
+// fired (the API server accepted the change) it came.
+func (r *runner) timedChange(ctx context.Context, code, path string, committed <-chan time.Time, what string, want func(*response) bool, args ...string) (*response, time.Duration, error) {
 	probed := make(chan probe, 1)
 	pctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	// Generous: the probe must outlast kubectl; the bound is checked below.
+	// Generous: the probe must outlast kubectl; the bound is checked by
+	// the caller.
 	go func() { probed <- r.probeUntil(pctx, code, path, r.opts.SuspendBound+30*time.Second, want) }()
 
-	patch := fmt.Sprintf(`{"spec":{"suspended":%t}}`, suspended)
-	if _, err := r.kubectl(ctx, true, "patch", "ac", name, "-n", r.opts.Namespace, "--type=merge", "-p", patch); err != nil {
+	if _, err := r.kubectl(ctx, true, args...); err != nil {
 		return nil, 0, err
 	}
 	var at time.Time
 	select {
 	case at = <-committed:
 	case <-time.After(r.opts.ReadyTimeout):
-		return nil, 0, fmt.Errorf("the watch never showed spec.suspended=%t", suspended)
+		return nil, 0, fmt.Errorf("the watch never showed %s", what)
 	}
 	p := <-probed
 	r.responses += p.count
@@ -144,6 +173,7 @@ func (r *runner) suspendResume(ctx context.Context) error {
 		took.Milliseconds(), r.opts.SuspendBound, note); err != nil {
 		return err
 	}
+	r.suspendTook = took
 	if err := r.waitReadyReason(ctx, "TCT", "Suspended"); err != nil {
 		return err
 	}
@@ -158,7 +188,64 @@ func (r *runner) suspendResume(ctx context.Context) error {
 	if err := r.n.expect(took <= r.opts.SuspendBound, "served again %d ms after the API server accepted the patch", took.Milliseconds()); err != nil {
 		return err
 	}
-	return r.waitReadyReason(ctx, "TCT", "")
+	if err := r.waitReadyReason(ctx, "TCT", ""); err != nil {
+		return err
+	}
+	if err := r.deleteConnection(ctx); err != nil {
+		return err
+	}
+	r.n.info("revocation measured: suspension -> refusal %d ms, deletion -> refusal %d ms (contract: within %v)",
+		r.suspendTook.Milliseconds(), r.deleteTook.Milliseconds(), suspendTarget)
+	return nil
+}
+
+// deletedAgency is the agency whose connection the demo deletes; no later
+// step uses it.
+const deletedAgency = "BHXH"
+
+// deleteConnection deletes an agency's AgencyConnection with kubectl
+// while the agency probes the gateway, and times the refusal: a deleted
+// connection leaves the policy shards, so the gateway no longer knows the
+// agency (403 agency_unknown) although its certificate is still valid.
+func (r *runner) deleteConnection(ctx context.Context) error {
+	c, err := r.citizen()
+	if err != nil {
+		return err
+	}
+	code, name := deletedAgency, r.connNames[deletedAgency]
+	path := "/v1/citizens/" + c.NationalID + "?fields=fullName"
+	r.n.info("deleting a connection revokes it too: %s (%s) is served now, then its AgencyConnection is deleted", code, name)
+	resp, err := r.agencyCall(ctx, code, http.MethodGet, path, nil, "")
+	if err != nil {
+		return err
+	}
+	if err := r.n.expect(resp.status == http.StatusOK, "%s is served before the deletion (got %d)", code, resp.status); err != nil {
+		return err
+	}
+	committed, stopWatch, err := r.watchDeletion(ctx, name)
+	if err != nil {
+		return err
+	}
+	defer stopWatch()
+	refused, took, err := r.timedChange(ctx, code, path, committed, "the deletion", func(x *response) bool {
+		return x.status == http.StatusForbidden && errorCode(x.body) == "agency_unknown"
+	}, "delete", "ac", name, "-n", r.opts.Namespace)
+	if err != nil {
+		return fmt.Errorf("deletion not enforced: %w", err)
+	}
+	r.shown = append(r.shown, shownRequest{requestID: refused.requestID, what: code + " after its connection was deleted (403)"})
+	r.n.info("-> %d %s", refused.status, strings.TrimSpace(string(refused.body)))
+	note := ""
+	if took > suspendTarget {
+		note = fmt.Sprintf(" (WARNING: above the %v target; is the machine loaded?)", suspendTarget)
+	}
+	if err := r.n.expect(took <= r.opts.SuspendBound, "deleted: refused %d ms after the API server accepted the deletion, with its certificate still valid (bound %v)%s",
+		took.Milliseconds(), r.opts.SuspendBound, note); err != nil {
+		return err
+	}
+	r.deleteTook = took
+	r.deleted = append(r.deleted, code)
+	return nil
 }
 
 // waitReadyReason waits until code's connection is Ready=False with

@@ -45,6 +45,11 @@ type runner struct {
 	// ids are the national IDs the demo asked about, none of which may
 	// appear in the audit log.
 	ids []string
+	// suspendTook and deleteTook are how long after the API server
+	// accepted a suspension, and a deletion, the gateway refused the agency.
+	suspendTook, deleteTook time.Duration
+	// deleted are the agency codes whose connections the demo deleted.
+	deleted []string
 }
 
 type shownRequest struct {
