@@ -191,6 +191,10 @@ func TestGatewayEndToEnd(t *testing.T) {
 		{"certificate from another CA", f.client(f.otherCA.Agency(t, "BYT"), 0)},
 		{"expired certificate", f.client(f.ca.Issue(t, testpki.Options{URIs: []string{"spiffe://popconnect.io/agency/BYT"},
 			NotBefore: time.Now().Add(-48 * time.Hour), NotAfter: time.Now().Add(-24 * time.Hour)}), 0)},
+		{"certificate not yet valid", f.client(f.ca.Issue(t, testpki.Options{URIs: []string{"spiffe://popconnect.io/agency/BYT"},
+			NotBefore: time.Now().Add(24 * time.Hour), NotAfter: time.Now().Add(48 * time.Hour)}), 0)},
+		{"server certificate used as a client certificate", f.client(f.ca.Issue(t, testpki.Options{URIs: []string{"spiffe://popconnect.io/agency/BYT"},
+			Server: true}), 0)},
 		{"TLS 1.2 by default", f.client(f.ca.Agency(t, "BYT"), tls.VersionTLS12)},
 	}
 	for _, tc := range refused {
