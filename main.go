@@ -30,6 +30,7 @@ type options struct {
 	gatewayImage     string
 	enableHTTP2      bool
 	concurrency      int
+	pprofAddr        string
 	qps              float64
 	burst            int
 	zap              zap.Options
@@ -56,6 +57,8 @@ func parseFlags() options {
 		"The gateway image PopulationGateways use when spec.image is empty.")
 	flag.BoolVar(&o.enableHTTP2, "enable-http2", false,
 		"Serve metrics over HTTP/2 as well (off: avoids the HTTP/2 rapid-reset class of attacks).")
+	flag.StringVar(&o.pprofAddr, "pprof-bind-address", "",
+		"The address of Go's pprof endpoints (e.g. 127.0.0.1:6060); empty turns them off.")
 	flag.IntVar(&o.concurrency, "concurrency", 4,
 		"How many objects of each kind are reconciled at once.")
 	flag.Float64Var(&o.qps, "kube-api-qps", 50, "The manager's sustained request rate to the API server.")
@@ -103,6 +106,7 @@ func run() error {
 		Cache:                   controllers.CacheOptions(),
 		Metrics:                 metricsserver.Options{BindAddress: o.metricsAddr, TLSOpts: tlsOpts},
 		HealthProbeBindAddress:  o.probeAddr,
+		PprofBindAddress:        o.pprofAddr,
 		LeaderElection:          o.leaderElect,
 		LeaderElectionID:        "manager.popconnect.io",
 		LeaderElectionNamespace: leaderNS,

@@ -54,6 +54,7 @@ type options struct {
 	skipRaw     bool
 	workDir     string
 	managerEnv  string
+	pprofAddr   string
 }
 
 func parseFlags() options {
@@ -69,6 +70,7 @@ func parseFlags() options {
 		"start the manager before creating the connections and time from the first create (default: the connections exist, the manager starts)")
 	flag.BoolVar(&o.skipRaw, "skip-raw", false, "skip the raw-create limit")
 	flag.StringVar(&o.workDir, "work-dir", "", "where binaries, logs and certificates go (default: a temporary directory, removed)")
+	flag.StringVar(&o.pprofAddr, "manager-pprof", "", "serve the manager's pprof endpoints on this address (e.g. 127.0.0.1:6060) to profile it during the run")
 	flag.StringVar(&o.managerEnv, "manager-env", "", "extra environment for the manager, comma-separated K=V (e.g. GOMEMLIMIT=120MiB)")
 	flag.Parse()
 	return o
@@ -191,7 +193,7 @@ func run(ctx context.Context, o options) error {
 	}
 	mopts := managerOptions{
 		bin: managerBin, kubeconfig: kubeconfig, logPath: filepath.Join(dir, "manager.log"),
-		concurrency: o.concurrency, qps: o.qps, burst: o.burst,
+		concurrency: o.concurrency, qps: o.qps, burst: o.burst, pprofAddr: o.pprofAddr,
 	}
 	if o.managerEnv != "" {
 		mopts.extraEnv = strings.Split(o.managerEnv, ",")

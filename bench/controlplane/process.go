@@ -236,6 +236,8 @@ type managerOptions struct {
 	qps                      float64
 	burst                    int
 	extraEnv                 []string
+	// pprofAddr, when set, serves the manager's pprof endpoints there.
+	pprofAddr string
 }
 
 func startManager(ctx context.Context, o managerOptions) (*manager, error) {
@@ -251,6 +253,7 @@ func startManager(ctx context.Context, o managerOptions) (*manager, error) {
 		"--concurrency=" + strconv.Itoa(o.concurrency),
 		"--kube-api-qps=" + strconv.FormatFloat(o.qps, 'f', -1, 64),
 		"--kube-api-burst=" + strconv.Itoa(o.burst),
+		"--pprof-bind-address=" + o.pprofAddr,
 	}, append([]string{"KUBECONFIG=" + o.kubeconfig}, o.extraEnv...), o.logPath)
 	if err != nil {
 		return nil, err
