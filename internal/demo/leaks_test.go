@@ -74,6 +74,8 @@ func scanDemoLogs(t *testing.T, workDir, transcript string, s *sensitive) []leak
 		rel, _ := filepath.Rel(workDir, f)
 		found = append(found, scanText(rel, b, s, true)...)
 	}
+	// Kubernetes Events, which any namespace reader sees.
+	found = append(found, scanText("events", []byte(s.events), s, true)...)
 	// The transcript narrates the agencies' own requests, national IDs
 	// included (an agency knows whom it asks about); it must hold no key.
 	found = append(found, scanText("transcript", []byte(transcript), s, false)...)

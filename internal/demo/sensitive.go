@@ -10,6 +10,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 
 	"github.com/popconnect/popconnect/internal/popdb"
 )
@@ -22,6 +23,9 @@ import (
 type sensitive struct {
 	nationalIDs []string
 	secrets     []secretForms
+	// events is every Kubernetes Event of the run, one per line, scanned
+	// like the logs: events are read by far more people than Secrets.
+	events string
 }
 
 // secretForms is one secret value and the encodings searched for.
@@ -44,6 +48,11 @@ func (r *runner) collectSensitive(s *sensitive) error {
 	if len(r.auditKey) > 0 {
 		s.secrets = append(s.secrets, secretForms{what: "the audit hash key", forms: encodings(r.auditKey)})
 	}
+	events, err := r.eventText(ctx)
+	if err != nil {
+		return err
+	}
+	s.events = events
 	var list corev1.SecretList
 	if err := r.env.Client.List(ctx, &list); err != nil {
 		return fmt.Errorf("listing Secrets for the leak check: %w", err)
@@ -60,6 +69,27 @@ func (r *runner) collectSensitive(s *sensitive) error {
 		}
 	}
 	return nil
+}
+
+// eventText is every Event of the control plane (events.k8s.io and core),
+// one line each: object, reason and message.
+func (r *runner) eventText(ctx context.Context) (string, error) {
+	var b strings.Builder
+	var events eventsv1.EventList
+	if err := r.env.Client.List(ctx, &events); err != nil {
+		return "", fmt.Errorf("listing Events for the leak check: %w", err)
+	}
+	for _, e := range events.Items {
+		fmt.Fprintf(&b, "%s/%s %s %s %s\n", e.Regarding.Namespace, e.Regarding.Name, e.Type, e.Reason, e.Note)
+	}
+	var core corev1.EventList
+	if err := r.env.Client.List(ctx, &core); err != nil {
+		return "", fmt.Errorf("listing Events for the leak check: %w", err)
+	}
+	for _, e := range core.Items {
+		fmt.Fprintf(&b, "%s/%s %s %s %s\n", e.InvolvedObject.Namespace, e.InvolvedObject.Name, e.Type, e.Reason, e.Message)
+	}
+	return b.String(), nil
 }
 
 // encodings are the raw bytes (when printable enough to be logged as a
