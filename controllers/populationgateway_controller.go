@@ -22,6 +22,8 @@ type PopulationGatewayReconciler struct {
 	Clock  clock.PassiveClock
 	// GatewayImage is the image of gateways that do not set spec.image.
 	GatewayImage string
+
+	echo *shardEcho
 }
 
 // +kubebuilder:rbac:groups=popconnect.io,resources=populationgateways,verbs=get;list;watch

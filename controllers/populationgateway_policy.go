@@ -33,6 +33,11 @@ func (r *PopulationGatewayReconciler) reconcilePolicy(ctx context.Context, s *ga
 	keep := map[string]bool{}
 	for _, shard := range shards {
 		keep[shard.Name] = true
+		shard.SetOwnerReferences([]metav1.OwnerReference{controllerRef(s.gw, "PopulationGateway")})
+		if r.echo != nil {
+			// Before the write: its watch event may arrive before Apply returns.
+			r.echo.remember(shard)
+		}
 		if err := r.applyOwned(ctx, s.gw, shard); err != nil {
 			s.setCondition(popv1.ConditionPolicyReady, metav1.ConditionFalse, popv1.ReasonPending,
 				"Writing the policy shards failed and will be retried: "+err.Error())

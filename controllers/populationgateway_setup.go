@@ -23,6 +23,9 @@ import (
 
 // SetupWithManager registers the reconciler and what brings changes back to it.
 func (r *PopulationGatewayReconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Options) error {
+	if r.echo == nil {
+		r.echo = newShardEcho()
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("populationgateway").
 		WithOptions(opts).
@@ -35,7 +38,7 @@ func (r *PopulationGatewayReconciler) SetupWithManager(mgr ctrl.Manager, opts co
 		Owns(&corev1.Service{}).
 		Owns(&policyv1.PodDisruptionBudget{}).
 		Owns(&networkingv1.NetworkPolicy{}).
-		Owns(&corev1.ConfigMap{}).
+		Owns(&corev1.ConfigMap{}, builder.WithPredicates(r.echo.notOwnShardWrite())).
 		Owns(&corev1.Secret{}, builder.OnlyMetadata).
 		// A connection's change changes its gateway's policy, and may
 		// change who owns its agency code on other gateways.
