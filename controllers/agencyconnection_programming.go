@@ -106,10 +106,3 @@ func (c *shardCache) entry(cm *corev1.ConfigMap, code string) (*policy.Agency, e
 	}
 	return &e, nil
 }
-
-// forget drops a shard that no longer exists.
-func (c *shardCache) forget(key types.NamespacedName) {
-	c.mu.Lock()
-	delete(c.decoded, key)
-	c.mu.Unlock()
-}

@@ -19,7 +19,6 @@ import (
 // child costs a cache read, never an API write.
 type applier struct {
 	client client.Client
-	scheme *runtime.Scheme
 }
 
 // apply makes the live object match desired. existing is the live object

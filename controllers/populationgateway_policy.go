@@ -69,10 +69,11 @@ func (r *PopulationGatewayReconciler) admittedEntries(ctx context.Context, s *ga
 	if err != nil {
 		return nil, err
 	}
+	catalog := admission.IndexCatalog(s.catalog)
 	entries := make([]policy.Agency, 0, len(conns))
 	for i := range conns {
 		conn := &conns[i]
-		if !conn.DeletionTimestamp.IsZero() || admission.CheckFields(conn, s.catalog) != nil {
+		if !conn.DeletionTimestamp.IsZero() || catalog.CheckFields(conn) != nil {
 			continue
 		}
 		peers, err := connectionsWithCode(ctx, r.Client, conn.Spec.AgencyCode, client.UnsafeDisableDeepCopy)

@@ -28,13 +28,30 @@ func (p *Problem) Error() string { return p.Reason + ": " + p.Message }
 // CheckFields checks a connection's allowed fields against a catalog: every
 // field must be in it, and a Sensitive field needs a legal basis.
 func CheckFields(conn *popv1.AgencyConnection, catalog *popv1.FieldCatalog) *Problem {
-	sensitivity := make(map[popv1.FieldPath]popv1.Sensitivity, len(catalog.Spec.Fields))
+	return IndexCatalog(catalog).CheckFields(conn)
+}
+
+// CatalogIndex is a catalog's fields by name, built once to check many
+// connections (a gateway's policy render checks every one of them).
+type CatalogIndex struct {
+	name        string
+	sensitivity map[popv1.FieldPath]popv1.Sensitivity
+}
+
+// IndexCatalog indexes a catalog's fields by name.
+func IndexCatalog(catalog *popv1.FieldCatalog) *CatalogIndex {
+	idx := &CatalogIndex{name: catalog.Name, sensitivity: make(map[popv1.FieldPath]popv1.Sensitivity, len(catalog.Spec.Fields))}
 	for _, f := range catalog.Spec.Fields {
-		sensitivity[f.Name] = f.Sensitivity
+		idx.sensitivity[f.Name] = f.Sensitivity
 	}
+	return idx
+}
+
+// CheckFields is CheckFields against the indexed catalog.
+func (idx *CatalogIndex) CheckFields(conn *popv1.AgencyConnection) *Problem {
 	var unknown, sensitive []string
 	for _, f := range conn.Spec.AllowedFields {
-		s, ok := sensitivity[f]
+		s, ok := idx.sensitivity[f]
 		switch {
 		case !ok:
 			unknown = append(unknown, string(f))
@@ -46,14 +63,14 @@ func CheckFields(conn *popv1.AgencyConnection, catalog *popv1.FieldCatalog) *Pro
 		return &Problem{
 			Reason: popv1.ReasonUnknownField,
 			Message: fmt.Sprintf("spec.allowedFields: %s %s not in FieldCatalog %q; remove %s from allowedFields or add %s to the catalog",
-				quoteList(unknown), isAre(unknown), catalog.Name, itThem(unknown), itThem(unknown)),
+				quoteList(unknown), isAre(unknown), idx.name, itThem(unknown), itThem(unknown)),
 		}
 	}
 	if len(sensitive) > 0 && strings.TrimSpace(conn.Spec.LegalBasis) == "" {
 		return &Problem{
 			Reason: popv1.ReasonLegalBasisRequired,
 			Message: fmt.Sprintf("spec.allowedFields: %s %s Sensitive in FieldCatalog %q; set spec.legalBasis to the law or agreement that allows reading %s, or remove %s",
-				quoteList(sensitive), isAre(sensitive), catalog.Name, itThem(sensitive), itThem(sensitive)),
+				quoteList(sensitive), isAre(sensitive), idx.name, itThem(sensitive), itThem(sensitive)),
 		}
 	}
 	return nil

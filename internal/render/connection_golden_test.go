@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
 	"sigs.k8s.io/yaml"
 
 	popv1 "github.com/popconnect/popconnect/api/v1alpha1"
@@ -39,20 +38,7 @@ func TestConnectionGolden(t *testing.T) {
 			for _, shard := range shards {
 				writeYAML(t, &out, shard)
 			}
-			golden := strings.TrimSuffix(path, ".in.yaml") + ".out.yaml"
-			if *update {
-				if err := os.WriteFile(golden, out.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create it)", err)
-			}
-			if diff := cmp.Diff(string(want), out.String()); diff != "" {
-				t.Errorf("%s differs from the rendering (-want +got), run with -update if intended:\n%s", golden, diff)
-			}
+			checkGolden(t, strings.TrimSuffix(path, ".in.yaml")+".out.yaml", out.Bytes())
 		})
 	}
 }

@@ -80,20 +80,7 @@ func TestGatewayGolden(t *testing.T) {
 				out.Write(data)
 			}
 
-			golden := filepath.Join("testdata", "gateway", name+".out.yaml")
-			if *update {
-				if err := os.WriteFile(golden, out.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create it)", err)
-			}
-			if diff := cmp.Diff(string(want), out.String()); diff != "" {
-				t.Errorf("%s differs (-want +got; run with -update to accept):\n%s", golden, diff)
-			}
+			checkGolden(t, filepath.Join("testdata", "gateway", name+".out.yaml"), out.Bytes())
 		})
 	}
 }

@@ -1,8 +1,6 @@
 package render
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -43,9 +41,6 @@ const (
 	gatewayDNSLabelMax = validation.DNS1123LabelMaxLength
 	// gatewayDNSSubdomainMax is the length limit of most object names.
 	gatewayDNSSubdomainMax = validation.DNS1123SubdomainMaxLength
-	// gatewayNameHashLen is how many hex digits of SHA-256 a shortened name
-	// keeps: 40 bits, enough that two gateways of one namespace do not meet.
-	gatewayNameHashLen = 10
 )
 
 // NamesFor returns the names of gw's children. A name that would exceed its
@@ -55,19 +50,19 @@ func NamesFor(gw *popv1.PopulationGateway) GatewayNames {
 	// The Deployment's name should be a DNS label (its pods' hostnames
 	// derive from it); the ServiceAccount and PDB share it so that the three
 	// are recognisably one workload.
-	workload := gatewayShortenName(gw.Name+"-gateway", gatewayDNSLabelMax)
-	policyReader := gatewayShortenName(gw.Name+"-gateway-policy-reader", gatewayDNSSubdomainMax)
+	workload := shortName(gw.Name+"-gateway", gatewayDNSLabelMax)
+	policyReader := shortName(gw.Name+"-gateway-policy-reader", gatewayDNSSubdomainMax)
 	return GatewayNames{
 		ServiceAccount:      workload,
 		Role:                policyReader,
 		RoleBinding:         policyReader,
-		ServingCertificate:  gatewayShortenName(gw.Name+"-serving", gatewayDNSSubdomainMax),
-		ServingSecret:       gatewayShortenName(gw.Name+"-serving-tls", gatewayDNSSubdomainMax),
-		AuditKeySecret:      gatewayShortenName(gw.Name+"-audit-key", gatewayDNSSubdomainMax),
+		ServingCertificate:  shortName(gw.Name+"-serving", gatewayDNSSubdomainMax),
+		ServingSecret:       shortName(gw.Name+"-serving-tls", gatewayDNSSubdomainMax),
+		AuditKeySecret:      shortName(gw.Name+"-audit-key", gatewayDNSSubdomainMax),
 		Deployment:          workload,
 		Service:             gatewayServiceName(gw.Name),
 		PodDisruptionBudget: workload,
-		DefaultDenyPolicy:   gatewayShortenName(gw.Name+"-gateway-default-deny", gatewayDNSSubdomainMax),
+		DefaultDenyPolicy:   shortName(gw.Name+"-gateway-default-deny", gatewayDNSSubdomainMax),
 	}
 }
 
@@ -77,35 +72,7 @@ func NamesFor(gw *popv1.PopulationGateway) GatewayNames {
 // a longer name is shortened with a hash. Everything that selects a
 // gateway's pods or policy shards by label must use this value.
 func GatewayLabelValue(gatewayName string) string {
-	return gatewayShortenName(gatewayName, gatewayDNSLabelMax)
-}
-
-// gatewayShortenName returns name when it fits in maxLen, and otherwise a
-// prefix of it followed by "-" and a hash of the whole name. name must be a
-// DNS subdomain (which every object name is), and so is the result; a
-// subdomain of at most 63 characters is also a valid label value.
-func gatewayShortenName(name string, maxLen int) string {
-	if len(name) <= maxLen {
-		return name
-	}
-	return gatewayHashedName(name, name, maxLen)
-}
-
-// gatewayHashedName cuts prefix to leave room for a hash of source and
-// appends it. The cut prefix is trimmed of trailing '-' and '.' so that every
-// DNS label in the result still ends with a letter or digit.
-func gatewayHashedName(prefix, source string, maxLen int) string {
-	sum := sha256.Sum256([]byte(source))
-	hash := hex.EncodeToString(sum[:])[:gatewayNameHashLen]
-	keep := maxLen - len(hash) - 1
-	if len(prefix) > keep {
-		prefix = prefix[:keep]
-	}
-	prefix = strings.TrimRight(prefix, "-.")
-	if prefix == "" {
-		return hash
-	}
-	return prefix + "-" + hash
+	return labelValue(gatewayName)
 }
 
 // gatewayServiceName is the gateway's Service name: the gateway's own name
@@ -121,5 +88,5 @@ func gatewayServiceName(gatewayName string) string {
 	if prefix == "" || prefix[0] < 'a' || prefix[0] > 'z' {
 		prefix = "gw-" + prefix
 	}
-	return gatewayHashedName(prefix, gatewayName, gatewayDNSLabelMax)
+	return hashedName(prefix, gatewayName, gatewayDNSLabelMax)
 }

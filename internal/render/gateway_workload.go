@@ -93,7 +93,7 @@ func gatewayMeta(gw *popv1.PopulationGateway, name, component string) metav1.Obj
 
 // gatewayLabels are the labels of gw's children whose component is given.
 func gatewayLabels(gw *popv1.PopulationGateway, component string) map[string]string {
-	labels := GatewayPodLabels(GatewayLabelValue(gw.Name))
+	labels := GatewayPodLabels(gw.Name)
 	labels[LabelManagedBy] = ManagedByValue
 	labels[LabelGateway] = GatewayLabelValue(gw.Name)
 	labels[LabelComponent] = component
@@ -103,7 +103,7 @@ func gatewayLabels(gw *popv1.PopulationGateway, component string) map[string]str
 // gatewaySelector selects gw's pods; it is also the Deployment's selector,
 // which cannot change once created.
 func gatewaySelector(gw *popv1.PopulationGateway) *metav1.LabelSelector {
-	return &metav1.LabelSelector{MatchLabels: GatewayPodLabels(GatewayLabelValue(gw.Name))}
+	return &metav1.LabelSelector{MatchLabels: GatewayPodLabels(gw.Name)}
 }
 
 // gatewayListenPort is the port agencies connect to, on the Service and the
@@ -171,7 +171,7 @@ func GatewayService(gw *popv1.PopulationGateway) *corev1.Service {
 		ObjectMeta: gatewayMeta(gw, NamesFor(gw).Service, GatewayComponentGateway),
 		Spec: corev1.ServiceSpec{
 			Type:     corev1.ServiceTypeClusterIP,
-			Selector: GatewayPodLabels(GatewayLabelValue(gw.Name)),
+			Selector: GatewayPodLabels(gw.Name),
 			Ports: []corev1.ServicePort{{
 				Name:       gatewayHTTPSPortName,
 				Protocol:   corev1.ProtocolTCP,
@@ -212,7 +212,7 @@ func GatewayDeployment(gw *popv1.PopulationGateway, opts GatewayOptions) *appsv1
 	if gw.Spec.Replicas != nil {
 		replicas = *gw.Spec.Replicas
 	}
-	podLabels := GatewayPodLabels(GatewayLabelValue(gw.Name))
+	podLabels := GatewayPodLabels(gw.Name)
 	podLabels[LabelComponent] = GatewayComponentGateway
 
 	return &appsv1.Deployment{

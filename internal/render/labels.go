@@ -32,7 +32,8 @@ const (
 	FieldOwner = "popconnect-manager"
 )
 
-// GatewayPodLabels are the labels that select a gateway's pods.
+// GatewayPodLabels are the labels that select a gateway's pods; a long
+// gateway name is shortened to a valid label value.
 func GatewayPodLabels(gatewayName string) map[string]string {
 	return map[string]string{
 		LabelName:     GatewayAppName,
