@@ -205,8 +205,17 @@ func (r *AgencyConnectionReconciler) issuedSerial(ctx context.Context, cert *cma
 	if cert.Status.Revision == nil {
 		return "", nil
 	}
+	// cert-manager copies a Certificate's labels to its CertificateRequests:
+	// select by the connection's labels, so that the API server returns this
+	// certificate's few requests, not every request of the namespace.
+	selector := client.MatchingLabels{}
+	for _, l := range []string{render.LabelConnection, render.LabelConnectionNamespace} {
+		if v, ok := cert.Labels[l]; ok {
+			selector[l] = v
+		}
+	}
 	var list cmapi.CertificateRequestList
-	if err := r.APIReader.List(ctx, &list, client.InNamespace(cert.Namespace)); err != nil {
+	if err := r.APIReader.List(ctx, &list, client.InNamespace(cert.Namespace), selector); err != nil {
 		if apierrors.IsForbidden(err) {
 			return "", nil
 		}

@@ -86,19 +86,11 @@ func (r *AgencyConnectionReconciler) reconcileNetwork(ctx context.Context, s *co
 // in every namespace.
 func (r *AgencyConnectionReconciler) connectionNetworkPolicies(ctx context.Context, conn *popv1.AgencyConnection) ([]networkingv1.NetworkPolicy, error) {
 	var list networkingv1.NetworkPolicyList
-	if err := r.Client.List(ctx, &list, client.MatchingLabels{
-		render.LabelConnectionNamespace: conn.Namespace,
-		render.LabelConnection:          render.ConnectionLabels(conn, "")[render.LabelConnection],
-	}); err != nil {
+	if err := r.Client.List(ctx, &list,
+		client.MatchingFields{indexNetworkPolicyConnection: conn.Namespace + "/" + conn.Name}); err != nil {
 		return nil, fmt.Errorf("listing NetworkPolicies of connection %s/%s: %w", conn.Namespace, conn.Name, err)
 	}
-	out := list.Items[:0]
-	for _, np := range list.Items {
-		if np.Annotations[annotationConnectionName] == conn.Name {
-			out = append(out, np)
-		}
-	}
-	return out, nil
+	return list.Items, nil
 }
 
 func (r *AgencyConnectionReconciler) removeStaleNetworkPolicies(ctx context.Context, conn *popv1.AgencyConnection, keep *networkingv1.NetworkPolicy) error {

@@ -28,15 +28,24 @@ func (a applier) apply(ctx context.Context, desired, existing client.Object) (bo
 	if existing != nil && upToDate(desired, existing) {
 		return false, nil
 	}
+	if _, err := a.write(ctx, desired); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// write applies desired unconditionally and returns the resourceVersion the
+// API server answered with.
+func (a applier) write(ctx context.Context, desired client.Object) (string, error) {
 	u, err := toApplyObject(desired)
 	if err != nil {
-		return false, err
+		return "", err
 	}
 	if err := a.client.Apply(ctx, client.ApplyConfigurationFromUnstructured(u),
 		client.FieldOwner(render.FieldOwner), client.ForceOwnership); err != nil {
-		return false, fmt.Errorf("applying %s %s/%s: %w", u.GetKind(), u.GetNamespace(), u.GetName(), err)
+		return "", fmt.Errorf("applying %s %s/%s: %w", u.GetKind(), u.GetNamespace(), u.GetName(), err)
 	}
-	return true, nil
+	return u.GetResourceVersion(), nil
 }
 
 // upToDate reports whether every field desired sets has the same value in

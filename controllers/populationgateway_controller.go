@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -24,6 +25,7 @@ type PopulationGatewayReconciler struct {
 	GatewayImage string
 
 	echo *shardEcho
+	memo *policyMemo
 }
 
 // +kubebuilder:rbac:groups=popconnect.io,resources=populationgateways,verbs=get;list;watch
@@ -59,7 +61,10 @@ func (s *gatewayState) setCondition(condType string, status metav1.ConditionStat
 func (r *PopulationGatewayReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	gw := &popv1.PopulationGateway{}
 	if err := r.Client.Get(ctx, req.NamespacedName, gw); err != nil {
-		// Children carry owner references: the garbage collector removes them.
+		if apierrors.IsNotFound(err) {
+			// Children carry owner references: the garbage collector removes them.
+			r.memo.forget(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !gw.DeletionTimestamp.IsZero() {

@@ -6,10 +6,10 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	popv1 "github.com/popconnect/popconnect/api/v1alpha1"
-	"github.com/popconnect/popconnect/gateway/policy"
 	"github.com/popconnect/popconnect/internal/admission"
 	"github.com/popconnect/popconnect/internal/render"
 )
@@ -19,35 +19,31 @@ import (
 // (unknown field, missing legal basis, agency code owned elsewhere), or
 // being deleted, is left out; a suspended or expired one is kept, denied.
 func (r *PopulationGatewayReconciler) reconcilePolicy(ctx context.Context, s *gatewayState) error {
-	var entries []policy.Agency
+	memo := r.memo.gateway(client.ObjectKeyFromObject(s.gw))
+	var entries []render.EncodedEntry
 	if s.catalog != nil {
 		var err error
-		if entries, err = r.admittedEntries(ctx, s); err != nil {
+		if entries, err = r.admittedEntries(ctx, s, memo); err != nil {
 			return err
 		}
 	}
-	shards, err := render.PolicyShards(s.gw, entries)
-	if err != nil {
-		return err
-	}
+	docs := render.EncodeShards(entries)
 	keep := map[string]bool{}
-	for _, shard := range shards {
-		keep[shard.Name] = true
-		shard.SetOwnerReferences([]metav1.OwnerReference{controllerRef(s.gw, "PopulationGateway")})
-		if r.echo != nil {
-			// Before the write: its watch event may arrive before Apply returns.
-			r.echo.remember(shard)
-		}
-		if err := r.applyOwned(ctx, s.gw, shard); err != nil {
+	kept := map[int]bool{}
+	for _, d := range docs {
+		keep[render.ShardName(s.gw.Name, d.Index)] = true
+		kept[d.Index] = true
+		if err := r.writeShard(ctx, s.gw, memo, d); err != nil {
 			s.setCondition(popv1.ConditionPolicyReady, metav1.ConditionFalse, popv1.ReasonPending,
 				"Writing the policy shards failed and will be retried: "+err.Error())
 			return err
 		}
 	}
+	memo.keepShards(kept)
 	if err := r.deleteOtherShards(ctx, s.gw, keep); err != nil {
 		return err
 	}
-	s.policyVersion = render.PolicyVersion(shards)
+	s.policyVersion = render.PolicyVersion(s.gw.Name, docs)
 	if s.catalog == nil {
 		s.setCondition(popv1.ConditionPolicyReady, metav1.ConditionFalse, popv1.ReasonCatalogNotFound, fmt.Sprintf(
 			"FieldCatalog %q (spec.catalogRef) does not exist, so no connection is admitted; create it or correct spec.catalogRef.",
@@ -56,11 +52,44 @@ func (r *PopulationGatewayReconciler) reconcilePolicy(ctx context.Context, s *ga
 	}
 	s.setCondition(popv1.ConditionPolicyReady, metav1.ConditionTrue, popv1.ReasonProgrammed, fmt.Sprintf(
 		"%d agencies (%d with access) are written to %d policy shards, version %s.",
-		len(entries), s.activeConnections, len(shards), s.policyVersion))
+		len(entries), s.activeConnections, len(docs), s.policyVersion))
 	return nil
 }
 
-func (r *PopulationGatewayReconciler) admittedEntries(ctx context.Context, s *gatewayState) ([]policy.Agency, error) {
+// writeShard makes the live shard hold the document. A shard the memo knows
+// to be current at its live resourceVersion costs a cache read only; any
+// other is rendered and compared in full, and written if it differs.
+func (r *PopulationGatewayReconciler) writeShard(ctx context.Context, gw *popv1.PopulationGateway, memo *gatewayMemo, d render.ShardDocument) error {
+	live := &corev1.ConfigMap{}
+	exists, err := getCached(ctx, r.Client, client.ObjectKey{Namespace: gw.Namespace, Name: render.ShardName(gw.Name, d.Index)}, live)
+	if err != nil {
+		return err
+	}
+	if exists && memo.shardCurrent(d.Index, gw.UID, d.Version, live.ResourceVersion) {
+		return nil
+	}
+	shard, err := render.ShardConfigMap(gw, d)
+	if err != nil {
+		return err
+	}
+	shard.SetOwnerReferences([]metav1.OwnerReference{controllerRef(gw, "PopulationGateway")})
+	if r.echo != nil {
+		// Before the write: its watch event may arrive before Apply returns.
+		r.echo.remember(shard)
+	}
+	if exists && upToDate(shard, live) {
+		memo.shardWritten(d.Index, gw.UID, d.Version, live.ResourceVersion)
+		return nil
+	}
+	resourceVersion, err := (applier{client: r.Client}).write(ctx, shard)
+	if err != nil {
+		return err
+	}
+	memo.shardWritten(d.Index, gw.UID, d.Version, resourceVersion)
+	return nil
+}
+
+func (r *PopulationGatewayReconciler) admittedEntries(ctx context.Context, s *gatewayState, memo *gatewayMemo) ([]render.EncodedEntry, error) {
 	// Read-only views of the cached objects: this runs on every connection
 	// change, and deep-copying 10,000 connections (and each one's peers)
 	// every time is pure garbage. Nothing below modifies them
@@ -70,7 +99,8 @@ func (r *PopulationGatewayReconciler) admittedEntries(ctx context.Context, s *ga
 		return nil, err
 	}
 	catalog := admission.IndexCatalog(s.catalog)
-	entries := make([]policy.Agency, 0, len(conns))
+	entries := make([]render.EncodedEntry, 0, len(conns))
+	seen := make(map[types.UID]bool, len(conns))
 	for i := range conns {
 		conn := &conns[i]
 		if !conn.DeletionTimestamp.IsZero() || catalog.CheckFields(conn) != nil {
@@ -91,8 +121,14 @@ func (r *PopulationGatewayReconciler) admittedEntries(ctx context.Context, s *ga
 				s.wakeAt = append(s.wakeAt, conn.Spec.ValidUntil.Time)
 			}
 		}
-		entries = append(entries, render.PolicyEntry(conn, deny))
+		entry, err := memo.entry(conn, deny)
+		if err != nil {
+			return nil, err
+		}
+		seen[conn.UID] = true
+		entries = append(entries, entry)
 	}
+	memo.keepEntries(seen)
 	return entries, nil
 }
 

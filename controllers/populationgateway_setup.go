@@ -26,6 +26,9 @@ func (r *PopulationGatewayReconciler) SetupWithManager(mgr ctrl.Manager, opts co
 	if r.echo == nil {
 		r.echo = newShardEcho()
 	}
+	if r.memo == nil {
+		r.memo = newPolicyMemo()
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("populationgateway").
 		WithOptions(opts).

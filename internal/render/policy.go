@@ -96,23 +96,125 @@ func ShardLabels(gatewayName string) map[string]string {
 	}
 }
 
-// PolicyShards spreads the entries over the gateway's shards. Only shards
-// holding at least one entry are returned, in index order; entries are
-// sorted by agency code so that the output is byte-for-byte stable.
-func PolicyShards(gw *popv1.PopulationGateway, entries []policy.Agency) ([]*corev1.ConfigMap, error) {
-	buckets := map[int][]policy.Agency{}
+// EncodedEntry is one agency's entry as a policy shard holds it: its JSON
+// encoding, kept so that a caller may reuse it while the connection's spec
+// does not change.
+type EncodedEntry struct {
+	AgencyCode string
+	JSON       []byte
+}
+
+// EncodeEntry encodes an entry for EncodeShards.
+func EncodeEntry(e policy.Agency) (EncodedEntry, error) {
+	b, err := json.Marshal(e)
+	if err != nil {
+		return EncodedEntry{}, fmt.Errorf("encoding the policy entry of %s: %w", e.AgencyCode, err)
+	}
+	return EncodedEntry{AgencyCode: e.AgencyCode, JSON: b}, nil
+}
+
+// ShardDocument is one shard's policy document, encoded, and its version: a
+// hash of its entries, which changes whenever any of them does.
+type ShardDocument struct {
+	Index   int
+	Version string
+	Doc     []byte
+}
+
+// EncodeShards spreads the entries over the shards by ShardIndex and encodes
+// each non-empty shard, in index order, its entries sorted by agency code,
+// so that the output is byte-for-byte stable. The document is exactly what
+// json.Marshal makes of a policy.Document; it is assembled from the entries'
+// encodings so that an unchanged entry is not encoded again.
+func EncodeShards(entries []EncodedEntry) []ShardDocument {
+	var buckets [ShardCount][]EncodedEntry
 	for _, e := range entries {
 		i := ShardIndex(e.AgencyCode)
 		buckets[i] = append(buckets[i], e)
 	}
-	indexes := make([]int, 0, len(buckets))
+	var docs []ShardDocument
 	for i := range buckets {
-		indexes = append(indexes, i)
+		if len(buckets[i]) > 0 {
+			docs = append(docs, encodeShard(i, buckets[i]))
+		}
 	}
-	sort.Ints(indexes)
-	shards := make([]*corev1.ConfigMap, 0, len(indexes))
-	for _, i := range indexes {
-		cm, err := policyShard(gw, i, buckets[i])
+	return docs
+}
+
+func encodeShard(index int, entries []EncodedEntry) ShardDocument {
+	sort.Slice(entries, func(a, b int) bool { return entries[a].AgencyCode < entries[b].AgencyCode })
+	size := 2
+	for _, e := range entries {
+		size += len(e.JSON) + 1
+	}
+	const head, tail = `{"version":"`, `"}`
+	versionLen := 16 // hex of 8 bytes
+	doc := make([]byte, 0, len(head)+versionLen+len(`","agencies":`)+size+len(tail))
+	doc = append(doc, head...)
+	doc = append(doc, make([]byte, versionLen)...) // the version, filled in below
+	doc = append(doc, `","agencies":`...)
+	bodyStart := len(doc)
+	doc = append(doc, '[')
+	for i, e := range entries {
+		if i > 0 {
+			doc = append(doc, ',')
+		}
+		doc = append(doc, e.JSON...)
+	}
+	doc = append(doc, ']')
+	sum := sha256.Sum256(doc[bodyStart:])
+	version := hex.EncodeToString(sum[:8])
+	copy(doc[len(head):], version)
+	doc = append(doc, '}')
+	return ShardDocument{Index: index, Version: version, Doc: doc}
+}
+
+// ShardConfigMap is the ConfigMap that carries a shard document of the
+// gateway; a document larger than ShardGzipThreshold is compressed.
+func ShardConfigMap(gw *popv1.PopulationGateway, d ShardDocument) (*corev1.ConfigMap, error) {
+	cm := &corev1.ConfigMap{
+		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
+		ObjectMeta: metav1.ObjectMeta{
+			Name:        ShardName(gw.Name, d.Index),
+			Namespace:   gw.Namespace,
+			Labels:      ShardLabels(gw.Name),
+			Annotations: map[string]string{AnnotationPolicyVersion: d.Version},
+		},
+	}
+	if len(d.Doc) <= ShardGzipThreshold {
+		cm.Data = map[string]string{ShardDataKey: string(d.Doc)}
+		return cm, nil
+	}
+	var buf bytes.Buffer
+	zw, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := zw.Write(d.Doc); err != nil {
+		return nil, fmt.Errorf("compressing policy shard %d: %w", d.Index, err)
+	}
+	if err := zw.Close(); err != nil {
+		return nil, fmt.Errorf("compressing policy shard %d: %w", d.Index, err)
+	}
+	cm.BinaryData = map[string][]byte{ShardGzipKey: buf.Bytes()}
+	return cm, nil
+}
+
+// PolicyShards renders the gateway's shards for the entries: only shards
+// holding at least one entry, in index order.
+func PolicyShards(gw *popv1.PopulationGateway, entries []policy.Agency) ([]*corev1.ConfigMap, error) {
+	encoded := make([]EncodedEntry, 0, len(entries))
+	for _, e := range entries {
+		ee, err := EncodeEntry(e)
+		if err != nil {
+			return nil, err
+		}
+		encoded = append(encoded, ee)
+	}
+	docs := EncodeShards(encoded)
+	shards := make([]*corev1.ConfigMap, 0, len(docs))
+	for _, d := range docs {
+		cm, err := ShardConfigMap(gw, d)
 		if err != nil {
 			return nil, err
 		}
@@ -121,51 +223,11 @@ func PolicyShards(gw *popv1.PopulationGateway, entries []policy.Agency) ([]*core
 	return shards, nil
 }
 
-func policyShard(gw *popv1.PopulationGateway, index int, agencies []policy.Agency) (*corev1.ConfigMap, error) {
-	sort.Slice(agencies, func(a, b int) bool { return agencies[a].AgencyCode < agencies[b].AgencyCode })
-	body, err := json.Marshal(agencies)
-	if err != nil {
-		return nil, fmt.Errorf("encoding policy shard %d: %w", index, err)
-	}
-	sum := sha256.Sum256(body)
-	version := hex.EncodeToString(sum[:8])
-	doc, err := json.Marshal(policy.Document{Version: version, Agencies: agencies})
-	if err != nil {
-		return nil, fmt.Errorf("encoding policy shard %d: %w", index, err)
-	}
-	cm := &corev1.ConfigMap{
-		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
-		ObjectMeta: metav1.ObjectMeta{
-			Name:        ShardName(gw.Name, index),
-			Namespace:   gw.Namespace,
-			Labels:      ShardLabels(gw.Name),
-			Annotations: map[string]string{AnnotationPolicyVersion: version},
-		},
-	}
-	if len(doc) <= ShardGzipThreshold {
-		cm.Data = map[string]string{ShardDataKey: string(doc)}
-		return cm, nil
-	}
-	var buf bytes.Buffer
-	zw, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := zw.Write(doc); err != nil {
-		return nil, fmt.Errorf("compressing policy shard %d: %w", index, err)
-	}
-	if err := zw.Close(); err != nil {
-		return nil, fmt.Errorf("compressing policy shard %d: %w", index, err)
-	}
-	cm.BinaryData = map[string][]byte{ShardGzipKey: buf.Bytes()}
-	return cm, nil
-}
-
 // PolicyVersion combines the shards' versions into the gateway's version.
-func PolicyVersion(shards []*corev1.ConfigMap) string {
+func PolicyVersion(gatewayName string, docs []ShardDocument) string {
 	h := sha256.New()
-	for _, s := range shards {
-		fmt.Fprintf(h, "%s=%s\n", s.Name, s.Annotations[AnnotationPolicyVersion])
+	for _, d := range docs {
+		fmt.Fprintf(h, "%s=%s\n", ShardName(gatewayName, d.Index), d.Version)
 	}
 	return hex.EncodeToString(h.Sum(nil))[:16]
 }

@@ -1,9 +1,14 @@
 package render
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -107,8 +112,60 @@ func TestPolicyShardsOneChangeRewritesOneShard(t *testing.T) {
 	if changed != 1 {
 		t.Errorf("%d shards changed for one agency, want 1", changed)
 	}
-	if PolicyVersion(before) == PolicyVersion(after) {
+	if v1, v2 := PolicyVersion("gw", encodeAll(t, entries[:417])), PolicyVersion("gw", encodeAll(t, entries)); v1 == v2 {
 		t.Error("the gateway's policy version did not change")
+	}
+}
+
+func encodeAll(t *testing.T, entries []policy.Agency) []ShardDocument {
+	t.Helper()
+	encoded := make([]EncodedEntry, 0, len(entries))
+	for _, e := range entries {
+		ee, err := EncodeEntry(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		encoded = append(encoded, ee)
+	}
+	return EncodeShards(encoded)
+}
+
+// The shard document is assembled from the entries' encodings; it must be
+// exactly what encoding/json makes of the policy.Document, with the version
+// the hash of the agencies array.
+func TestEncodeShardsIsTheJSONDocument(t *testing.T) {
+	quota := int64(5)
+	until := time.Date(2027, 1, 2, 3, 4, 5, 0, time.UTC)
+	entries := entriesN(300, 3)
+	entries[7].Suspended = true
+	entries[8].RateLimit.DailyQuota = &quota
+	entries[9].ValidUntil = &until
+	entries[10].AllowedFields = []string{`needs "escaping" <&>`}
+	for _, d := range encodeAll(t, entries) {
+		var doc policy.Document
+		if err := json.Unmarshal(d.Doc, &doc); err != nil {
+			t.Fatalf("shard %d: %v", d.Index, err)
+		}
+		want, err := json.Marshal(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(d.Doc, want) {
+			t.Fatalf("shard %d:\n got %s\nwant %s", d.Index, d.Doc, want)
+		}
+		agencies, err := json.Marshal(doc.Agencies)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(agencies)
+		if d.Version != hex.EncodeToString(sum[:8]) || doc.Version != d.Version {
+			t.Errorf("shard %d: version %q in the document, %q reported, want the agencies' hash", d.Index, doc.Version, d.Version)
+		}
+		for i := 1; i < len(doc.Agencies); i++ {
+			if doc.Agencies[i-1].AgencyCode >= doc.Agencies[i].AgencyCode {
+				t.Fatalf("shard %d is not sorted by agency code", d.Index)
+			}
+		}
 	}
 }
 
