@@ -6,7 +6,8 @@
 #       proxy_pass to a keepalive upstream),
 #   (c) the popconnect gateway (mTLS, policy, field filtering, rate limiting
 #       with limits set high, audit log written to a file).
-# Prints a table and the ratios. Not part of go test.
+# Prints a table (with the CPU each target process spent per request) and the
+# ratios. Not part of go test.
 #
 # Environment: DURATION (20s), CONCURRENCY (64), RECORDS (1000000),
 # PROFILE=1 to also write a CPU profile of the gateway run (gateway.pprof in
@@ -109,9 +110,11 @@ wait_port() {
 pids+=($!)
 ./popdb-sim --listen-address "127.0.0.1:$PORT_UP_TLS" --records "$RECORDS" \
 	--tls-cert-file server.crt --tls-key-file server.key 2>popdb-tls.log &
-pids+=($!)
+direct_pid=$!
+pids+=($direct_pid)
 nginx -c "$work/nginx.conf" -p "$work" -g 'daemon off;' &
-pids+=($!)
+nginx_pid=$!
+pids+=($nginx_pid)
 profile_args=()
 if [ "$PROFILE" = 1 ]; then profile_args=(--cpu-profile "$work/gateway.pprof"); fi
 ./gateway --policy-file policy.json --upstream-url "http://127.0.0.1:$PORT_UP" \
@@ -129,20 +132,43 @@ load() {
 }
 field() { sed -n "s/.*$1=\([^ ]*\).*/\1/p" <<<"$2"; }
 
+# CPU time (user + system, in clock ticks) of the given processes, from
+# /proc/PID/stat fields 14 and 15. nginx's workers are children of its master.
+cpu_ticks() {
+	local t=0 p f
+	for p in "$@"; do
+		read -r -a f <"/proc/$p/stat"
+		t=$((t + f[13] + f[14]))
+	done
+	echo "$t"
+}
+# load_measured NAME URL PID...: runs the load and appends the CPU the target
+# processes spent during it, in microseconds per successful request.
+load_measured() {
+	local url=$1 before after out
+	shift
+	before=$(cpu_ticks "$@")
+	out=$(load "$url")
+	after=$(cpu_ticks "$@")
+	awk -v o="$out" -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v ok="$(field ok "$out")" \
+		'BEGIN { printf "%s cpu_us=%.0f\n", o, (ok > 0 ? t * 1e6 / hz / ok : 0) }'
+}
+
 echo "running: $CONCURRENCY connections, $DURATION each..." >&2
-direct=$(load "https://127.0.0.1:$PORT_UP_TLS")
-proxy=$(load "https://127.0.0.1:$PORT_NGINX")
-gateway=$(load "https://127.0.0.1:$PORT_GW")
+direct=$(load_measured "https://127.0.0.1:$PORT_UP_TLS" "$direct_pid")
+# shellcheck disable=SC2046 # one PID per word
+proxy=$(load_measured "https://127.0.0.1:$PORT_NGINX" "$nginx_pid" $(pgrep -P "$nginx_pid"))
+gateway=$(load_measured "https://127.0.0.1:$PORT_GW" "$gw_pid")
 audit_lines_running=$(wc -l <audit.log)
 kill -TERM "$gw_pid"
 wait "$gw_pid" || true
 audit_lines=$(wc -l <audit.log)
 
-printf '\n%-28s %10s %9s %9s %8s\n' target "req/s" "p50 ms" "p99 ms" errors
+printf '\n%-28s %10s %9s %9s %8s %12s\n' target "req/s" "p50 ms" "p99 ms" errors "CPU µs/req"
 for row in "popdb-sim direct (HTTPS)|$direct" "nginx mTLS proxy|$proxy" "popconnect gateway|$gateway"; do
 	name=${row%%|*}
 	r=${row#*|}
-	printf '%-28s %10s %9s %9s %8s\n' "$name" "$(field rps "$r")" "$(field p50_ms "$r")" "$(field p99_ms "$r")" "$(field errors "$r")"
+	printf '%-28s %10s %9s %9s %8s %11s\n' "$name" "$(field rps "$r")" "$(field p50_ms "$r")" "$(field p99_ms "$r")" "$(field errors "$r")" "$(field cpu_us "$r")"
 done
 g=$(field rps "$gateway")
 n=$(field rps "$proxy")
