@@ -83,17 +83,19 @@ func (r *AgencyConnectionReconciler) shardConnections(ctx context.Context, o cli
 	if owner == "" {
 		return nil
 	}
-	conns, err := connectionsOfGateway(ctx, r.Client, o.GetNamespace(), owner)
-	if err != nil {
+	var list popv1.AgencyConnectionList
+	if err := r.Client.List(ctx, &list, client.UnsafeDisableDeepCopy,
+		client.MatchingFields{indexConnectionShard: o.GetNamespace() + "/" + o.GetName()}); err != nil {
 		return nil
 	}
-	return requestsFor(conns, func(c *popv1.AgencyConnection) bool {
-		return render.ShardName(owner, render.ShardIndex(c.Spec.AgencyCode)) == o.GetName()
+	return requestsFor(list.Items, func(c *popv1.AgencyConnection) bool {
+		ns, gw := render.GatewayKey(c)
+		return ns == o.GetNamespace() && gw == owner
 	})
 }
 
 func (r *AgencyConnectionReconciler) gatewayConnections(ctx context.Context, o client.Object) []reconcile.Request {
-	conns, err := connectionsOfGateway(ctx, r.Client, o.GetNamespace(), o.GetName())
+	conns, err := connectionsOfGateway(ctx, r.Client, o.GetNamespace(), o.GetName(), client.UnsafeDisableDeepCopy)
 	if err != nil {
 		return nil
 	}
@@ -107,7 +109,7 @@ func (r *AgencyConnectionReconciler) catalogConnections(ctx context.Context, o c
 	}
 	var reqs []reconcile.Request
 	for _, gw := range gateways {
-		conns, err := connectionsOfGateway(ctx, r.Client, gw.Namespace, gw.Name)
+		conns, err := connectionsOfGateway(ctx, r.Client, gw.Namespace, gw.Name, client.UnsafeDisableDeepCopy)
 		if err != nil {
 			return nil
 		}
