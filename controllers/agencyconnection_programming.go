@@ -1,8 +1,8 @@
 package controllers
 
 import (
-	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"sync"
@@ -36,13 +36,13 @@ func (r *AgencyConnectionReconciler) reconcileProgramming(ctx context.Context, s
 	if err != nil {
 		return err
 	}
-	var got *policy.Agency
+	written := false
 	if exists {
-		if got, err = r.shards.entry(cm, s.conn.Spec.AgencyCode); err != nil {
+		if written, err = r.shards.holds(cm, want); err != nil {
 			return err
 		}
 	}
-	if got == nil || !sameEntry(*got, want) {
+	if !written {
 		s.setCondition(popv1.ConditionProgrammed, metav1.ConditionFalse, popv1.ReasonPending,
 			fmt.Sprintf("Waiting for the entry to be written to policy shard %s/%s.", s.gateway.Namespace, name))
 		return nil
@@ -60,29 +60,40 @@ func (r *AgencyConnectionReconciler) reconcileProgramming(ctx context.Context, s
 	return nil
 }
 
-func sameEntry(a, b policy.Agency) bool {
-	ja, errA := json.Marshal(a)
-	jb, errB := json.Marshal(b)
-	return errA == nil && errB == nil && bytes.Equal(ja, jb)
-}
-
-// shardCache keeps each policy shard decoded once per resourceVersion: the
-// connections of one shard (about 160 at 10,000 agencies) all read it.
+// shardCache keeps, for each policy shard at its current resourceVersion,
+// a digest of every entry it holds: the connections of one shard (about 160
+// at 10,000 agencies) all read it, and it is decoded once per change. Only
+// digests are kept, not the entries, so that it costs little memory.
 type shardCache struct {
 	mu      sync.Mutex
-	decoded map[types.NamespacedName]decodedShard
+	decoded map[types.NamespacedName]shardDigests
 }
 
-type decodedShard struct {
+type shardDigests struct {
 	resourceVersion string
-	entries         map[string]policy.Agency
+	entries         map[string]entryDigest
+}
+
+// entryDigest identifies an entry by its canonical encoding.
+type entryDigest [sha256.Size / 2]byte
+
+func digestEntry(e policy.Agency) (entryDigest, error) {
+	b, err := json.Marshal(e)
+	if err != nil {
+		return entryDigest{}, fmt.Errorf("encoding the policy entry of %s: %w", e.AgencyCode, err)
+	}
+	sum := sha256.Sum256(b)
+	var d entryDigest
+	copy(d[:], sum[:])
+	return d, nil
 }
 
 func newShardCache() *shardCache {
-	return &shardCache{decoded: map[types.NamespacedName]decodedShard{}}
+	return &shardCache{decoded: map[types.NamespacedName]shardDigests{}}
 }
 
-func (c *shardCache) entry(cm *corev1.ConfigMap, code string) (*policy.Agency, error) {
+// holds reports whether the shard holds want, exactly, as its agency's entry.
+func (c *shardCache) holds(cm *corev1.ConfigMap, want policy.Agency) (bool, error) {
 	key := types.NamespacedName{Namespace: cm.Namespace, Name: cm.Name}
 	c.mu.Lock()
 	d, ok := c.decoded[key]
@@ -90,19 +101,22 @@ func (c *shardCache) entry(cm *corev1.ConfigMap, code string) (*policy.Agency, e
 	if !ok || d.resourceVersion != cm.ResourceVersion {
 		entries, err := render.ShardEntries(cm)
 		if err != nil {
-			return nil, err
+			return false, err
 		}
-		d = decodedShard{resourceVersion: cm.ResourceVersion, entries: make(map[string]policy.Agency, len(entries))}
+		d = shardDigests{resourceVersion: cm.ResourceVersion, entries: make(map[string]entryDigest, len(entries))}
 		for _, e := range entries {
-			d.entries[e.AgencyCode] = e
+			if d.entries[e.AgencyCode], err = digestEntry(e); err != nil {
+				return false, err
+			}
 		}
 		c.mu.Lock()
 		c.decoded[key] = d
 		c.mu.Unlock()
 	}
-	e, ok := d.entries[code]
+	got, ok := d.entries[want.AgencyCode]
 	if !ok {
-		return nil, nil
+		return false, nil
 	}
-	return &e, nil
+	wantDigest, err := digestEntry(want)
+	return err == nil && got == wantDigest, err
 }

@@ -98,6 +98,7 @@ type result struct {
 	requests                map[string]float64
 	reconciles              map[string]float64
 	reconcileMean           map[string]float64
+	propReconcileMean       map[string]float64
 	tailWrites, idleWrites  float64
 	rssHWM, rssNow, heap    float64
 	hwmAfterConverge        float64
@@ -253,6 +254,10 @@ func run(ctx context.Context, o options) error {
 	res.quietS = quietAt.Sub(t0).Seconds()
 
 	progress("propagation: starting a gateway in Kubernetes mode")
+	before, err := scrape(ctx, mgr.metricsURL)
+	if err != nil {
+		return err
+	}
 	g, err := startGateway(ctx, gatewayBin, kubeconfig, dir, ns, ca)
 	if err != nil {
 		return err
@@ -270,6 +275,7 @@ func run(ctx context.Context, o options) error {
 	res.rssNow, res.rssHWM = float64(rss), float64(hwm)
 	if m, err = scrape(ctx, mgr.metricsURL); err == nil {
 		res.heap = m.sum("go_memstats_heap_alloc_bytes", nil)
+		res.propReconcileMean = reconcileMeanBetween(before, m)
 	}
 	mgr.stopIfRunning()
 	mgr = nil
@@ -338,20 +344,33 @@ func measureIdle(ctx context.Context, mgr *manager, idle time.Duration) (tail, i
 
 // reconcileSeconds is the mean reconcile time by controller.
 func reconcileSeconds(m metrics) map[string]float64 {
-	out := map[string]float64{}
-	mf := m["controller_runtime_reconcile_time_seconds"]
-	if mf == nil {
+	return reconcileMeanBetween(nil, m)
+}
+
+// reconcileMeanBetween is the mean time of the reconciles that ran between
+// two scrapes (since the start when before is nil), by controller.
+func reconcileMeanBetween(before, after metrics) map[string]float64 {
+	sums := func(m metrics) map[string][2]float64 {
+		out := map[string][2]float64{}
+		mf := m["controller_runtime_reconcile_time_seconds"]
+		if mf == nil {
+			return out
+		}
+		for _, s := range mf.Metric {
+			h := s.GetHistogram()
+			for _, l := range s.Label {
+				if h != nil && l.GetName() == "controller" {
+					out[l.GetValue()] = [2]float64{h.GetSampleSum(), float64(h.GetSampleCount())}
+				}
+			}
+		}
 		return out
 	}
-	for _, s := range mf.Metric {
-		h := s.GetHistogram()
-		if h == nil || h.GetSampleCount() == 0 {
-			continue
-		}
-		for _, l := range s.Label {
-			if l.GetName() == "controller" {
-				out[l.GetValue()] = h.GetSampleSum() / float64(h.GetSampleCount())
-			}
+	b, a := sums(before), sums(after)
+	out := map[string]float64{}
+	for c, v := range a {
+		if n := v[1] - b[c][1]; n > 0 {
+			out[c] = (v[0] - b[c][0]) / n
 		}
 	}
 	return out
@@ -431,6 +450,12 @@ func report(w *os.File, o options, r *result) {
 				percentile(p.newConn, 50), percentile(p.newConn, 100), len(p.newConn))
 		}
 		fmt.Fprintf(tw, "hammer requests (errors)\t%d (%d)%s\n", p.requests, p.errors, lastErr(p.lastErr))
+		means = means[:0]
+		for c, v := range r.propReconcileMean {
+			means = append(means, fmt.Sprintf("%s=%.1fms", c, v*1000))
+		}
+		sort.Strings(means)
+		fmt.Fprintf(tw, "mean reconcile time, propagation\t%s\n", strings.Join(means, " "))
 	}
 	_ = tw.Flush()
 	var p50, p99 float64
