@@ -32,15 +32,16 @@ type Options struct {
 }
 
 // CacheOptions limit the manager's informers to the objects the operator
-// writes (by their managed-by label) and drop managedFields: with 10,000
-// connections, caching every ConfigMap, Secret or NetworkPolicy of the
-// cluster would cost far more memory than the operator's own objects.
+// writes (by their managed-by label) and drop what no reconciler reads
+// (dropUnread): with 10,000 connections, caching every ConfigMap, Secret or
+// NetworkPolicy of the cluster would cost far more memory than the
+// operator's own objects.
 func CacheOptions() cache.Options {
 	managed := cache.ByObject{Label: labels.SelectorFromSet(labels.Set{render.LabelManagedBy: render.ManagedByValue})}
 	secretMeta := &metav1.PartialObjectMetadata{}
 	secretMeta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
 	return cache.Options{
-		DefaultTransform: cache.TransformStripManagedFields(),
+		DefaultTransform: dropUnread,
 		ByObject: map[client.Object]cache.ByObject{
 			&corev1.ConfigMap{}:             managed,
 			&corev1.ServiceAccount{}:        managed,
@@ -54,6 +55,34 @@ func CacheOptions() cache.Options {
 			&cmapi.Certificate{}:            managed,
 		},
 	}
+}
+
+// lastAppliedAnnotation is where client-side kubectl apply keeps a whole
+// copy of the object as last applied.
+const lastAppliedAnnotation = "kubectl.kubernetes.io/last-applied-configuration"
+
+// dropUnread removes, before an object enters the cache, the metadata no
+// reconciler reads and that can be as large as the object itself:
+// managedFields, and the copy client-side kubectl apply leaves in an
+// annotation (an AgencyConnection applied with kubectl carries its whole
+// spec twice). Patches are computed between two in-memory copies, so what
+// is dropped here is never written back or removed from the server.
+func dropUnread(obj any) (any, error) {
+	obj, err := cache.TransformStripManagedFields()(obj)
+	if err != nil {
+		return obj, err
+	}
+	if m, ok := obj.(metav1.Object); ok {
+		if a := m.GetAnnotations(); a != nil {
+			if _, found := a[lastAppliedAnnotation]; found {
+				delete(a, lastAppliedAnnotation)
+				if len(a) == 0 {
+					m.SetAnnotations(nil)
+				}
+			}
+		}
+	}
+	return obj, nil
 }
 
 // SetupWithManager registers the indexes and the three reconcilers.
