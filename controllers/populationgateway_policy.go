@@ -27,7 +27,7 @@ func (r *PopulationGatewayReconciler) reconcilePolicy(ctx context.Context, s *ga
 			return err
 		}
 	}
-	docs := render.EncodeShards(entries)
+	docs := memo.encoder.Encode(entries)
 	keep := map[string]bool{}
 	kept := map[int]bool{}
 	for _, d := range docs {
@@ -92,8 +92,9 @@ func (r *PopulationGatewayReconciler) writeShard(ctx context.Context, gw *popv1.
 // admittedEntries computes the entries of the gateway's admitted
 // connections. It reads every connection once, cluster-wide, because the
 // agency-code rule compares each connection with the others that use its
-// code, on any gateway: one list grouped by code costs far less than one
-// index lookup per connection (10,000 lists of one at 10,000 connections).
+// code, on any gateway: counting claims per code in that one list leaves
+// the index lookup to the few codes with more than one claimant, instead of
+// one per connection (10,000 lists of one at 10,000 connections).
 func (r *PopulationGatewayReconciler) admittedEntries(ctx context.Context, s *gatewayState, memo *gatewayMemo) ([]render.EncodedEntry, error) {
 	// Read-only views of the cached objects: this runs on every connection
 	// change, and deep-copying 10,000 connections every time is pure
@@ -103,11 +104,11 @@ func (r *PopulationGatewayReconciler) admittedEntries(ctx context.Context, s *ga
 		return nil, fmt.Errorf("listing connections: %w", err)
 	}
 	all := list.Items
-	byCode := make(map[string][]int, len(all))
+	claims := make(map[string]int, len(all))
 	for i := range all {
-		byCode[all[i].Spec.AgencyCode] = append(byCode[all[i].Spec.AgencyCode], i)
+		claims[all[i].Spec.AgencyCode]++
 	}
-	catalog := admission.IndexCatalog(s.catalog)
+	catalog, stamp := admission.IndexCatalog(s.catalog), stampOf(s.catalog)
 	entries := make([]render.EncodedEntry, 0, len(all))
 	seen := make(map[types.UID]bool, len(all))
 	for i := range all {
@@ -115,13 +116,15 @@ func (r *PopulationGatewayReconciler) admittedEntries(ctx context.Context, s *ga
 		if ns, name := render.GatewayKey(conn); ns != s.gw.Namespace || name != s.gw.Name {
 			continue
 		}
-		if !conn.DeletionTimestamp.IsZero() || catalog.CheckFields(conn) != nil {
+		if !conn.DeletionTimestamp.IsZero() ||
+			!memo.fieldsAdmitted(conn, stamp, func() bool { return catalog.CheckFields(conn) == nil }) {
 			continue
 		}
-		if same := byCode[conn.Spec.AgencyCode]; len(same) > 1 {
-			peers := make([]popv1.AgencyConnection, 0, len(same))
-			for _, j := range same {
-				peers = append(peers, all[j])
+		if claims[conn.Spec.AgencyCode] > 1 {
+			// Rare: only then are the code's claimants looked up.
+			peers, err := connectionsWithCode(ctx, r.Client, conn.Spec.AgencyCode, client.UnsafeDisableDeepCopy)
+			if err != nil {
+				return nil, err
 			}
 			if admission.CheckAgencyCode(conn, peers) != nil {
 				continue

@@ -25,12 +25,29 @@ type policyMemo struct {
 type gatewayMemo struct {
 	entries map[types.UID]memoEntry
 	shards  map[int]memoShard
+	encoder render.ShardEncoder
 }
 
+// memoEntry is what is known of a connection at one generation of its spec.
 type memoEntry struct {
 	generation int64
-	deny       bool
-	encoded    render.EncodedEntry
+	// fieldsChecked is the catalog the fields were checked against, and
+	// fieldsOK the verdict.
+	fieldsChecked catalogStamp
+	fieldsOK      bool
+	// encoded is its entry, when encoded, for standing deny.
+	deny    bool
+	encoded *render.EncodedEntry
+}
+
+// catalogStamp identifies a FieldCatalog's spec.
+type catalogStamp struct {
+	uid        types.UID
+	generation int64
+}
+
+func stampOf(catalog *popv1.FieldCatalog) catalogStamp {
+	return catalogStamp{uid: catalog.UID, generation: catalog.Generation}
 }
 
 // memoShard is a shard known to hold a document version: the live ConfigMap
@@ -66,18 +83,40 @@ func (m *policyMemo) forget(key types.NamespacedName) {
 	delete(m.gateways, key)
 }
 
+// current returns what is known of the connection at its generation.
+func (g *gatewayMemo) current(conn *popv1.AgencyConnection) memoEntry {
+	e, ok := g.entries[conn.UID]
+	if !ok || e.generation != conn.Generation {
+		return memoEntry{generation: conn.Generation}
+	}
+	return e
+}
+
+// fieldsAdmitted returns check's verdict on the connection's fields against
+// the catalog, calling it only when the connection's spec or the catalog's
+// changed since the last time.
+func (g *gatewayMemo) fieldsAdmitted(conn *popv1.AgencyConnection, catalog catalogStamp, check func() bool) bool {
+	e := g.current(conn)
+	if e.fieldsChecked != catalog {
+		e.fieldsChecked, e.fieldsOK = catalog, check()
+		g.entries[conn.UID] = e
+	}
+	return e.fieldsOK
+}
+
 // entry returns the connection's encoded entry, encoding it only when its
 // spec or standing changed since the last time.
 func (g *gatewayMemo) entry(conn *popv1.AgencyConnection, deny bool) (render.EncodedEntry, error) {
-	if e, ok := g.entries[conn.UID]; ok && e.generation == conn.Generation && e.deny == deny &&
-		e.encoded.AgencyCode == conn.Spec.AgencyCode {
-		return e.encoded, nil
+	e := g.current(conn)
+	if e.encoded != nil && e.deny == deny {
+		return *e.encoded, nil
 	}
 	encoded, err := render.EncodeEntry(render.PolicyEntry(conn, deny))
 	if err != nil {
 		return render.EncodedEntry{}, err
 	}
-	g.entries[conn.UID] = memoEntry{generation: conn.Generation, deny: deny, encoded: encoded}
+	e.deny, e.encoded = deny, &encoded
+	g.entries[conn.UID] = e
 	return encoded, nil
 }
 

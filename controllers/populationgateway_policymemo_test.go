@@ -69,6 +69,20 @@ func TestGatewayMemoEntry(t *testing.T) {
 	if string(denied.JSON) == string(changed.JSON) {
 		t.Error("a change of standing (suspended, expired) must be encoded again")
 	}
+	checks := 0
+	check := func() bool { checks++; return true }
+	v1 := catalogStamp{uid: "cat", generation: 1}
+	m.fieldsAdmitted(conn, v1, check)
+	m.fieldsAdmitted(conn, v1, check)
+	if checks != 1 {
+		t.Errorf("fields checked %d times for one spec and catalog, want 1", checks)
+	}
+	m.fieldsAdmitted(conn, catalogStamp{uid: "cat", generation: 2}, check)
+	conn.Generation = 3
+	m.fieldsAdmitted(conn, catalogStamp{uid: "cat", generation: 2}, check)
+	if checks != 3 {
+		t.Errorf("fields checked %d times, want again after the catalog and after the spec changed (3)", checks)
+	}
 	m.keepEntries(map[types.UID]bool{})
 	if len(m.entries) != 0 {
 		t.Error("entries of connections no longer seen must be dropped")

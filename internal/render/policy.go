@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
+	"slices"
 	"sort"
 	"time"
 
@@ -127,22 +128,57 @@ type ShardDocument struct {
 // json.Marshal makes of a policy.Document; it is assembled from the entries'
 // encodings so that an unchanged entry is not encoded again.
 func EncodeShards(entries []EncodedEntry) []ShardDocument {
+	return (&ShardEncoder{}).Encode(entries)
+}
+
+// ShardEncoder is EncodeShards with a memory: a shard whose entries are the
+// very same encodings as in the previous call (the same byte slices, as a
+// caller that keeps each connection's EncodedEntry passes them) gets its
+// previous document back without being assembled and hashed again. The
+// zero value is ready to use; it is not safe for concurrent use.
+type ShardEncoder struct {
+	last map[int]encodedShard
+}
+
+type encodedShard struct {
+	members []*byte
+	doc     ShardDocument
+}
+
+// Encode is EncodeShards.
+func (enc *ShardEncoder) Encode(entries []EncodedEntry) []ShardDocument {
 	var buckets [ShardCount][]EncodedEntry
 	for _, e := range entries {
 		i := ShardIndex(e.AgencyCode)
 		buckets[i] = append(buckets[i], e)
 	}
+	next := make(map[int]encodedShard, len(enc.last))
 	var docs []ShardDocument
 	for i := range buckets {
-		if len(buckets[i]) > 0 {
-			docs = append(docs, encodeShard(i, buckets[i]))
+		if len(buckets[i]) == 0 {
+			continue
 		}
+		b := buckets[i]
+		sort.Slice(b, func(x, y int) bool { return b[x].AgencyCode < b[y].AgencyCode })
+		members := make([]*byte, len(b))
+		for j := range b {
+			if len(b[j].JSON) > 0 {
+				members[j] = &b[j].JSON[0]
+			}
+		}
+		prev, ok := enc.last[i]
+		if !ok || !slices.Equal(prev.members, members) {
+			prev = encodedShard{members: members, doc: encodeShard(i, b)}
+		}
+		next[i] = prev
+		docs = append(docs, prev.doc)
 	}
+	enc.last = next
 	return docs
 }
 
+// encodeShard assembles a shard's document from its entries, sorted by code.
 func encodeShard(index int, entries []EncodedEntry) ShardDocument {
-	sort.Slice(entries, func(a, b int) bool { return entries[a].AgencyCode < entries[b].AgencyCode })
 	size := 2
 	for _, e := range entries {
 		size += len(e.JSON) + 1

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -204,5 +205,62 @@ func TestShortName(t *testing.T) {
 	}
 	if shortName("short", 63) != "short" {
 		t.Error("a short name must be kept")
+	}
+}
+
+func TestShardEncoderReusesUnchangedShards(t *testing.T) {
+	entries := entriesN(500, 3)
+	encoded := make([]EncodedEntry, len(entries))
+	for i, e := range entries {
+		ee, err := EncodeEntry(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		encoded[i] = ee
+	}
+	var enc ShardEncoder
+	first := enc.Encode(slices.Clone(encoded))
+
+	// The same encodings again: every document is the previous one.
+	again := enc.Encode(slices.Clone(encoded))
+	for i := range first {
+		if &again[i].Doc[0] != &first[i].Doc[0] {
+			t.Fatalf("shard %d was assembled again although no entry changed", first[i].Index)
+		}
+	}
+
+	// One entry re-encoded (its connection changed): only its shard is new,
+	// and it matches what a memoryless encoder makes.
+	entries[42].Suspended = true
+	changed, err := EncodeEntry(entries[42])
+	if err != nil {
+		t.Fatal(err)
+	}
+	encoded[42] = changed
+	next := enc.Encode(slices.Clone(encoded))
+	want := EncodeShards(slices.Clone(encoded))
+	rebuilt := 0
+	for i := range next {
+		if !bytes.Equal(next[i].Doc, want[i].Doc) || next[i].Version != want[i].Version {
+			t.Fatalf("shard %d differs from a fresh encoding", next[i].Index)
+		}
+		if &next[i].Doc[0] != &first[i].Doc[0] {
+			rebuilt++
+			if next[i].Index != ShardIndex(entries[42].AgencyCode) {
+				t.Errorf("shard %d was assembled again, but its entries did not change", next[i].Index)
+			}
+		}
+	}
+	if rebuilt != 1 {
+		t.Errorf("%d shards assembled again, want 1", rebuilt)
+	}
+
+	// An entry removed: its shard changes too.
+	removed := enc.Encode(slices.Clone(encoded[1:]))
+	fresh := EncodeShards(slices.Clone(encoded[1:]))
+	for i := range removed {
+		if removed[i].Version != fresh[i].Version {
+			t.Fatalf("shard %d: version %s after a removal, want %s", removed[i].Index, removed[i].Version, fresh[i].Version)
+		}
 	}
 }
