@@ -60,6 +60,7 @@ FUZZTIME ?= 60s
 .PHONY: fuzz
 fuzz: ## Fuzz the filter and the request parsers, FUZZTIME each (make test runs their seed corpora).
 	go test ./gateway/filter -run '^$$' -fuzz '^FuzzFilter$$' -fuzztime $(FUZZTIME)
+	go test ./gateway/h1server -run '^$$' -fuzz '^FuzzParseRequest$$' -fuzztime $(FUZZTIME)
 	for f in FuzzLookupPath FuzzFields FuzzVerifyBody FuzzBatchBody FuzzPolicyDocument; do \
 		go test ./gateway -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) || exit 1; \
 	done

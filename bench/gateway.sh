@@ -11,13 +11,21 @@
 #
 # Environment: DURATION (20s), CONCURRENCY (64), RECORDS (1000000),
 # PROFILE=1 to also write a CPU profile of the gateway run (gateway.pprof in
-# the work directory, which is then kept).
+# the work directory, which is then kept), ROUNDS (1): run every target
+# ROUNDS times, interleaved, each leg DURATION long, and report the means,
+# so that a load change on a shared machine hits all targets alike;
+# BASELINE_GATEWAY=path/to/gateway adds that binary as a fourth target
+# (e.g. one built from the previous commit) for a side-by-side comparison.
 set -euo pipefail
 
 DURATION=${DURATION:-20s}
 CONCURRENCY=${CONCURRENCY:-64}
 RECORDS=${RECORDS:-1000000}
 PROFILE=${PROFILE:-0}
+ROUNDS=${ROUNDS:-1}
+BASELINE_GATEWAY=${BASELINE_GATEWAY:-}
+PORT_GW_BASE=${PORT_GW_BASE:-18445}
+PORT_GW_BASE_METRICS=${PORT_GW_BASE_METRICS:-19091}
 PORT_UP=${PORT_UP:-18080}
 PORT_UP_TLS=${PORT_UP_TLS:-18081}
 PORT_NGINX=${PORT_NGINX:-18443}
@@ -117,14 +125,28 @@ nginx_pid=$!
 pids+=($nginx_pid)
 profile_args=()
 if [ "$PROFILE" = 1 ]; then profile_args=(--cpu-profile "$work/gateway.pprof"); fi
-./gateway --policy-file policy.json --upstream-url "http://127.0.0.1:$PORT_UP" \
-	--listen-address "127.0.0.1:$PORT_GW" --metrics-address "127.0.0.1:$PORT_GW_METRICS" \
-	--tls-cert-file server.crt --tls-key-file server.key --client-ca-file ca.crt \
-	--audit-file "$work/audit.log" --audit-hash-key-file audit.key --log-level warn \
-	"${profile_args[@]}" 2>gateway.log &
-gw_pid=$!
-pids+=($gw_pid)
-for p in "$PORT_UP" "$PORT_UP_TLS" "$PORT_NGINX" "$PORT_GW"; do wait_port "$p"; done
+# start_gateway BINARY PORT METRICS_PORT AUDIT_FILE [ARGS...]: the gateway
+# with the bench policy; its PID is left in gateway_pid.
+start_gateway() {
+	local bin=$1 port=$2 metrics=$3 audit=$4
+	shift 4
+	"$bin" --policy-file policy.json --upstream-url "http://127.0.0.1:$PORT_UP" \
+		--listen-address "127.0.0.1:$port" --metrics-address "127.0.0.1:$metrics" \
+		--tls-cert-file server.crt --tls-key-file server.key --client-ca-file ca.crt \
+		--audit-file "$audit" --audit-hash-key-file audit.key --log-level warn \
+		"$@" 2>>gateway.log &
+	gateway_pid=$!
+	pids+=("$gateway_pid")
+}
+start_gateway ./gateway "$PORT_GW" "$PORT_GW_METRICS" "$work/audit.log" "${profile_args[@]}"
+gw_pid=$gateway_pid
+ports=("$PORT_UP" "$PORT_UP_TLS" "$PORT_NGINX" "$PORT_GW")
+if [ -n "$BASELINE_GATEWAY" ]; then
+	start_gateway "$BASELINE_GATEWAY" "$PORT_GW_BASE" "$PORT_GW_BASE_METRICS" "$work/audit-baseline.log"
+	base_pid=$gateway_pid
+	ports+=("$PORT_GW_BASE")
+fi
+for p in "${ports[@]}"; do wait_port "$p"; done
 
 load() {
 	./loadgen --url "$1" --cert client.crt --key client.key --ca ca.crt \
@@ -142,38 +164,55 @@ cpu_ticks() {
 	done
 	echo "$t"
 }
-# load_measured NAME URL PID...: runs the load and appends the CPU the target
-# processes spent during it, in microseconds per successful request.
-load_measured() {
-	local url=$1 before after out
-	shift
-	before=$(cpu_ticks "$@")
-	out=$(load "$url")
-	after=$(cpu_ticks "$@")
-	awk -v o="$out" -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v ok="$(field ok "$out")" \
-		'BEGIN { printf "%s cpu_us=%.0f\n", o, (ok > 0 ? t * 1e6 / hz / ok : 0) }'
-}
 
-echo "running: $CONCURRENCY connections, $DURATION each..." >&2
-direct=$(load_measured "https://127.0.0.1:$PORT_UP_TLS" "$direct_pid")
-# shellcheck disable=SC2046 # one PID per word
-proxy=$(load_measured "https://127.0.0.1:$PORT_NGINX" "$nginx_pid" $(pgrep -P "$nginx_pid"))
-gateway=$(load_measured "https://127.0.0.1:$PORT_GW" "$gw_pid")
+# The targets, as name|URL|PIDs whose CPU is counted.
+targets=("popdb-sim direct (HTTPS)|https://127.0.0.1:$PORT_UP_TLS|$direct_pid"
+	"nginx mTLS proxy|https://127.0.0.1:$PORT_NGINX|$nginx_pid $(pgrep -P "$nginx_pid" | tr '\n' ' ')"
+	"popconnect gateway|https://127.0.0.1:$PORT_GW|$gw_pid")
+if [ -n "$BASELINE_GATEWAY" ]; then
+	targets+=("gateway (baseline binary)|https://127.0.0.1:$PORT_GW_BASE|$base_pid")
+fi
+
+echo "running: $CONCURRENCY connections, $DURATION per leg, $ROUNDS round(s)..." >&2
+declare -A sum_rps sum_p50 sum_p99 sum_ok sum_err sum_ticks
+for ((round = 1; round <= ROUNDS; round++)); do
+	for t in "${targets[@]}"; do
+		IFS='|' read -r name url tpids <<<"$t"
+		# shellcheck disable=SC2086 # one PID per word
+		before=$(cpu_ticks $tpids)
+		out=$(load "$url")
+		# shellcheck disable=SC2086
+		after=$(cpu_ticks $tpids)
+		sum_rps[$name]=$(awk -v a="${sum_rps[$name]:-0}" -v b="$(field rps "$out")" 'BEGIN { print a + b }')
+		sum_p50[$name]=$(awk -v a="${sum_p50[$name]:-0}" -v b="$(field p50_ms "$out")" 'BEGIN { print a + b }')
+		sum_p99[$name]=$(awk -v a="${sum_p99[$name]:-0}" -v b="$(field p99_ms "$out")" 'BEGIN { print a + b }')
+		sum_ok[$name]=$((${sum_ok[$name]:-0} + $(field ok "$out")))
+		sum_err[$name]=$((${sum_err[$name]:-0} + $(field errors "$out")))
+		sum_ticks[$name]=$((${sum_ticks[$name]:-0} + after - before))
+	done
+done
 audit_lines_running=$(wc -l <audit.log)
 kill -TERM "$gw_pid"
 wait "$gw_pid" || true
 audit_lines=$(wc -l <audit.log)
 
+hz=$(getconf CLK_TCK)
 printf '\n%-28s %10s %9s %9s %8s %12s\n' target "req/s" "p50 ms" "p99 ms" errors "CPU µs/req"
-for row in "popdb-sim direct (HTTPS)|$direct" "nginx mTLS proxy|$proxy" "popconnect gateway|$gateway"; do
-	name=${row%%|*}
-	r=${row#*|}
-	printf '%-28s %10s %9s %9s %8s %11s\n' "$name" "$(field rps "$r")" "$(field p50_ms "$r")" "$(field p99_ms "$r")" "$(field errors "$r")" "$(field cpu_us "$r")"
+declare -A rps
+for t in "${targets[@]}"; do
+	name=${t%%|*}
+	rps[$name]=$(awk -v s="${sum_rps[$name]}" -v n="$ROUNDS" 'BEGIN { printf "%.0f", s / n }')
+	awk -v name="$name" -v rps="${rps[$name]}" -v p50="${sum_p50[$name]}" -v p99="${sum_p99[$name]}" -v n="$ROUNDS" \
+		-v err="${sum_err[$name]}" -v t="${sum_ticks[$name]}" -v ok="${sum_ok[$name]}" -v hz="$hz" \
+		'BEGIN { printf "%-28s %10s %9.2f %9.2f %8d %11.0f\n", name, rps, p50 / n, p99 / n, err, (ok > 0 ? t * 1e6 / hz / ok : 0) }'
 done
-g=$(field rps "$gateway")
-n=$(field rps "$proxy")
-d=$(field rps "$direct")
+g=${rps["popconnect gateway"]}
+n=${rps["nginx mTLS proxy"]}
+d=${rps["popdb-sim direct (HTTPS)"]}
 echo
 awk -v g="$g" -v n="$n" -v d="$d" 'BEGIN { printf "gateway/nginx = %.2f   gateway/direct = %.2f\n", g / n, g / d }'
-echo "audit records: $audit_lines (requests served: $(field ok "$gateway") ok + $(field errors "$gateway") errors; $audit_lines_running flushed before shutdown)"
+if [ -n "$BASELINE_GATEWAY" ]; then
+	awk -v g="$g" -v b="${rps["gateway (baseline binary)"]}" 'BEGIN { printf "gateway/baseline = %.2f\n", g / b }'
+fi
+echo "audit records: $audit_lines (requests served: ${sum_ok["popconnect gateway"]} ok + ${sum_err["popconnect gateway"]} errors; $audit_lines_running flushed before shutdown)"
 echo "machine: $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), $(date -u +%Y-%m-%dT%H:%MZ)"

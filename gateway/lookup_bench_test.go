@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/popconnect/popconnect/gateway/audit"
+	"github.com/popconnect/popconnect/gateway/h1server"
 	"github.com/popconnect/popconnect/gateway/metrics"
 	"github.com/popconnect/popconnect/gateway/policy"
 	"github.com/popconnect/popconnect/gateway/testpki"
@@ -90,11 +91,36 @@ func newBenchGateway(b *testing.B) *Gateway {
 
 // BenchmarkLookupMTLS is bench/gateway.sh's gateway leg in one process:
 // keep-alive HTTP/1.1 clients over TLS 1.3 with client certificates, the
-// gateway served by net/http with the production TLS configuration, and
-// popdb-sim behind it over loopback. Client, gateway and upstream share the
-// CPUs, so compare runs of this benchmark with each other (benchstat), not
-// with nginx. Profile with -cpuprofile / -memprofile.
+// gateway served with the production TLS configuration by the agency
+// listener's server (h1server) or, for comparison, by net/http, and
+// popdb-sim behind it over loopback. Client, gateway and upstream share
+// the CPUs, so compare runs of this benchmark with each other (benchstat),
+// not with nginx. Profile with -cpuprofile / -memprofile.
 func BenchmarkLookupMTLS(b *testing.B) {
+	b.Run("server=h1server", func(b *testing.B) {
+		benchLookupMTLS(b, func(g *Gateway, cfg *tls.Config, ln net.Listener) func() {
+			srv, err := h1server.New(h1server.Config{Handler: g, TLSConfig: cfg, ReadHeaderTimeout: 10 * time.Second,
+				IdleTimeout: 2 * time.Minute, Refuse: g.Refuse})
+			if err != nil {
+				b.Fatal(err)
+			}
+			go srv.Serve(ln)
+			return func() { srv.Close() }
+		})
+	})
+	b.Run("server=net-http", func(b *testing.B) {
+		benchLookupMTLS(b, func(g *Gateway, cfg *tls.Config, ln net.Listener) func() {
+			srv := &http.Server{Handler: g, TLSConfig: cfg, ReadHeaderTimeout: 10 * time.Second,
+				IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(slog.DiscardHandler, slog.LevelWarn)}
+			go srv.ServeTLS(ln, "", "")
+			return func() { srv.Close() }
+		})
+	})
+}
+
+// benchLookupMTLS runs the lookup load against the gateway served by
+// serve, which returns how to stop the server.
+func benchLookupMTLS(b *testing.B, serve func(*Gateway, *tls.Config, net.Listener) func()) {
 	g := newBenchGateway(b)
 	ca := testpki.NewCA(b, "bench")
 	server := ca.Issue(b, testpki.Options{IPs: []net.IP{net.ParseIP("127.0.0.1")}, Server: true})
@@ -111,10 +137,7 @@ func BenchmarkLookupMTLS(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv := &http.Server{Handler: g, TLSConfig: srvTLS.Config(), ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(slog.DiscardHandler, slog.LevelWarn)}
-	go srv.ServeTLS(ln, "", "")
-	b.Cleanup(func() { srv.Close() })
+	b.Cleanup(serve(g, srvTLS.Config(), ln))
 
 	client := ca.Agency(b, "BENCH")
 	tr := &http.Transport{

@@ -196,7 +196,7 @@ func (p *upstreamPool) roundTrip(ctx context.Context, deadline time.Time, method
 func (p *upstreamPool) exchange(ctx context.Context, deadline time.Time, c *upConn, method, path string, body []byte, reqID, agency string, limit int64, buf *bytes.Buffer) (status int, answered bool, err error) {
 	_ = c.c.SetDeadline(deadline)
 	// A cancelled request (the agency went away) interrupts the exchange.
-	stop := context.AfterFunc(ctx, func() { _ = c.c.SetDeadline(time.Unix(1, 0)) })
+	stop := afterFunc(ctx, func() { _ = c.c.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 
 	w := c.bw
@@ -238,15 +238,25 @@ func (p *upstreamPool) exchange(ctx context.Context, deadline time.Time, c *upCo
 	// either side asked to close it or the body ran to the end of it.
 	if !reusable {
 		c.c.Close()
+	} else if !stop() { // the AfterFunc fired: the deadline is poisoned
+		c.c.Close()
 	} else {
-		_ = c.c.SetDeadline(time.Time{})
-		if !stop() { // the AfterFunc fired: the deadline is poisoned
-			c.c.Close()
-		} else {
-			p.put(c)
-		}
+		// The deadline stays: an idle connection reads nothing, and the
+		// next exchange sets its own (one timer update per call, not two).
+		p.put(c)
 	}
 	return status, true, nil
+}
+
+// afterFunc is context.AfterFunc, calling the context's own AfterFunc
+// method directly when it has one (the agency listener's request contexts
+// do, see h1server): context.AfterFunc would call it too, but only after
+// allocating bookkeeping of its own on every upstream call.
+func afterFunc(ctx context.Context, f func()) (stop func() bool) {
+	if a, ok := ctx.(interface{ AfterFunc(func()) func() bool }); ok {
+		return a.AfterFunc(f)
+	}
+	return context.AfterFunc(ctx, f)
 }
 
 func (p *upstreamPool) String() string { return fmt.Sprintf("upstream %s", p.addr) }

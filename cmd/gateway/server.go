@@ -16,6 +16,7 @@ import (
 
 	"github.com/popconnect/popconnect/gateway"
 	"github.com/popconnect/popconnect/gateway/audit"
+	"github.com/popconnect/popconnect/gateway/h1server"
 	"github.com/popconnect/popconnect/gateway/loader"
 	"github.com/popconnect/popconnect/gateway/metrics"
 	"github.com/popconnect/popconnect/gateway/tlsconfig"
@@ -138,7 +139,9 @@ func (s *server) serve(ctx context.Context, onListen listening) (err error) {
 		return fmt.Errorf("--metrics-address: %w", err)
 	}
 	errorLog := slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)
-	agencySrv := &http.Server{
+	// Agencies get the strict HTTP/1.1 server (HTTP/2 by ALPN), with
+	// net/http's timeout semantics; see gateway/h1server.
+	agencySrv, err := h1server.New(h1server.Config{
 		Handler:           s.gw,
 		TLSConfig:         s.tls.Config(),
 		ReadHeaderTimeout: s.opts.readHeaderTimeout,
@@ -146,7 +149,17 @@ func (s *server) serve(ctx context.Context, onListen listening) (err error) {
 		WriteTimeout:      s.opts.upstreamTimeout + 30*time.Second,
 		IdleTimeout:       s.opts.idleTimeout,
 		MaxHeaderBytes:    s.opts.maxHeaderBytes,
-		ErrorLog:          errorLog,
+		MaxBodyBytes:      s.opts.maxRequestBody,
+		// A filtered answer is never larger than the upstream body it
+		// came from, plus the batch envelope.
+		MaxResponseBytes: int(s.opts.maxUpstreamBody) + 64<<10,
+		Refuse:           s.gw.Refuse,
+		Log:              s.log,
+	})
+	if err != nil {
+		agencyLn.Close()
+		metricsLn.Close()
+		return err
 	}
 	metricsSrv := &http.Server{
 		Handler:           s.metricsMux(),
@@ -158,7 +171,7 @@ func (s *server) serve(ctx context.Context, onListen listening) (err error) {
 		ErrorLog:          errorLog,
 	}
 	errc := make(chan error, 2)
-	go func() { errc <- agencySrv.ServeTLS(agencyLn, "", "") }()
+	go func() { errc <- agencySrv.Serve(agencyLn) }()
 	go func() { errc <- metricsSrv.Serve(metricsLn) }()
 	s.log.Info("serving", "agencies", agencyLn.Addr().String(), "metrics", metricsLn.Addr().String())
 	if onListen != nil {

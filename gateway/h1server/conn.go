@@ -1,0 +1,257 @@
+package h1server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"net/http"
+	"net/url"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/net/http2"
+)
+
+// Connection states, for Shutdown.
+const (
+	stateNew     int32 = iota // handshaking, or waiting for its first request
+	stateActive               // reading a request, in the handler, or writing
+	stateIdle                 // waiting for the next request: Shutdown may close it
+	stateH2                   // served by the HTTP/2 server, which handles GOAWAY
+	stateClosing              // closed by Shutdown or Close
+)
+
+// rstAvoidanceDelay is how long a connection closed while the client may
+// still be sending waits after its last response, write side shut, before
+// it closes: closing with unread data makes TCP send a reset, which can
+// destroy the response before the client reads it (net/http does the
+// same, for the same reason).
+const rstAvoidanceDelay = 500 * time.Millisecond
+
+// conn is one client connection, served by one goroutine.
+type conn struct {
+	s      *Server
+	raw    net.Conn
+	rwc    net.Conn // raw, or the *tls.Conn over it; set before serve starts
+	tls    *tls.ConnectionState
+	remote string
+	ctx    context.Context // cancelled when the connection ends, or by Close
+	cancel context.CancelFunc
+	cur    atomic.Pointer[requestContext] // the request in the handler
+	state  atomic.Int32
+	since  int64 // Unix time of accept
+
+	rd   reader
+	scan headScan
+	h    head
+	req  *http.Request
+	url  url.URL
+	hdr  http.Header
+	vals []string
+	body body
+	resp response
+
+	// The read and write deadlines as last set, and the current request's
+	// timing: when the server began waiting for it, when its first byte
+	// was seen (zero until then).
+	rdl, wdl  time.Time
+	waitStart time.Time
+	tFirst    time.Time
+	first     bool // the connection's first request
+
+	expectContinue bool
+	date           []byte
+	dateSec        int64
+}
+
+func (s *Server) newConn(raw net.Conn) *conn {
+	c := &conn{
+		s:      s,
+		raw:    raw,
+		rwc:    raw,
+		remote: raw.RemoteAddr().String(),
+		since:  time.Now().Unix(),
+		req:    new(http.Request),
+		hdr:    make(http.Header, 8),
+		vals:   make([]string, 16),
+		first:  true,
+	}
+	if s.tlsConfig != nil {
+		c.rwc = tls.Server(raw, s.tlsConfig)
+	}
+	c.ctx, c.cancel = context.WithCancel(s.baseCtx)
+	context.AfterFunc(c.ctx, c.ctxDone)
+	c.rd.src = c.rwc
+	c.body.c = c
+	c.resp.header = make(http.Header, 8)
+	c.resp.maxBody = s.cfg.MaxResponseBytes
+	return c
+}
+
+func (c *conn) serve() {
+	defer c.s.remove(c)
+	defer c.cancel()
+	if tc, ok := c.rwc.(*tls.Conn); ok {
+		if !c.handshake(tc) {
+			c.rwc.Close()
+			return
+		}
+		if c.tls.NegotiatedProtocol == http2.NextProtoTLS {
+			c.serveH2()
+			return
+		}
+	}
+	c.waitStart = time.Now()
+	linger := c.serveHTTP1()
+	if linger {
+		if cw, ok := c.rwc.(interface{ CloseWrite() error }); ok {
+			_ = cw.CloseWrite()
+		}
+		t := time.NewTimer(rstAvoidanceDelay)
+		select {
+		case <-t.C:
+		case <-c.ctx.Done():
+			t.Stop()
+		}
+	}
+	c.rwc.Close()
+}
+
+// ctxDone cancels the request in the handler, if any, when the
+// connection's context ends (the connection closed, or Close).
+func (c *conn) ctxDone() {
+	if rc := c.cur.Load(); rc != nil {
+		rc.cancel(c.ctx.Err())
+	}
+}
+
+// handshake runs the TLS handshake under the smallest server timeout and
+// takes the connection state once, for every request on the connection.
+func (c *conn) handshake(tc *tls.Conn) bool {
+	if d := c.s.handshakeTimeout; d > 0 {
+		_ = c.raw.SetDeadline(time.Now().Add(d))
+	}
+	if err := tc.HandshakeContext(c.ctx); err != nil {
+		c.s.log.Debug("TLS handshake failed", "remote", c.remote, "error", err)
+		return false
+	}
+	st := tc.ConnectionState()
+	c.tls = &st
+	if c.s.handshakeTimeout > 0 {
+		_ = c.raw.SetDeadline(time.Time{}) // the request loop sets its own
+	}
+	return true
+}
+
+// serveH2 hands a connection that negotiated h2 to the HTTP/2 server.
+func (c *conn) serveH2() {
+	if !c.state.CompareAndSwap(stateNew, stateH2) || c.s.shuttingDown() {
+		c.rwc.Close() // too late for GOAWAY: the client retries elsewhere
+		return
+	}
+	c.s.h2.ServeConn(c.rwc, &http2.ServeConnOpts{Context: c.ctx, BaseConfig: c.s.h2Base, Handler: c.s.cfg.Handler})
+	c.rwc.Close()
+}
+
+// serveHTTP1 serves requests in order until the connection must close. It
+// reports whether the client may still be sending (the close should then
+// linger).
+func (c *conn) serveHTTP1() (linger bool) {
+	for {
+		if !c.first && c.rd.buffered() == 0 {
+			c.state.Store(stateIdle)
+			if c.s.shuttingDown() { // Shutdown may have looked before the store
+				return false
+			}
+		}
+		ref, err := c.readHead()
+		if err != nil {
+			return false // EOF, timeout, or closed by Shutdown: nobody to answer
+		}
+		if ref.refused() {
+			c.s.log.Debug("Request refused", "remote", c.remote, "status", ref.status, "reason", ref.reason)
+			c.writeRefusal(ref.status)
+			return true
+		}
+		keep, linger := c.serveRequest()
+		if !keep {
+			return linger
+		}
+		c.first = false
+		c.rd.shrink(initialReadBuffer)
+	}
+}
+
+// activate marks the connection busy once a request's first byte arrived;
+// false when Shutdown closed it meanwhile.
+func (c *conn) activate() bool {
+	return c.state.CompareAndSwap(stateIdle, stateActive) || c.state.CompareAndSwap(stateNew, stateActive) ||
+		c.state.Load() == stateActive
+}
+
+// readHead reads and parses a request head. A nil error with a refusal is
+// a request to refuse; an error is a connection to drop silently.
+func (c *conn) readHead() (refusal, error) {
+	s := c.s
+	c.scan = headScan{}
+	c.tFirst = time.Time{}
+	wait := s.headerTimeout
+	if !c.first && s.idleTimeout > 0 && (wait == 0 || s.idleTimeout < wait) {
+		wait = s.idleTimeout
+	}
+	// One deadline, usually left as it is, covers the wait for the
+	// request and its head; see keepDeadline and extendHeadDeadline.
+	if want := deadline(c.waitStart, wait); !keepDeadline(c.rdl, want, s.readSlack) {
+		c.setReadDeadline(want)
+	}
+	for {
+		if c.rd.buffered() > 0 {
+			if c.tFirst.IsZero() {
+				if !c.activate() {
+					return refusal{}, net.ErrClosed
+				}
+				c.tFirst = time.Now()
+				// After a long idle wait the deadline in force is the
+				// idle one: the head gets its own from its first byte.
+				if d := deadline(c.tFirst, s.headerTimeout); !d.IsZero() && (c.rdl.IsZero() || d.Before(c.rdl)) {
+					c.setReadDeadline(d)
+				}
+			}
+			end, ref := c.scan.scan(c.rd.unread(), s.cfg.MaxHeaderBytes, s.cfg.MaxHeaderLines)
+			if ref.refused() {
+				return ref, nil
+			}
+			if end > 0 {
+				return c.parse(end), nil
+			}
+		}
+		err := c.rd.fill(s.cfg.MaxHeaderBytes)
+		switch {
+		case err == nil:
+		case errors.Is(err, errBufferFull):
+			return refuse(http.StatusRequestHeaderFieldsTooLarge, "header too large"), nil
+		case isTimeout(err) && c.extendHeadDeadline():
+		default:
+			return refusal{}, err
+		}
+	}
+}
+
+// parse parses the complete head of end bytes at the front of the buffer.
+func (c *conn) parse(end int) refusal {
+	// One allocation per request: every string of the request (method,
+	// path, header values) is a substring of this one.
+	block := string(c.rd.unread()[:end])
+	c.rd.consume(end)
+	if n := c.scan.lines; n > len(c.vals) {
+		c.vals = make([]string, n)
+	}
+	clear(c.hdr)
+	return parseHead(block, c.hdr, c.vals, c.s.cfg.MaxBodyBytes, &c.h)
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}

@@ -1,0 +1,219 @@
+package h1server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/net/http2"
+)
+
+// Config configures a Server. Timeouts mean what they mean for
+// http.Server; zero is no limit.
+type Config struct {
+	// Handler serves every request, HTTP/1 and HTTP/2.
+	Handler http.Handler
+	// TLSConfig serves TLS and offers h2 and http/1.1 by ALPN; nil serves
+	// plain HTTP/1.1 (tests).
+	TLSConfig *tls.Config
+	// ReadHeaderTimeout bounds reading a request head, from its first
+	// byte (from the end of the TLS handshake for a connection's first
+	// request). Zero: ReadTimeout.
+	ReadHeaderTimeout time.Duration
+	// ReadTimeout bounds reading a whole request, body included, from
+	// its first byte.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds sending a response, counted from its request's
+	// first byte (net/http counts from the end of the head, the same
+	// instant for a request that arrives in one piece); an answer ready
+	// after it is not sent, as with net/http.
+	WriteTimeout time.Duration
+	// IdleTimeout bounds the wait for a keep-alive connection's next
+	// request. Zero: ReadTimeout.
+	IdleTimeout time.Duration
+	// MaxHeaderBytes bounds a request head, request line and final CRLF
+	// included (DefaultMaxHeaderBytes when zero).
+	MaxHeaderBytes int
+	// MaxHeaderLines bounds the header lines of a request
+	// (DefaultMaxHeaderLines when zero).
+	MaxHeaderLines int
+	// MaxBodyBytes bounds the Content-Length a request may announce
+	// (DefaultMaxBodyBytes when zero).
+	MaxBodyBytes int64
+	// MaxResponseBytes bounds the body a handler may write
+	// (DefaultMaxResponseBytes when zero).
+	MaxResponseBytes int
+	// Refuse writes the answer to a request the server refuses before
+	// the handler sees it (status 400, 411, 413, 417, 431, 505) or whose
+	// response could not be sent (500). It gets the connection's TLS
+	// state (nil in plain HTTP), so that the refusal can be attributed to
+	// a verified client, and no request: nothing of a refused request is
+	// echoed. nil: the status text as plain text.
+	Refuse func(w http.ResponseWriter, state *tls.ConnectionState, status int)
+	// Log receives accept errors, handler panics (debug: TLS handshake
+	// failures and refusals). nil: discarded.
+	Log *slog.Logger
+}
+
+// Defaults for the zero values of Config.
+const (
+	DefaultMaxHeaderBytes   = 32 << 10
+	DefaultMaxHeaderLines   = 100
+	DefaultMaxBodyBytes     = 1 << 20
+	DefaultMaxResponseBytes = 8 << 20
+)
+
+// Server serves HTTP/1.1 (and HTTP/2 by ALPN) on the listeners given to
+// Serve, until Shutdown or Close.
+type Server struct {
+	cfg       Config
+	log       *slog.Logger
+	tlsConfig *tls.Config
+	refuse    func(http.ResponseWriter, *tls.ConnectionState, int)
+	h2        *http2.Server
+	h2Base    *http.Server // the HTTP/2 connections' settings and GOAWAY on Shutdown; never serves
+
+	headerTimeout    time.Duration // ReadHeaderTimeout, or ReadTimeout
+	idleTimeout      time.Duration // IdleTimeout, or ReadTimeout
+	handshakeTimeout time.Duration // the smallest of the three, as net/http
+	readSlack        time.Duration // see keepDeadline
+	writeSlack       time.Duration
+
+	baseCtx    context.Context // parent of every connection's; cancelled by Close
+	cancelBase context.CancelFunc
+	inShutdown atomic.Bool
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	conns     map[*conn]struct{}
+	connGone  chan struct{} // a connection ended (capacity 1)
+}
+
+// New checks cfg and returns a Server.
+func New(cfg Config) (*Server, error) {
+	if cfg.Handler == nil {
+		return nil, errors.New("h1server: a Handler is required")
+	}
+	if cfg.ReadHeaderTimeout < 0 || cfg.ReadTimeout < 0 || cfg.WriteTimeout < 0 || cfg.IdleTimeout < 0 ||
+		cfg.MaxHeaderBytes < 0 || cfg.MaxHeaderLines < 0 || cfg.MaxBodyBytes < 0 || cfg.MaxResponseBytes < 0 {
+		return nil, errors.New("h1server: timeouts and limits must not be negative")
+	}
+	cfg.MaxHeaderBytes = cmpOr(cfg.MaxHeaderBytes, DefaultMaxHeaderBytes)
+	cfg.MaxHeaderLines = cmpOr(cfg.MaxHeaderLines, DefaultMaxHeaderLines)
+	cfg.MaxBodyBytes = cmpOr(cfg.MaxBodyBytes, DefaultMaxBodyBytes)
+	cfg.MaxResponseBytes = cmpOr(cfg.MaxResponseBytes, DefaultMaxResponseBytes)
+	s := &Server{
+		cfg:           cfg,
+		log:           cfg.Log,
+		refuse:        cfg.Refuse,
+		headerTimeout: cmpOr(cfg.ReadHeaderTimeout, cfg.ReadTimeout),
+		idleTimeout:   cmpOr(cfg.IdleTimeout, cfg.ReadTimeout),
+		listeners:     map[net.Listener]struct{}{},
+		conns:         map[*conn]struct{}{},
+		connGone:      make(chan struct{}, 1),
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.refuse == nil {
+		s.refuse = defaultRefusal
+	}
+	for _, d := range []time.Duration{cfg.ReadHeaderTimeout, cfg.ReadTimeout, cfg.WriteTimeout} {
+		if d > 0 && (s.handshakeTimeout == 0 || d < s.handshakeTimeout) {
+			s.handshakeTimeout = d
+		}
+	}
+	s.readSlack = slack(s.headerTimeout)
+	s.writeSlack = slack(cfg.WriteTimeout)
+	s.baseCtx, s.cancelBase = context.WithCancel(context.Background())
+	if cfg.TLSConfig != nil {
+		if err := s.configureTLS(); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// configureTLS offers h2 and http/1.1 by ALPN (as http.Server.ServeTLS
+// does) and prepares the HTTP/2 server with the same limits.
+func (s *Server) configureTLS() error {
+	s.tlsConfig = s.cfg.TLSConfig.Clone()
+	for _, p := range []string{http2.NextProtoTLS, "http/1.1"} {
+		if !slices.Contains(s.tlsConfig.NextProtos, p) {
+			s.tlsConfig.NextProtos = append(s.tlsConfig.NextProtos, p)
+		}
+	}
+	s.h2Base = &http.Server{
+		Handler:           s.cfg.Handler,
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		ReadTimeout:       s.cfg.ReadTimeout,
+		WriteTimeout:      s.cfg.WriteTimeout,
+		IdleTimeout:       s.cfg.IdleTimeout,
+		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	s.h2 = &http2.Server{}
+	// Registers the GOAWAY that Shutdown sends (through h2Base) to the
+	// HTTP/2 connections, and takes h2Base's idle timeout.
+	if err := http2.ConfigureServer(s.h2Base, s.h2); err != nil {
+		return fmt.Errorf("h1server: configuring HTTP/2: %w", err)
+	}
+	return nil
+}
+
+// slack is how early a lazily kept deadline may be (see keepDeadline): an eighth of the timeout, at most a second.
+func slack(timeout time.Duration) time.Duration { return min(timeout/8, time.Second) }
+
+func cmpOr[T int | int64 | time.Duration](v, def T) T {
+	if v != 0 {
+		return v
+	}
+	return def
+}
+
+// Serve accepts connections on ln and serves each on its own goroutine
+// until Shutdown or Close, when it returns http.ErrServerClosed. It closes
+// ln when it returns.
+func (s *Server) Serve(ln net.Listener) error {
+	if !s.track(ln) {
+		ln.Close()
+		return http.ErrServerClosed
+	}
+	defer s.untrack(ln)
+	var delay time.Duration
+	for {
+		raw, err := ln.Accept()
+		if err != nil {
+			if s.inShutdown.Load() {
+				return http.ErrServerClosed
+			}
+			if te, ok := err.(interface{ Temporary() bool }); ok && te.Temporary() {
+				// Out of file descriptors and the like: back off as
+				// net/http does, rather than spin.
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				s.log.Error("Accepting a connection failed; retrying", "error", err, "delay", delay)
+				time.Sleep(delay)
+				continue
+			}
+			return fmt.Errorf("h1server: accepting: %w", err)
+		}
+		delay = 0
+		c := s.newConn(raw)
+		if !s.add(c) {
+			raw.Close()
+			continue
+		}
+		go c.serve()
+	}
+}
+
+// shuttingDown reports whether Shutdown or Close was called.
+func (s *Server) shuttingDown() bool { return s.inShutdown.Load() }

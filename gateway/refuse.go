@@ -1,0 +1,58 @@
+package gateway
+
+import (
+	"crypto/tls"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/popconnect/popconnect/gateway/audit"
+	"github.com/popconnect/popconnect/gateway/identity"
+)
+
+// Refuse answers a request that the agency listener's HTTP server refused
+// before ServeHTTP saw it (malformed, a body too large or not framed by
+// Content-Length, an unknown Expect or HTTP version, a response too large
+// to send), with the gateway's JSON error and headers, so that agencies
+// get one error format. It is audited and counted like any refusal: the
+// agency from the connection's verified certificate (when there is one),
+// operation "unknown", the status and the error code. Nothing of the
+// refused request is read, so nothing of it is echoed or recorded.
+func (g *Gateway) Refuse(w http.ResponseWriter, state *tls.ConnectionState, status int) {
+	e := protocolError(status, g.cfg.MaxRequestBodyBytes)
+	rec := audit.Record{Time: g.cfg.Now(), Operation: "unknown", Status: status, Reason: e.code}
+	if state != nil {
+		if code, err := identity.AgencyFromChains(state.VerifiedChains); err == nil {
+			rec.Agency = code
+		}
+	}
+	var id [32]byte
+	rec.RequestID = string(strconv.AppendUint(append(id[:0], g.reqPrefix...), g.reqSeq.Add(1), 36))
+	h := w.Header()
+	h["X-Request-Id"] = []string{rec.RequestID}
+	h["Cache-Control"] = g.hdrNoStore
+	h["X-Content-Type-Options"] = g.hdrNosniff
+	e.write(w, nil)
+	g.cfg.Audit.Write(&rec)
+	g.cfg.Metrics.Request(rec.Agency, rec.Operation, status, 0)
+}
+
+// protocolError is the error answered for an HTTP-level refusal.
+func protocolError(status int, maxBody int64) *apiError {
+	switch status {
+	case http.StatusRequestEntityTooLarge:
+		return errorf(status, "body_too_large", fmt.Sprintf("the body is limited to %d bytes", maxBody))
+	case http.StatusLengthRequired:
+		return errorf(status, "length_required", "a request body needs a Content-Length; chunked transfer coding is not accepted")
+	case http.StatusRequestHeaderFieldsTooLarge:
+		return errorf(status, "headers_too_large", "the request header is too large")
+	case http.StatusExpectationFailed:
+		return errorf(status, "expectation_failed", "only Expect: 100-continue is supported")
+	case http.StatusHTTPVersionNotSupported:
+		return errorf(status, "http_version_not_supported", "use HTTP/1.1 or HTTP/2")
+	case http.StatusInternalServerError:
+		return errorf(status, "internal", "the response could not be sent")
+	default:
+		return errorf(status, "invalid_request", "malformed HTTP request")
+	}
+}
