@@ -24,8 +24,9 @@ type PopulationGatewayReconciler struct {
 	// GatewayImage is the image of gateways that do not set spec.image.
 	GatewayImage string
 
-	echo *shardEcho
-	memo *policyMemo
+	echo        *shardEcho
+	memo        *policyMemo
+	connections connectionLister
 }
 
 // +kubebuilder:rbac:groups=popconnect.io,resources=populationgateways,verbs=get;list;watch

@@ -99,20 +99,18 @@ func (r *PopulationGatewayReconciler) admittedEntries(ctx context.Context, s *ga
 	// Read-only views of the cached objects: this runs on every connection
 	// change, and deep-copying 10,000 connections every time is pure
 	// garbage. Nothing below modifies them (PolicyEntry copies what it keeps).
-	var list popv1.AgencyConnectionList
-	if err := r.Client.List(ctx, &list, client.UnsafeDisableDeepCopy); err != nil {
-		return nil, fmt.Errorf("listing connections: %w", err)
+	all, err := r.connections(ctx)
+	if err != nil {
+		return nil, err
 	}
-	all := list.Items
 	claims := make(map[string]int, len(all))
-	for i := range all {
-		claims[all[i].Spec.AgencyCode]++
+	for _, conn := range all {
+		claims[conn.Spec.AgencyCode]++
 	}
 	catalog, stamp := admission.IndexCatalog(s.catalog), stampOf(s.catalog)
 	entries := make([]render.EncodedEntry, 0, len(all))
 	seen := make(map[types.UID]bool, len(all))
-	for i := range all {
-		conn := &all[i]
+	for _, conn := range all {
 		if ns, name := render.GatewayKey(conn); ns != s.gw.Namespace || name != s.gw.Name {
 			continue
 		}

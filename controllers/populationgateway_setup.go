@@ -29,6 +29,14 @@ func (r *PopulationGatewayReconciler) SetupWithManager(mgr ctrl.Manager, opts co
 	if r.memo == nil {
 		r.memo = newPolicyMemo()
 	}
+	if r.connections == nil {
+		lister, err := storeConnectionLister(context.Background(), mgr.GetCache())
+		if err != nil {
+			mgr.GetLogger().Info("Listing connections through the client", "reason", err.Error())
+			lister = clientConnectionLister(r.Client)
+		}
+		r.connections = lister
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("populationgateway").
 		WithOptions(opts).
