@@ -6,7 +6,6 @@ import (
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
-	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -70,11 +69,10 @@ func (r *AgencyConnectionReconciler) sameCodePeers(ctx context.Context, o client
 }
 
 func networkPolicyOwner(_ context.Context, o client.Object) []reconcile.Request {
-	ns, name := o.GetLabels()[render.LabelConnectionNamespace], o.GetAnnotations()[annotationConnectionName]
-	if ns == "" || name == "" {
-		return nil
+	if conn, ok := networkPolicyConnection(o); ok {
+		return []reconcile.Request{{NamespacedName: conn}}
 	}
-	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: ns, Name: name}}}
+	return nil
 }
 
 // shardConnections maps a policy shard to the connections whose entry it holds.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 
 	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
@@ -63,8 +64,8 @@ func setupIndexes(ctx context.Context, mgr manager.Manager) error {
 		return fmt.Errorf("indexing gateways by catalog: %w", err)
 	}
 	if err := idx.IndexField(ctx, &networkingv1.NetworkPolicy{}, indexNetworkPolicyConnection, func(o client.Object) []string {
-		if key, ok := networkPolicyConnection(o); ok {
-			return []string{key}
+		if conn, ok := networkPolicyConnection(o); ok {
+			return []string{conn.String()}
 		}
 		return nil
 	}); err != nil {
@@ -73,15 +74,12 @@ func setupIndexes(ctx context.Context, mgr manager.Manager) error {
 	return nil
 }
 
-// networkPolicyConnection is the "namespace/name" of the connection a
-// NetworkPolicy was made for: the namespace from its label, the full name
-// from its annotation (a label value is limited to 63 characters).
-func networkPolicyConnection(o client.Object) (string, bool) {
+// networkPolicyConnection is the connection a NetworkPolicy was made for:
+// the namespace from its label, the full name from its annotation (a label
+// value is limited to 63 characters).
+func networkPolicyConnection(o client.Object) (types.NamespacedName, bool) {
 	ns, name := o.GetLabels()[render.LabelConnectionNamespace], o.GetAnnotations()[annotationConnectionName]
-	if ns == "" || name == "" {
-		return "", false
-	}
-	return ns + "/" + name, true
+	return types.NamespacedName{Namespace: ns, Name: name}, ns != "" && name != ""
 }
 
 // connectionShardKey is the "namespace/name" of the policy shard that holds

@@ -28,19 +28,15 @@ func (r *PopulationGatewayReconciler) reconcilePolicy(ctx context.Context, s *ga
 		}
 	}
 	docs := memo.encoder.Encode(entries)
-	keep := map[string]bool{}
-	kept := map[int]bool{}
 	for _, d := range docs {
-		keep[render.ShardName(s.gw.Name, d.Index)] = true
-		kept[d.Index] = true
 		if err := r.writeShard(ctx, s.gw, memo, d); err != nil {
 			s.setCondition(popv1.ConditionPolicyReady, metav1.ConditionFalse, popv1.ReasonPending,
 				"Writing the policy shards failed and will be retried: "+err.Error())
 			return err
 		}
 	}
-	memo.keepShards(kept)
-	if err := r.deleteOtherShards(ctx, s.gw, keep); err != nil {
+	memo.keepShards(docs)
+	if err := r.deleteOtherShards(ctx, s.gw, docs); err != nil {
 		return err
 	}
 	s.policyVersion = render.PolicyVersion(s.gw.Name, docs)
@@ -73,13 +69,13 @@ func (r *PopulationGatewayReconciler) writeShard(ctx context.Context, gw *popv1.
 		return err
 	}
 	shard.SetOwnerReferences([]metav1.OwnerReference{controllerRef(gw, "PopulationGateway")})
-	if r.echo != nil {
-		// Before the write: its watch event may arrive before Apply returns.
-		r.echo.remember(shard)
-	}
 	if exists && upToDate(shard, live) {
 		memo.shardWritten(d.Index, gw.UID, d.Version, live.ResourceVersion)
 		return nil
+	}
+	if r.echo != nil {
+		// Before the write: its watch event may arrive before Apply returns.
+		r.echo.remember(shard)
 	}
 	resourceVersion, err := (applier{client: r.Client}).write(ctx, shard)
 	if err != nil {
@@ -148,7 +144,11 @@ func (r *PopulationGatewayReconciler) admittedEntries(ctx context.Context, s *ga
 }
 
 // deleteOtherShards removes the gateway's shards that hold no entry any more.
-func (r *PopulationGatewayReconciler) deleteOtherShards(ctx context.Context, gw *popv1.PopulationGateway, keep map[string]bool) error {
+func (r *PopulationGatewayReconciler) deleteOtherShards(ctx context.Context, gw *popv1.PopulationGateway, docs []render.ShardDocument) error {
+	keep := make(map[string]bool, len(docs))
+	for _, d := range docs {
+		keep[render.ShardName(gw.Name, d.Index)] = true
+	}
 	var list corev1.ConfigMapList
 	if err := r.Client.List(ctx, &list, client.InNamespace(gw.Namespace),
 		client.MatchingLabels{render.LabelGateway: render.GatewayLabelValue(gw.Name)}); err != nil {

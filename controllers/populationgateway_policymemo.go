@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"slices"
 	"sync"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -143,9 +144,9 @@ func (g *gatewayMemo) shardWritten(index int, gatewayUID types.UID, version, res
 }
 
 // keepShards drops what is known of shards that no longer exist.
-func (g *gatewayMemo) keepShards(keep map[int]bool) {
+func (g *gatewayMemo) keepShards(docs []render.ShardDocument) {
 	for i := range g.shards {
-		if !keep[i] {
+		if !slices.ContainsFunc(docs, func(d render.ShardDocument) bool { return d.Index == i }) {
 			delete(g.shards, i)
 		}
 	}

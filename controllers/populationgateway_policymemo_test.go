@@ -7,6 +7,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	popv1 "github.com/popconnect/popconnect/api/v1alpha1"
+	"github.com/popconnect/popconnect/internal/render"
 )
 
 func TestGatewayMemoShardCurrent(t *testing.T) {
@@ -33,7 +34,7 @@ func TestGatewayMemoShardCurrent(t *testing.T) {
 			}
 		})
 	}
-	m.keepShards(map[int]bool{4: true})
+	m.keepShards([]render.ShardDocument{{Index: 4}})
 	if m.shardCurrent(3, "uid-1", "v1", "100") {
 		t.Error("a shard that no longer exists must be forgotten")
 	}

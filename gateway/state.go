@@ -68,13 +68,8 @@ type opSet uint8
 func (s opSet) has(op policy.Operation) bool { return s&opBit(op) != 0 }
 
 func opBit(op policy.Operation) opSet {
-	switch op {
-	case policy.OperationLookup:
-		return 1
-	case policy.OperationVerify:
-		return 2
-	case policy.OperationBatchLookup:
-		return 4
+	if i := opSlot(op); i >= 0 {
+		return 1 << i
 	}
 	return 0
 }
