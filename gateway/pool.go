@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/popconnect/popconnect/gateway/rawio"
 	"io"
 	"net"
 	"net/url"
@@ -123,6 +124,7 @@ func (p *upstreamPool) get(ctx context.Context, deadline time.Time) (*upConn, bo
 	if err != nil {
 		return nil, false, err
 	}
+	conn = rawio.Wrap(conn)
 	if p.tls != nil {
 		tc := tls.Client(conn, p.tls)
 		if err := tc.HandshakeContext(ctx); err != nil {

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/popconnect/popconnect/gateway/rawio"
 	"log/slog"
 	"net"
 	"net/http"
@@ -206,7 +207,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			return fmt.Errorf("h1server: accepting: %w", err)
 		}
 		delay = 0
-		c := s.newConn(raw)
+		c := s.newConn(rawio.Wrap(raw))
 		if !s.add(c) {
 			raw.Close()
 			continue

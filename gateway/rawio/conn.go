@@ -1,0 +1,144 @@
+// Package rawio is a TCP connection whose reads and writes skip the Go
+// runtime's blocking-syscall bookkeeping.
+//
+// The gateway's sockets are non-blocking: a read or write either completes
+// or fails with EAGAIN, and waiting is the network poller's job. net.Conn
+// still issues them as blocking system calls (entersyscall/exitsyscall),
+// and on loopback a write runs the receiver's TCP processing inline, so it
+// often outlasts the 20 µs after which the runtime's monitor thread hands
+// the caller's P to another thread. Under load that handoff happened on
+// most requests: profiling the gateway (bench/gateway.sh, perf) showed the
+// monitor waking every few tens of microseconds, futex wake-ups and twice
+// the context switches of nginx. Raw system calls keep the P, so none of
+// that happens; the poller still does the waiting, so deadlines, Close and
+// the other net.Conn behaviour are unchanged.
+package rawio
+
+import (
+	"io"
+	"net"
+	"os"
+	"sync"
+	"syscall"
+	"unsafe"
+)
+
+// Conn is a *net.TCPConn whose Read and Write issue the read(2) and
+// write(2) system calls as raw syscalls, through the connection's
+// syscall.RawConn, so that waiting, deadlines and Close still go through
+// the runtime's network poller.
+type Conn struct {
+	*net.TCPConn
+	rc syscall.RawConn
+
+	rmu    sync.Mutex
+	rbuf   []byte
+	rn     int
+	rerrno syscall.Errno
+	readFn func(fd uintptr) bool
+
+	wmu     sync.Mutex
+	wbuf    []byte
+	wn      int
+	werrno  syscall.Errno
+	writeFn func(fd uintptr) bool
+}
+
+// Wrap returns c as a *Conn when it is a TCP connection, and c otherwise.
+func Wrap(c net.Conn) net.Conn {
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return c
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return c
+	}
+	rw := &Conn{TCPConn: tc, rc: rc}
+	rw.readFn = rw.read
+	rw.writeFn = rw.write
+	return rw
+}
+
+func (c *Conn) read(fd uintptr) bool {
+	for {
+		n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&c.rbuf[0])), uintptr(len(c.rbuf)))
+		switch e {
+		case 0:
+			c.rn = int(n)
+			return true
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false
+		default:
+			c.rerrno = e
+			return true
+		}
+	}
+}
+
+func (c *Conn) write(fd uintptr) bool {
+	for c.wn < len(c.wbuf) {
+		n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&c.wbuf[c.wn])), uintptr(len(c.wbuf)-c.wn))
+		switch e {
+		case 0:
+			c.wn += int(n)
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return false
+		default:
+			c.werrno = e
+			return true
+		}
+	}
+	return true
+}
+
+// Read implements net.Conn.
+func (c *Conn) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	c.rbuf, c.rn, c.rerrno = p, 0, 0
+	err := c.rc.Read(c.readFn)
+	c.rbuf = nil
+	if err != nil {
+		return 0, c.opError("read", err)
+	}
+	if c.rerrno != 0 {
+		return 0, c.opError("read", os.NewSyscallError("read", c.rerrno))
+	}
+	if c.rn == 0 {
+		return 0, io.EOF
+	}
+	return c.rn, nil
+}
+
+// Write implements net.Conn.
+func (c *Conn) Write(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.wbuf, c.wn, c.werrno = p, 0, 0
+	err := c.rc.Write(c.writeFn)
+	c.wbuf = nil
+	if err != nil {
+		return c.wn, c.opError("write", err)
+	}
+	if c.werrno != 0 {
+		return c.wn, c.opError("write", os.NewSyscallError("write", c.werrno))
+	}
+	return c.wn, nil
+}
+
+func (c *Conn) opError(op string, err error) error {
+	if oe, ok := err.(*net.OpError); ok {
+		err = oe.Err
+	}
+	return &net.OpError{Op: op, Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
+}
