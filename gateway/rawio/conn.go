@@ -6,12 +6,12 @@
 // still issues them as blocking system calls (entersyscall/exitsyscall),
 // and on loopback a write runs the receiver's TCP processing inline, so it
 // often outlasts the 20 µs after which the runtime's monitor thread hands
-// the caller's P to another thread. Under load that handoff happened on
-// most requests: profiling the gateway (bench/gateway.sh, perf) showed the
-// monitor waking every few tens of microseconds, futex wake-ups and twice
-// the context switches of nginx. Raw system calls keep the P, so none of
-// that happens; the poller still does the waiting, so deadlines, Close and
-// the other net.Conn behaviour are unchanged.
+// the caller's P to another thread. Under bench/gateway.sh's load, perf
+// stat counted per request 0.6 context switches, 0.25 monitor sleeps and
+// 0.15 futex calls with net.Conn's calls, and 0.33 (nginx: 0.33), 0.04 and
+// 0.06 with raw ones. Raw system calls keep the P, and the poller still
+// does the waiting, so deadlines, Close and the rest of net.Conn's
+// behaviour are unchanged.
 package rawio
 
 import (
