@@ -112,7 +112,7 @@ func (t *Trie) interior(s *scanner, n *node, depth int, dst []byte, seen *Seen, 
 		dst = append(dst, '{')
 		wrote := false
 		err := s.object(depth, func(key []byte) error {
-			child := n.children[string(key)]
+			child := n.child(key)
 			if child == nil {
 				return s.skip(depth + 1)
 			}

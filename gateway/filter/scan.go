@@ -1,8 +1,10 @@
 package filter
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -32,7 +34,21 @@ type scanner struct {
 	spans []span
 }
 
-type span struct{ off, end int }
+// span locates a decoded key in the arena. sig packs the key's length and
+// its first and last bytes, so the duplicate check compares full keys only
+// when those agree: a record's top-level object has about 30 members, and
+// the check is quadratic in them.
+type span struct {
+	off, end int
+	sig      uint32
+}
+
+func keySig(k []byte) uint32 {
+	if len(k) == 0 {
+		return 0
+	}
+	return uint32(len(k))<<16 | uint32(k[0])<<8 | uint32(k[len(k)-1])
+}
 
 func (s *scanner) syntaxErr(what string) error {
 	return fmt.Errorf("%w: %s at offset %d", ErrSyntax, what, s.pos)
@@ -50,6 +66,9 @@ func (s *scanner) ws() {
 }
 
 func (s *scanner) peek() byte {
+	if s.pos < len(s.src) && s.src[s.pos] > ' ' { // compact JSON: no whitespace
+		return s.src[s.pos]
+	}
 	s.ws()
 	if s.pos >= len(s.src) {
 		return 0
@@ -113,12 +132,13 @@ func (s *scanner) object(depth int, member func(key []byte) error) error {
 			return err
 		}
 		key := s.keys[off:]
+		sig := keySig(key)
 		for _, sp := range s.spans[spansMark:] {
-			if string(s.keys[sp.off:sp.end]) == string(key) {
+			if sp.sig == sig && string(s.keys[sp.off:sp.end]) == string(key) {
 				return ErrDuplicateKey
 			}
 		}
-		s.spans = append(s.spans, span{off, len(s.keys)})
+		s.spans = append(s.spans, span{off, len(s.keys), sig})
 		if s.peek() != ':' {
 			return s.syntaxErr("expected ':'")
 		}
@@ -211,47 +231,81 @@ func (s *scanner) number() error {
 	return nil
 }
 
+// plainStringByte[c] reports whether c stands for itself inside a JSON
+// string: not a quote, a backslash or a control character. Bytes of
+// multi-byte UTF-8 sequences are plain; str validates them as a whole.
+var plainStringByte = func() (t [256]bool) {
+	for c := range t {
+		t[c] = c >= 0x20 && c != '"' && c != '\\'
+	}
+	return t
+}()
+
+// plainRun returns the index of the first byte at or after i that is not
+// plain (see plainStringByte), or len(src). It looks at eight bytes at a
+// time: in each test below, the lowest flagged byte is a true match (a
+// borrow only flags bytes above the one that caused it), so the lowest
+// flag of the three is the first byte that needs attention.
+func plainRun(src []byte, i int) int {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	for ; i+8 <= len(src); i += 8 {
+		x := binary.LittleEndian.Uint64(src[i:])
+		q := x ^ ones*'"'
+		b := x ^ ones*'\\'
+		m := ((x - ones*0x20) &^ x) | ((q - ones) &^ q) | ((b - ones) &^ b)
+		if m &= highs; m != 0 {
+			return i + bits.TrailingZeros64(m)/8
+		}
+	}
+	for i < len(src) && plainStringByte[src[i]] {
+		i++
+	}
+	return i
+}
+
 // str steps over a string, validating escapes, control characters and
 // (when checkUTF8) UTF-8. It returns whether the string held an escape.
 func (s *scanner) str(checkUTF8 bool) (escaped bool, err error) {
+	src := s.src
 	start := s.pos
-	s.pos++ // opening quote
-	ascii := true
-	for s.pos < len(s.src) {
-		c := s.src[s.pos]
-		switch {
-		case c == '"':
-			s.pos++
-			if checkUTF8 && !ascii && !utf8.Valid(s.src[start:s.pos]) {
+	i := s.pos + 1 // after the opening quote
+	for {
+		i = plainRun(src, i)
+		if i >= len(src) {
+			s.pos = i
+			return escaped, s.syntaxErr("unterminated string")
+		}
+		switch src[i] {
+		case '"':
+			s.pos = i + 1
+			if checkUTF8 && !utf8.Valid(src[start:s.pos]) {
 				return escaped, s.syntaxErr("invalid UTF-8 in string")
 			}
 			return escaped, nil
-		case c == '\\':
+		case '\\':
 			escaped = true
-			if s.pos+1 >= len(s.src) {
+			if i+1 >= len(src) {
+				s.pos = i
 				return escaped, s.syntaxErr("truncated escape")
 			}
-			switch s.src[s.pos+1] {
+			switch src[i+1] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				s.pos += 2
+				i += 2
 			case 'u':
-				if _, ok := hex4(s.src, s.pos+2); !ok {
+				if _, ok := hex4(src, i+2); !ok {
+					s.pos = i
 					return escaped, s.syntaxErr("invalid \\u escape")
 				}
-				s.pos += 6
+				i += 6
 			default:
+				s.pos = i
 				return escaped, s.syntaxErr("invalid escape")
 			}
-		case c < 0x20:
-			return escaped, s.syntaxErr("control character in string")
 		default:
-			if c >= 0x80 {
-				ascii = false
-			}
-			s.pos++
+			s.pos = i
+			return escaped, s.syntaxErr("control character in string")
 		}
 	}
-	return escaped, s.syntaxErr("unterminated string")
 }
 
 // key reads a string and appends its decoded bytes to s.keys.

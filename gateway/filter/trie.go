@@ -6,6 +6,7 @@ package filter
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 )
@@ -19,6 +20,11 @@ type Trie struct {
 
 type node struct {
 	children map[string]*node
+	// names and kids list children again, for lookups by a decoded key
+	// during filtering: below about 16 entries comparing lengths and
+	// bytes is several times cheaper than hashing the key for the map.
+	names []string
+	kids  []*node
 	// leaf means the path ending here is allowed as a whole, with everything
 	// below it.
 	leaf bool
@@ -71,7 +77,34 @@ func Compile(paths []string) (*Trie, error) {
 		}
 		n.leaf, n.id = true, id
 	}
+	t.root.index()
 	return t, nil
+}
+
+// index fills names and kids below n, in sorted order.
+func (n *node) index() {
+	n.names = slices.Sorted(maps.Keys(n.children))
+	n.kids = make([]*node, len(n.names))
+	for i, name := range n.names {
+		n.kids[i] = n.children[name]
+		n.kids[i].index()
+	}
+}
+
+// linearLookupMax is the most children a node searches linearly.
+const linearLookupMax = 16
+
+// child returns n's child named key, or nil.
+func (n *node) child(key []byte) *node {
+	if len(n.names) > linearLookupMax {
+		return n.children[string(key)]
+	}
+	for i, name := range n.names {
+		if len(name) == len(key) && name == string(key) {
+			return n.kids[i]
+		}
+	}
+	return nil
 }
 
 // Paths returns the allowed paths, sorted. The caller must not modify it.
