@@ -154,15 +154,16 @@ load() {
 }
 field() { sed -n "s/.*$1=\([^ ]*\).*/\1/p" <<<"$2"; }
 
-# CPU time (user + system, in clock ticks) of the given processes, from
+# CPU time in clock ticks of the given processes, as "user system", from
 # /proc/PID/stat fields 14 and 15. nginx's workers are children of its master.
 cpu_ticks() {
-	local t=0 p f
+	local u=0 s=0 p f
 	for p in "$@"; do
 		read -r -a f <"/proc/$p/stat"
-		t=$((t + f[13] + f[14]))
+		u=$((u + f[13]))
+		s=$((s + f[14]))
 	done
-	echo "$t"
+	echo "$u $s"
 }
 
 # The targets, as name|URL|PIDs whose CPU is counted.
@@ -174,21 +175,22 @@ if [ -n "$BASELINE_GATEWAY" ]; then
 fi
 
 echo "running: $CONCURRENCY connections, $DURATION per leg, $ROUNDS round(s)..." >&2
-declare -A sum_rps sum_p50 sum_p99 sum_ok sum_err sum_ticks
+declare -A sum_rps sum_p50 sum_p99 sum_ok sum_err sum_user sum_sys
 for ((round = 1; round <= ROUNDS; round++)); do
 	for t in "${targets[@]}"; do
 		IFS='|' read -r name url tpids <<<"$t"
 		# shellcheck disable=SC2086 # one PID per word
-		before=$(cpu_ticks $tpids)
+		read -r user_before sys_before < <(cpu_ticks $tpids)
 		out=$(load "$url")
 		# shellcheck disable=SC2086
-		after=$(cpu_ticks $tpids)
+		read -r user_after sys_after < <(cpu_ticks $tpids)
 		sum_rps[$name]=$(awk -v a="${sum_rps[$name]:-0}" -v b="$(field rps "$out")" 'BEGIN { print a + b }')
 		sum_p50[$name]=$(awk -v a="${sum_p50[$name]:-0}" -v b="$(field p50_ms "$out")" 'BEGIN { print a + b }')
 		sum_p99[$name]=$(awk -v a="${sum_p99[$name]:-0}" -v b="$(field p99_ms "$out")" 'BEGIN { print a + b }')
 		sum_ok[$name]=$((${sum_ok[$name]:-0} + $(field ok "$out")))
 		sum_err[$name]=$((${sum_err[$name]:-0} + $(field errors "$out")))
-		sum_ticks[$name]=$((${sum_ticks[$name]:-0} + after - before))
+		sum_user[$name]=$((${sum_user[$name]:-0} + user_after - user_before))
+		sum_sys[$name]=$((${sum_sys[$name]:-0} + sys_after - sys_before))
 	done
 done
 audit_lines_running=$(wc -l <audit.log)
@@ -197,14 +199,15 @@ wait "$gw_pid" || true
 audit_lines=$(wc -l <audit.log)
 
 hz=$(getconf CLK_TCK)
-printf '\n%-28s %10s %9s %9s %8s %12s\n' target "req/s" "p50 ms" "p99 ms" errors "CPU µs/req"
+printf '\n%-28s %10s %9s %9s %8s %12s %14s\n' target "req/s" "p50 ms" "p99 ms" errors "CPU µs/req" "(user + sys)"
 declare -A rps
 for t in "${targets[@]}"; do
 	name=${t%%|*}
 	rps[$name]=$(awk -v s="${sum_rps[$name]}" -v n="$ROUNDS" 'BEGIN { printf "%.0f", s / n }')
 	awk -v name="$name" -v rps="${rps[$name]}" -v p50="${sum_p50[$name]}" -v p99="${sum_p99[$name]}" -v n="$ROUNDS" \
-		-v err="${sum_err[$name]}" -v t="${sum_ticks[$name]}" -v ok="${sum_ok[$name]}" -v hz="$hz" \
-		'BEGIN { printf "%-28s %10s %9.2f %9.2f %8d %11.0f\n", name, rps, p50 / n, p99 / n, err, (ok > 0 ? t * 1e6 / hz / ok : 0) }'
+		-v err="${sum_err[$name]}" -v u="${sum_user[$name]}" -v s="${sum_sys[$name]}" -v ok="${sum_ok[$name]}" -v hz="$hz" \
+		'BEGIN { k = (ok > 0 ? 1e6 / hz / ok : 0)
+			printf "%-28s %10s %9.2f %9.2f %8d %11.0f %8.0f + %3.0f\n", name, rps, p50 / n, p99 / n, err, (u + s) * k, u * k, s * k }'
 done
 g=${rps["popconnect gateway"]}
 n=${rps["nginx mTLS proxy"]}
