@@ -44,20 +44,34 @@ type Conn struct {
 	writeFn func(fd uintptr) bool
 }
 
-// Wrap returns c as a *Conn when it is a TCP connection, and c otherwise.
+// Wrap returns c as a *Conn when it is a TCP connection in non-blocking
+// mode, and c otherwise.
 func Wrap(c net.Conn) net.Conn {
 	tc, ok := c.(*net.TCPConn)
 	if !ok {
 		return c
 	}
 	rc, err := tc.SyscallConn()
-	if err != nil {
+	if err != nil || !nonBlocking(rc) {
 		return c
 	}
 	rw := &Conn{TCPConn: tc, rc: rc}
 	rw.readFn = rw.read
 	rw.writeFn = rw.write
 	return rw
+}
+
+// nonBlocking reports whether rc's descriptor has O_NONBLOCK. The net
+// package always sets it, but a raw call on a blocking socket would hold
+// its thread and P for as long as the peer is silent, so Wrap checks
+// rather than assumes.
+func nonBlocking(rc syscall.RawConn) bool {
+	var flags uintptr
+	var errno syscall.Errno
+	err := rc.Control(func(fd uintptr) {
+		flags, _, errno = syscall.RawSyscall(syscall.SYS_FCNTL, fd, syscall.F_GETFL, 0)
+	})
+	return err == nil && errno == 0 && flags&syscall.O_NONBLOCK != 0
 }
 
 func (c *Conn) read(fd uintptr) bool {

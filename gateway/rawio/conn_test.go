@@ -55,6 +55,37 @@ func TestWrapLeavesOtherConnsAlone(t *testing.T) {
 	}
 }
 
+func TestNonBlockingCheck(t *testing.T) {
+	var fds [2]int
+	if err := syscall.Pipe(fds[:]); err != nil {
+		t.Fatal(err)
+	}
+	r, w := os.NewFile(uintptr(fds[0]), "r"), os.NewFile(uintptr(fds[1]), "w")
+	defer r.Close()
+	defer w.Close()
+	rc, err := r.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nonBlocking(rc) {
+		t.Fatal("a blocking pipe was reported non-blocking")
+	}
+	if err := syscall.SetNonblock(fds[1], true); err != nil {
+		t.Fatal(err)
+	}
+	wc, err := w.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !nonBlocking(wc) {
+		t.Fatal("a non-blocking pipe was reported blocking")
+	}
+	c, _ := pair(t)
+	if !nonBlocking(c.rc) {
+		t.Fatal("a net.TCPConn was reported blocking")
+	}
+}
+
 // A payload much larger than the socket buffers makes Write wait for the
 // peer to drain (EAGAIN, then the poller) and Read see many short reads.
 func TestRoundTripLargerThanSocketBuffers(t *testing.T) {
