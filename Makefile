@@ -55,6 +55,9 @@ envtest: ## Build (once) the envtest kube-apiserver and etcd from source; prints
 .PHONY: test
 test: manifests generate vet envtest helm ## Run every test, the envtest suites included.
 	HELM="$(HELM)" KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test $(GO_TEST_FLAGS) ./...
+	# The gateway again under the race detector: it swaps policies, reloads
+	# certificates and flushes audit records while requests run.
+	go test -race $(GO_TEST_FLAGS) ./gateway/...
 
 FUZZTIME ?= 60s
 .PHONY: fuzz

@@ -39,11 +39,19 @@ func pair(t *testing.T) (*Conn, *net.TCPConn) {
 		t.Fatal("accept failed")
 	}
 	t.Cleanup(func() { c.Close(); peer.Close() })
-	w, ok := Wrap(c).(*Conn)
-	if !ok {
-		t.Fatalf("Wrap(%T) did not wrap", c)
+	w := wrap(c.(*net.TCPConn))
+	if w == nil {
+		t.Fatal("a new TCP connection was not wrapped")
 	}
 	return w, peer.(*net.TCPConn)
+}
+
+func TestWrapTCP(t *testing.T) {
+	c, _ := pair(t)
+	got := Wrap(c.TCPConn)
+	if _, wrapped := got.(*Conn); wrapped == raceEnabled {
+		t.Fatalf("Wrap(*net.TCPConn) = %T with the race detector %v", got, raceEnabled)
+	}
 }
 
 func TestWrapLeavesOtherConnsAlone(t *testing.T) {
@@ -153,6 +161,29 @@ func TestZeroLengthIO(t *testing.T) {
 	}
 	if n, err := c.Write(nil); n != 0 || err != nil {
 		t.Fatalf("Write(nil) = %d, %v", n, err)
+	}
+}
+
+func TestZeroLengthIOOnClosedConn(t *testing.T) {
+	c, _ := pair(t)
+	c.Close()
+	if _, err := c.Read(nil); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("Read(nil) on a closed conn = %v, want net.ErrClosed", err)
+	}
+	if _, err := c.Write(nil); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("Write(nil) on a closed conn = %v, want net.ErrClosed", err)
+	}
+}
+
+// File would hand out a copy whose Fd method makes the shared socket
+// blocking; a raw call on a blocking socket would hold its P.
+func TestFileIsRefused(t *testing.T) {
+	c, _ := pair(t)
+	if f, err := c.File(); err == nil || f != nil {
+		t.Fatalf("File() = %v, %v; want an error", f, err)
+	}
+	if !nonBlocking(c.rc) {
+		t.Fatal("the socket is no longer non-blocking")
 	}
 }
 

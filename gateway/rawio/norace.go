@@ -1,0 +1,6 @@
+//go:build !race
+
+package rawio
+
+// raceEnabled: see Wrap.
+const raceEnabled = false
