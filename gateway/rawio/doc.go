@@ -11,9 +11,8 @@
 // 0.15 futex calls with net.Conn's calls, and 0.33 (nginx: 0.33), 0.04 and
 // 0.06 with raw ones. Raw system calls keep the P, and the poller still
 // does the waiting, so deadlines, Close and the rest of net.Conn's
-// behaviour are unchanged, with two exceptions: File is refused (see
-// Conn.File), and the race detector does not see the kernel's accesses to
-// the buffers.
+// behaviour are unchanged, except that File is refused (see Conn.File).
+// Under the race detector Wrap leaves connections alone (see Wrap).
 //
 // Linux only: elsewhere Wrap returns the connection as it is.
 package rawio
