@@ -15,7 +15,9 @@
 # ROUNDS times, interleaved, each leg DURATION long, and report the means,
 # so that a load change on a shared machine hits all targets alike;
 # BASELINE_GATEWAY=path/to/gateway adds that binary as a fourth target
-# (e.g. one built from the previous commit) for a side-by-side comparison.
+# (e.g. one built from the previous commit) for a side-by-side comparison;
+# PROTO (h1): h2 drives every target over HTTP/2 instead, CONCURRENCY
+# streams in flight shared by H2_CONNECTIONS (8) connections.
 set -euo pipefail
 
 DURATION=${DURATION:-20s}
@@ -24,6 +26,16 @@ RECORDS=${RECORDS:-1000000}
 PROFILE=${PROFILE:-0}
 ROUNDS=${ROUNDS:-1}
 BASELINE_GATEWAY=${BASELINE_GATEWAY:-}
+PROTO=${PROTO:-h1}
+H2_CONNECTIONS=${H2_CONNECTIONS:-8}
+case "$PROTO" in
+h1) nginx_listen_http2='' load_proto=() ;;
+h2) nginx_listen_http2=' http2' load_proto=(--http2 --h2-connections "$H2_CONNECTIONS") ;;
+*)
+	echo "PROTO must be h1 or h2, not $PROTO" >&2
+	exit 2
+	;;
+esac
 PORT_GW_BASE=${PORT_GW_BASE:-18445}
 PORT_GW_BASE_METRICS=${PORT_GW_BASE_METRICS:-19091}
 PORT_UP=${PORT_UP:-18080}
@@ -89,7 +101,7 @@ http {
   scgi_temp_path $work/nginx-tmp/scgi;
   upstream popdb { server 127.0.0.1:$PORT_UP; keepalive 128; }
   server {
-    listen 127.0.0.1:$PORT_NGINX ssl;
+    listen 127.0.0.1:$PORT_NGINX ssl$nginx_listen_http2;
     ssl_protocols TLSv1.3;
     ssl_certificate $work/server.crt;
     ssl_certificate_key $work/server.key;
@@ -150,7 +162,7 @@ for p in "${ports[@]}"; do wait_port "$p"; done
 
 load() {
 	./loadgen --url "$1" --cert client.crt --key client.key --ca ca.crt \
-		--concurrency "$CONCURRENCY" --duration "$DURATION" --records "$RECORDS"
+		--concurrency "$CONCURRENCY" --duration "$DURATION" --records "$RECORDS" "${load_proto[@]}"
 }
 field() { sed -n "s/.*$1=\([^ ]*\).*/\1/p" <<<"$2"; }
 
@@ -174,7 +186,11 @@ if [ -n "$BASELINE_GATEWAY" ]; then
 	targets+=("gateway (baseline binary)|https://127.0.0.1:$PORT_GW_BASE|$base_pid")
 fi
 
-echo "running: $CONCURRENCY connections, $DURATION per leg, $ROUNDS round(s)..." >&2
+if [ "$PROTO" = h2 ]; then
+	echo "running: HTTP/2, $CONCURRENCY streams over $H2_CONNECTIONS connections, $DURATION per leg, $ROUNDS round(s)..." >&2
+else
+	echo "running: $CONCURRENCY connections, $DURATION per leg, $ROUNDS round(s)..." >&2
+fi
 declare -A sum_rps sum_p50 sum_p99 sum_ok sum_err sum_user sum_sys
 for ((round = 1; round <= ROUNDS; round++)); do
 	for t in "${targets[@]}"; do

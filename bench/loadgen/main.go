@@ -37,6 +37,8 @@ func run() error {
 	duration := flag.Duration("duration", 20*time.Second, "how long to send")
 	records := flag.Int64("records", 1_000_000, "citizens to pick from (must match popdb-sim --records)")
 	query := flag.String("query", "", "query string appended to each lookup, e.g. fields=fullName")
+	useH2 := flag.Bool("http2", false, "HTTP/2: the workers share --h2-connections connections, one stream in flight each (default HTTP/1.1, one connection per worker)")
+	h2Conns := flag.Int("h2-connections", 8, "HTTP/2 connections, with --http2")
 	flag.Parse()
 	if *base == "" {
 		return fmt.Errorf("--url is required")
@@ -58,15 +60,29 @@ func run() error {
 		tlsCfg.RootCAs = x509.NewCertPool()
 		tlsCfg.RootCAs.AppendCertsFromPEM(pem)
 	}
-	tr := &http.Transport{
-		TLSClientConfig:     tlsCfg,
-		MaxIdleConns:        *concurrency,
-		MaxIdleConnsPerHost: *concurrency,
-		MaxConnsPerHost:     *concurrency,
-		DisableCompression:  true,
-		ForceAttemptHTTP2:   false, // HTTP/1.1 keep-alive, as nginx is driven
+	// One Transport per HTTP/2 connection: a Transport multiplexes all its
+	// requests to a host over one connection, and the bench wants a fixed
+	// number of them.
+	transports := 1
+	if *useH2 {
+		transports = max(*h2Conns, 1)
 	}
-	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	clients := make([]*http.Client, transports)
+	for i := range clients {
+		tr := &http.Transport{
+			TLSClientConfig:     tlsCfg.Clone(),
+			MaxIdleConns:        *concurrency,
+			MaxIdleConnsPerHost: *concurrency,
+			MaxConnsPerHost:     *concurrency,
+			DisableCompression:  true,
+			ForceAttemptHTTP2:   *useH2, // otherwise HTTP/1.1 keep-alive, as nginx is driven
+		}
+		clients[i] = &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	}
+	wantProto := 1
+	if *useH2 {
+		wantProto = 2
+	}
 	suffix := ""
 	if *query != "" {
 		suffix = "?" + *query
@@ -85,6 +101,7 @@ func run() error {
 	for w := range *concurrency {
 		wg.Go(func() {
 			r := rand.New(rand.NewPCG(uint64(w), 42))
+			client := clients[w%len(clients)]
 			res := &results[w]
 			res.lat = make([]time.Duration, 0, 1<<16)
 			for ctx.Err() == nil {
@@ -103,7 +120,12 @@ func run() error {
 				_, _ = io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
 				res.lat = append(res.lat, time.Since(t0))
-				if resp.StatusCode == http.StatusOK {
+				if resp.ProtoMajor != wantProto { // never measure the wrong protocol silently
+					res.errors++
+					if res.firstErrMsg == "" {
+						res.firstErrMsg = fmt.Sprintf("answered over %s, not HTTP/%d", resp.Proto, wantProto)
+					}
+				} else if resp.StatusCode == http.StatusOK {
 					res.ok++
 				} else {
 					res.errors++
