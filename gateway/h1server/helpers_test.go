@@ -103,6 +103,13 @@ func (c *rawConn) closed(t *testing.T) bool {
 	return err != nil
 }
 
+// tracked is how many connections the server is serving.
+func (ts *testServer) tracked() int {
+	ts.Server.mu.Lock()
+	defer ts.Server.mu.Unlock()
+	return len(ts.Server.conns)
+}
+
 // countingListener counts accepted connections.
 type countingListener struct {
 	net.Listener

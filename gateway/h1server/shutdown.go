@@ -43,7 +43,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) Close() error {
 	s.inShutdown.Store(true)
 	err := s.closeListeners()
-	s.cancelBase()
 	s.mu.Lock()
 	conns := make([]*conn, 0, len(s.conns))
 	for c := range s.conns {
@@ -54,6 +53,9 @@ func (s *Server) Close() error {
 		c.state.Store(stateClosing)
 		c.raw.Close() // the raw connection: never blocks on a TLS alert
 	}
+	// Cancel only once every connection is closed: a handler that returns
+	// as soon as its context ends must not get its answer out first.
+	s.cancelBase()
 	return err
 }
 

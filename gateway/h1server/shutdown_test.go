@@ -90,7 +90,9 @@ func TestShutdownForced(t *testing.T) {
 func TestShutdownNewConnection(t *testing.T) {
 	ts := start(t, Config{}, http.HandlerFunc(echo))
 	c := ts.dial(t)
-	waitFor(t, "the connection to be tracked", func() bool { return ts.accepts.count() == 1 })
+	// Tracked by the server, not only accepted: a Shutdown between the two
+	// would find no connection to wait for.
+	waitFor(t, "the connection to be tracked", func() bool { return ts.tracked() == 1 })
 	if err := shutdownWithin(t, ts.Server, 300*time.Millisecond); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Shutdown: %v (a new connection gets %v)", err, newConnGrace)
 	}
