@@ -2,10 +2,8 @@ package h1server
 
 import (
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -27,31 +25,13 @@ func startTLS(t *testing.T, h http.Handler) *tlsServer {
 	t.Helper()
 	ca := testpki.NewCA(t, "h1server")
 	server := ca.Issue(t, testpki.Options{IPs: []net.IP{net.ParseIP("127.0.0.1")}, Server: true})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := &testServer{addr: ln.Addr().String(), log: &lockedBuffer{}, accepts: &countingListener{Listener: ln}}
-	ts.Server, err = New(Config{
-		Handler: h,
+	ts := start(t, Config{
 		TLSConfig: &tls.Config{
 			MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{server.TLS},
 			ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: ca.Pool(),
 		},
 		ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 10 * time.Second,
-		Log: slog.New(slog.NewTextHandler(ts.log, &slog.HandlerOptions{Level: slog.LevelDebug})),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- ts.Serve(ts.accepts) }()
-	t.Cleanup(func() {
-		ts.Close()
-		if err := <-done; !errors.Is(err, http.ErrServerClosed) {
-			t.Errorf("Serve: %v", err)
-		}
-	})
+	}, h)
 	return &tlsServer{testServer: ts, ca: ca, agency: ca.Agency(t, "BYT")}
 }
 
