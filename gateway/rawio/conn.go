@@ -20,16 +20,17 @@ type Conn struct {
 	*net.TCPConn
 	rc syscall.RawConn
 
+	// The state of the Read or Write in progress, for its callback: the
+	// callbacks are method values made once, so a call allocates nothing.
 	rmu    sync.Mutex
 	rbuf   []byte
 	rn     int
-	rerrno syscall.Errno
+	rerr   error
 	readFn func(fd uintptr) bool
 
 	wmu     sync.Mutex
 	wbuf    []byte
 	wn      int
-	werrno  syscall.Errno
 	werr    error
 	writeFn func(fd uintptr) bool
 }
@@ -91,7 +92,7 @@ func (c *Conn) read(fd uintptr) bool {
 		case syscall.EAGAIN:
 			return false
 		default:
-			c.rerrno = e
+			c.rerr = os.NewSyscallError("read", e)
 			return true
 		}
 	}
@@ -111,7 +112,7 @@ func (c *Conn) write(fd uintptr) bool {
 		case syscall.EAGAIN:
 			return false
 		default:
-			c.werrno = e
+			c.werr = os.NewSyscallError("write", e)
 			return true
 		}
 	}
@@ -125,14 +126,14 @@ func (c *Conn) Read(p []byte) (int, error) {
 	}
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
-	c.rbuf, c.rn, c.rerrno = p, 0, 0
+	c.rbuf, c.rn, c.rerr = p, 0, nil
 	err := c.rc.Read(c.readFn)
 	c.rbuf = nil
+	if err == nil {
+		err = c.rerr
+	}
 	if err != nil {
 		return 0, c.opError("read", err)
-	}
-	if c.rerrno != 0 {
-		return 0, c.opError("read", os.NewSyscallError("read", c.rerrno))
 	}
 	if c.rn == 0 {
 		return 0, io.EOF
@@ -147,17 +148,14 @@ func (c *Conn) Write(p []byte) (int, error) {
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	c.wbuf, c.wn, c.werrno, c.werr = p, 0, 0, nil
+	c.wbuf, c.wn, c.werr = p, 0, nil
 	err := c.rc.Write(c.writeFn)
 	c.wbuf = nil
+	if err == nil {
+		err = c.werr
+	}
 	if err != nil {
 		return c.wn, c.opError("write", err)
-	}
-	if c.werrno != 0 {
-		return c.wn, c.opError("write", os.NewSyscallError("write", c.werrno))
-	}
-	if c.werr != nil {
-		return c.wn, c.opError("write", c.werr)
 	}
 	return c.wn, nil
 }
