@@ -68,7 +68,25 @@ type ClientCertificateSpec struct {
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('5m')",message="renewBefore must be >= 5m"
 	RenewBefore *metav1.Duration `json:"renewBefore,omitempty"`
+
+	// revokedSerialNumbers are serial numbers, in hex as
+	// status.certificate.serialNumber shows them, of this connection's
+	// certificates that no gateway may accept any more (a leaked key, a
+	// decommissioned client). A listed certificate is refused at once, on
+	// connections already open too; when it is the current one, the operator
+	// has cert-manager issue a new one.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=256
+	RevokedSerialNumbers []SerialNumber `json:"revokedSerialNumbers,omitempty"`
 }
+
+// SerialNumber is a certificate serial number in hex, without separators
+// (case does not matter), e.g. 3F2A9C0D11.
+// +kubebuilder:validation:MinLength=1
+// +kubebuilder:validation:MaxLength=64
+// +kubebuilder:validation:Pattern=`^[0-9A-Fa-f]+$`
+type SerialNumber string
 
 // CIDR is an IPv4 or IPv6 network in CIDR notation.
 // +kubebuilder:validation:MinLength=1

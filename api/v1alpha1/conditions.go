@@ -40,6 +40,9 @@ const (
 	ReasonLegalBasisRequired = "LegalBasisRequired"
 	// ReasonDuplicateAgencyCode: another, older connection owns the agency code.
 	ReasonDuplicateAgencyCode = "DuplicateAgencyCode"
+	// ReasonNamespaceNotAllowed: the gateway's spec.allowedConnections does
+	// not admit connections from the connection's namespace.
+	ReasonNamespaceNotAllowed = "NamespaceNotAllowed"
 	// ReasonGatewayNotFound: the referenced PopulationGateway does not exist.
 	ReasonGatewayNotFound = "GatewayNotFound"
 	// ReasonCatalogNotFound: the gateway's FieldCatalog does not exist.

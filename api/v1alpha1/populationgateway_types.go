@@ -64,6 +64,44 @@ type ClientCASpec struct {
 	SecretRef SecretReference `json:"secretRef"`
 }
 
+// NamespacesFrom says which namespaces' connections a gateway accepts.
+// +kubebuilder:validation:Enum=Same;All;Selector
+type NamespacesFrom string
+
+const (
+	// NamespacesFromSame accepts connections from the gateway's own namespace only.
+	NamespacesFromSame NamespacesFrom = "Same"
+	// NamespacesFromAll accepts connections from every namespace.
+	NamespacesFromAll NamespacesFrom = "All"
+	// NamespacesFromSelector accepts connections from the namespaces whose
+	// labels match the selector.
+	NamespacesFromSelector NamespacesFrom = "Selector"
+)
+
+// AllowedNamespaces says from which namespaces AgencyConnections may use a
+// gateway (as Gateway API's allowedRoutes.namespaces).
+// +kubebuilder:validation:XValidation:rule="(has(self.from) && self.from == 'Selector') == has(self.selector)",message="selector must be set when from is Selector, and only then"
+type AllowedNamespaces struct {
+	// from is Same (the gateway's own namespace, the default), All, or
+	// Selector (the namespaces selector matches).
+	// +optional
+	// +kubebuilder:default=Same
+	From NamespacesFrom `json:"from,omitempty"`
+
+	// selector selects, by their labels, the namespaces whose connections
+	// are accepted; required with from: Selector.
+	// +optional
+	Selector *metav1.LabelSelector `json:"selector,omitempty"`
+}
+
+// AllowedConnections says which AgencyConnections may use a gateway.
+type AllowedConnections struct {
+	// namespaces says from which namespaces connections are accepted; only
+	// the gateway's own namespace when omitted.
+	// +optional
+	Namespaces *AllowedNamespaces `json:"namespaces,omitempty"`
+}
+
 // PopulationGatewaySpec is the desired state of a gateway.
 type PopulationGatewaySpec struct {
 	// replicas is the number of gateway pods, 0 to 100.
@@ -104,6 +142,13 @@ type PopulationGatewaySpec struct {
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=65535
 	Port *int32 `json:"port,omitempty"`
+
+	// allowedConnections says which AgencyConnections may use this gateway.
+	// A connection from a namespace it does not allow gets Ready=False with
+	// reason NamespaceNotAllowed, and no certificate, NetworkPolicy or
+	// policy entry. Only the gateway's own namespace when omitted.
+	// +optional
+	AllowedConnections *AllowedConnections `json:"allowedConnections,omitempty"`
 }
 
 // PopulationGatewayStatus is the observed state of a gateway.

@@ -42,6 +42,13 @@ type Agency struct {
 	ValidUntil *time.Time `json:"validUntil,omitempty"`
 	// Suspended, when true, refuses every request of the agency.
 	Suspended bool `json:"suspended,omitempty"`
+	// CertificateSHA256, when present (even empty), pins the agency to
+	// these leaf certificates: the lowercase hex SHA-256 of each DER the
+	// agency may present. Any other certificate is refused, whatever CA
+	// signed it. Absent (nil) means any certificate the client CA verifies,
+	// as hand-written policy files have it. omitzero keeps an empty list:
+	// an operator-written entry with no usable certificate pins to nothing.
+	CertificateSHA256 []string `json:"certificateSHA256,omitzero"`
 }
 
 // RateLimit is an agency's token bucket and daily quota.

@@ -65,7 +65,11 @@ func SameEntry(a, b Agency) bool {
 	if (a.ValidUntil == nil) != (b.ValidUntil == nil) || a.ValidUntil != nil && !a.ValidUntil.Equal(*b.ValidUntil) {
 		return false
 	}
-	return sameSet(a.AllowedFields, b.AllowedFields) && sameSet(a.AllowedOperations, b.AllowedOperations)
+	if (a.CertificateSHA256 == nil) != (b.CertificateSHA256 == nil) { // absent pins any certificate, empty none
+		return false
+	}
+	return sameSet(a.AllowedFields, b.AllowedFields) && sameSet(a.AllowedOperations, b.AllowedOperations) &&
+		sameSet(a.CertificateSHA256, b.CertificateSHA256)
 }
 
 // Equal reports whether two rate limits are the same.

@@ -95,6 +95,11 @@ func (a *Agency) Validate() error {
 			return fmt.Errorf("agency %s: allowedOperations: unknown operation %q", a.AgencyCode, op)
 		}
 	}
+	for _, pin := range a.CertificateSHA256 {
+		if !validSHA256Hex(pin) {
+			return fmt.Errorf("agency %s: certificateSHA256: %q is not 64 lowercase hex digits", a.AgencyCode, pin)
+		}
+	}
 	rl := a.RateLimit
 	if rl.RequestsPerSecond < 1 {
 		return fmt.Errorf("agency %s: rateLimit.requestsPerSecond is required and must be >= 1", a.AgencyCode)
@@ -112,3 +117,16 @@ func (a *Agency) Validate() error {
 // ASCII letters and digits, each starting with a letter (the FieldCatalog
 // rule).
 func ValidFieldPath(p string) bool { return filter.ValidPath(p) }
+
+// validSHA256Hex reports whether s is a SHA-256 digest in lowercase hex.
+func validSHA256Hex(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
