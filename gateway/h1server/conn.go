@@ -80,7 +80,13 @@ func (s *Server) newConn(raw net.Conn) *conn {
 	if s.tlsConfig != nil {
 		c.rwc = tls.Server(raw, s.tlsConfig)
 	}
-	c.ctx, c.cancel = context.WithCancel(s.baseCtx)
+	ctx := s.baseCtx
+	if s.cfg.ConnContext != nil {
+		if ctx = s.cfg.ConnContext(ctx, raw); ctx == nil {
+			panic("h1server: ConnContext returned nil")
+		}
+	}
+	c.ctx, c.cancel = context.WithCancel(ctx)
 	context.AfterFunc(c.ctx, c.ctxDone)
 	c.rd.src = c.rwc
 	c.body.c = c

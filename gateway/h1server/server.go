@@ -62,6 +62,18 @@ type Config struct {
 	// Log receives accept errors, handler panics (debug: TLS handshake
 	// failures and refusals). nil: discarded.
 	Log *slog.Logger
+	// ConnContext, when set, derives a connection's context (the parent
+	// of its requests' contexts, HTTP/2 included) from the server's, as
+	// http.Server.ConnContext does: it is called once per accepted
+	// connection, before the TLS handshake. It must not return nil.
+	ConnContext func(ctx context.Context, c net.Conn) context.Context
+	// MaxConnectionAge, when positive, bounds how long a connection is
+	// served, from its accept: an HTTP/1 connection closes after the
+	// response in progress (sent with Connection: close) or, when idle,
+	// at once; an HTTP/2 connection gets a graceful GOAWAY (requests in
+	// flight finish). Clients then reconnect, with a new handshake that
+	// checks their certificate against the CA in force.
+	MaxConnectionAge time.Duration
 }
 
 // Defaults for the zero values of Config.
@@ -103,7 +115,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Handler == nil {
 		return nil, errors.New("h1server: a Handler is required")
 	}
-	if cfg.ReadHeaderTimeout < 0 || cfg.ReadTimeout < 0 || cfg.WriteTimeout < 0 || cfg.IdleTimeout < 0 ||
+	if cfg.ReadHeaderTimeout < 0 || cfg.ReadTimeout < 0 || cfg.WriteTimeout < 0 || cfg.IdleTimeout < 0 || cfg.MaxConnectionAge < 0 ||
 		cfg.MaxHeaderBytes < 0 || cfg.MaxHeaderLines < 0 || cfg.MaxBodyBytes < 0 || cfg.MaxResponseBytes < 0 {
 		return nil, errors.New("h1server: timeouts and limits must not be negative")
 	}
