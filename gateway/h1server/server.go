@@ -164,7 +164,15 @@ func (s *Server) configureTLS() error {
 			s.tlsConfig.NextProtos = append(s.tlsConfig.NextProtos, p)
 		}
 	}
-	s.h2Base = &http.Server{
+	var err error
+	s.h2Base, s.h2, err = s.newHTTP2()
+	return err
+}
+
+// newHTTP2 returns an HTTP/2 server with the server's limits and the base
+// http.Server whose Shutdown sends GOAWAY to its connections.
+func (s *Server) newHTTP2() (*http.Server, *http2.Server, error) {
+	base := &http.Server{
 		Handler:           s.cfg.Handler,
 		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 		ReadTimeout:       s.cfg.ReadTimeout,
@@ -173,13 +181,13 @@ func (s *Server) configureTLS() error {
 		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
-	s.h2 = &http2.Server{}
-	// Registers the GOAWAY that Shutdown sends (through h2Base) to the
-	// HTTP/2 connections, and takes h2Base's idle timeout.
-	if err := http2.ConfigureServer(s.h2Base, s.h2); err != nil {
-		return fmt.Errorf("h1server: configuring HTTP/2: %w", err)
+	h2 := &http2.Server{}
+	// Registers the GOAWAY that base's Shutdown sends to the HTTP/2
+	// connections, and takes base's idle timeout.
+	if err := http2.ConfigureServer(base, h2); err != nil {
+		return nil, nil, fmt.Errorf("h1server: configuring HTTP/2: %w", err)
 	}
-	return nil
+	return base, h2, nil
 }
 
 // slack is how early a lazily kept deadline may be (see keepDeadline): an eighth of the timeout, at most a second.
