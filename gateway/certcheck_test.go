@@ -2,14 +2,17 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -249,5 +252,119 @@ func (th *tlsHarness) waitAudit(t *testing.T, agency, reason string) {
 			t.Fatalf("last audit record %v, want agency %s reason %s", rec, agency, reason)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestExpiredIntermediateOnOpenConnection: the chain expires with its
+// earliest certificate, an intermediate CA included.
+func TestExpiredIntermediateOnOpenConnection(t *testing.T) {
+	th := newTLSHarness(t, 0)
+	inter := th.ca.Intermediate(t, "agencies-issuing", time.Now().Add(time.Hour))
+	leaf := inter.Issue(t, testpki.Options{URIs: []string{"spiffe://popconnect.io/agency/BYT"}}) // valid for a day
+	c := th.client(t, leaf, false)
+	th.expect(t, c, false, http.StatusOK, "", 1)
+	th.clock.Advance(2 * time.Hour)
+	th.expect(t, c, false, http.StatusForbidden, "certificate_expired", 1)
+}
+
+// TestCertificateChecksWithoutConnectionCache: a server that gives the
+// gateway no connection context (ServeHTTP called directly) gets the same
+// verdicts, computed per request; a refused certificate keeps its audit
+// record and spends none of the agency's tokens.
+func TestCertificateChecksWithoutConnectionCache(t *testing.T) {
+	h := newHarness(t, nil)
+	// The harness's certificates have no DER: their digest is that of
+	// nothing.
+	empty := sha256.Sum256(nil)
+	mine, other := hex.EncodeToString(empty[:]), strings.Repeat("ab", sha256.Size)
+	for _, tc := range []struct {
+		name string
+		pins []string
+		code string
+	}{
+		{"absent: any certificate", nil, ""},
+		{"listed", []string{other, mine}, ""},
+		{"not listed", []string{other}, "certificate_not_pinned"},
+		{"empty: none", []string{}, "certificate_not_pinned"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			agencies := defaultAgencies()
+			for i := range agencies {
+				if agencies[i].AgencyCode == "SLOW" { // burst 2
+					agencies[i].CertificateSHA256 = tc.pins
+				}
+			}
+			h.setPolicy(t, agencies)
+			w := h.do("SLOW", http.MethodGet, "/v1/citizens/"+id(t, 1), "")
+			if tc.code == "" {
+				if w.Code != http.StatusOK {
+					t.Fatalf("%d %s", w.Code, w.Body)
+				}
+				return
+			}
+			if w.Code != http.StatusForbidden || errorCode(t, w) != tc.code || w.Header().Get("Connection") != "close" {
+				t.Fatalf("%d %s %v, want 403 %s with Connection: close", w.Code, w.Body, w.Header(), tc.code)
+			}
+			rec := h.auditRecord(t, w.Header().Get("X-Request-Id"))
+			if rec["agency"] != "SLOW" || rec["reason"] != tc.code || rec["status"] != float64(http.StatusForbidden) {
+				t.Fatalf("audit record %v", rec)
+			}
+			for range 5 { // more than the burst: refusals spend no token
+				if w := h.do("SLOW", http.MethodGet, "/v1/citizens/"+id(t, 1), ""); w.Code != http.StatusForbidden {
+					t.Fatalf("%d", w.Code)
+				}
+			}
+		})
+	}
+	h.setPolicy(t, defaultAgencies())
+	h.clock.Advance(time.Minute) // the bucket refills whatever the earlier cases spent
+	for range 2 {
+		if w := h.do("SLOW", http.MethodGet, "/v1/citizens/"+id(t, 1), ""); w.Code != http.StatusOK {
+			t.Fatalf("after the refusals: %d %s", w.Code, w.Body)
+		}
+	}
+}
+
+func TestValidUntil(t *testing.T) {
+	at := func(h int) *x509.Certificate {
+		return &x509.Certificate{NotAfter: time.Date(2030, 1, 1, h, 0, 0, 0, time.UTC)}
+	}
+	for _, tc := range []struct {
+		name   string
+		chains [][]*x509.Certificate
+		want   time.Time
+	}{
+		{"none", nil, time.Time{}},
+		{"leaf first", [][]*x509.Certificate{{at(1), at(5), at(9)}}, at(1).NotAfter},
+		{"intermediate first", [][]*x509.Certificate{{at(7), at(2), at(9)}}, at(2).NotAfter},
+		{"root first", [][]*x509.Certificate{{at(7), at(5), at(3)}}, at(3).NotAfter},
+		{"the longest-lived chain counts", [][]*x509.Certificate{{at(7), at(2)}, {at(7), at(6)}}, at(6).NotAfter},
+	} {
+		if got := validUntil(tc.chains); !got.Equal(tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// BenchmarkCheckCertificate is the per-request cost of the certificate
+// checks on a connection whose verdict is cached: what every request pays.
+func BenchmarkCheckCertificate(b *testing.B) {
+	g := newBenchGateway(b)
+	ca := testpki.NewCA(b, "bench")
+	leaf := ca.Agency(b, "BENCH")
+	cert, _ := x509.ParseCertificate(leaf.TLS.Certificate[0])
+	pool := ca.Pool()
+	g.cfg.ClientCAs = func() (*x509.CertPool, uint64) { return pool, 1 }
+	sum := sha256.Sum256(cert.Raw)
+	a := &agencyState{entry: policy.Agency{AgencyCode: "BENCH"}, pinned: true, pins: pinSet{sum: {}}}
+	r := httptest.NewRequestWithContext(g.ConnContext(context.Background(), nil), http.MethodGet, "/v1/citizens/x", nil)
+	r.TLS = &tls.ConnectionState{VerifiedChains: [][]*x509.Certificate{{cert, ca.Cert}}, PeerCertificates: []*x509.Certificate{cert}}
+	x := &exchange{r: r, w: httptest.NewRecorder()}
+	x.rec.Time = time.Now()
+	b.ReportAllocs()
+	for b.Loop() {
+		if e := g.checkCertificate(x, a); e != nil {
+			b.Fatal(e)
+		}
 	}
 }
