@@ -8,6 +8,7 @@ package gateway
 import (
 	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -50,6 +51,13 @@ type Config struct {
 	Metrics *metrics.Metrics
 	// Log is the operational log. It never receives national IDs.
 	Log *slog.Logger
+	// ClientCAs, when set, returns the client CA pool in force and its
+	// generation (tlsconfig.Server.ClientCAs): the chain of an open
+	// connection is verified again against the pool whenever the
+	// generation changes, so a rotated-out CA stops being trusted on
+	// connections made before the rotation. nil: the handshake's
+	// verification is the only one (tests of the handler alone).
+	ClientCAs func() (*x509.CertPool, uint64)
 }
 
 // Gateway serves agencies. Create it with New, give it a policy with

@@ -176,7 +176,8 @@ func (g *Gateway) auditBodyIDs(x *exchange, op policy.Operation) {
 }
 
 // admit applies the agency's policy: known, in agreement, not suspended or
-// expired, the operation allowed, within its rate and quota.
+// expired, the operation allowed, the connection's certificate still valid,
+// trusted and pinned (certcheck.go), within its rate and quota.
 func (g *Gateway) admit(x *exchange, op policy.Operation, code string) *apiError {
 	st := g.state.Load()
 	if st == nil {
@@ -195,6 +196,11 @@ func (g *Gateway) admit(x *exchange, op policy.Operation, code string) *apiError
 		return errorf(http.StatusForbidden, "agency_expired", fmt.Sprintf("the data-sharing agreement of agency %s ended at %s", code, a.entry.ValidUntil.UTC().Format(time.RFC3339)))
 	case !a.ops.has(op):
 		return errorf(http.StatusForbidden, "operation_not_allowed", fmt.Sprintf("agency %s may not perform %s", code, op))
+	}
+	// Before the limiter: a certificate refused here must not spend the
+	// agency's tokens.
+	if e := g.checkCertificate(x, a); e != nil {
+		return e
 	}
 	x.agency = a
 	if d := a.limiter.Allow(now); !d.Allowed {

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -100,7 +101,7 @@ func BenchmarkLookupMTLS(b *testing.B) {
 	b.Run("server=h1server", func(b *testing.B) {
 		benchLookupMTLS(b, func(g *Gateway, cfg *tls.Config, ln net.Listener) func() {
 			srv, err := h1server.New(h1server.Config{Handler: g, TLSConfig: cfg, ReadHeaderTimeout: 10 * time.Second,
-				IdleTimeout: 2 * time.Minute, Refuse: g.Refuse})
+				IdleTimeout: 2 * time.Minute, Refuse: g.Refuse, ConnContext: g.ConnContext, MaxConnectionAge: time.Hour})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -110,7 +111,7 @@ func BenchmarkLookupMTLS(b *testing.B) {
 	})
 	b.Run("server=net-http", func(b *testing.B) {
 		benchLookupMTLS(b, func(g *Gateway, cfg *tls.Config, ln net.Listener) func() {
-			srv := &http.Server{Handler: g, TLSConfig: cfg, ReadHeaderTimeout: 10 * time.Second,
+			srv := &http.Server{Handler: g, TLSConfig: cfg, ReadHeaderTimeout: 10 * time.Second, ConnContext: g.ConnContext,
 				IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(slog.DiscardHandler, slog.LevelWarn)}
 			go srv.ServeTLS(ln, "", "")
 			return func() { srv.Close() }
@@ -133,6 +134,7 @@ func benchLookupMTLS(b *testing.B, serve func(*Gateway, *tls.Config, net.Listene
 	if err != nil {
 		b.Fatal(err)
 	}
+	g.cfg.ClientCAs = srvTLS.ClientCAs // as cmd/gateway sets it; nothing serves yet
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
@@ -183,11 +185,13 @@ func benchLookupMTLS(b *testing.B, serve func(*Gateway, *tls.Config, net.Listene
 func BenchmarkServeLookup(b *testing.B) {
 	g := newBenchGateway(b)
 	agency, _ := url.Parse("spiffe://popconnect.io/agency/BENCH")
-	tlsState := &tls.ConnectionState{VerifiedChains: [][]*x509.Certificate{{{URIs: []*url.URL{agency}}}}}
+	tlsState := &tls.ConnectionState{VerifiedChains: [][]*x509.Certificate{{{URIs: []*url.URL{agency}, NotAfter: time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)}}}}
+	// One connection's context, as the agency listener gives every request.
+	conn := g.ConnContext(context.Background(), nil)
 	ids := benchIDs(b)
 	reqs := make([]*http.Request, len(ids))
 	for i, id := range ids {
-		reqs[i] = httptest.NewRequest(http.MethodGet, "/v1/citizens/"+id, nil)
+		reqs[i] = httptest.NewRequestWithContext(conn, http.MethodGet, "/v1/citizens/"+id, nil)
 		reqs[i].TLS = tlsState
 	}
 	w := &discardWriter{h: http.Header{}}

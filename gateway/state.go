@@ -31,6 +31,10 @@ type agencyState struct {
 	trie     *filter.Trie // allowed fields plus alwaysReturned
 	limiter  *ratelimit.Limiter
 	conflict bool // present in two shards with different entries: denied
+	// pinned is set when the entry has certificateSHA256 (even empty):
+	// only a leaf whose digest is in pins is accepted.
+	pinned bool
+	pins   pinSet
 	// metrics caches the agency's metric children. It is made on the
 	// agency's first request rather than at compile time, so a policy of
 	// 10,000 agencies costs nothing until they call, and it lives as long
@@ -105,6 +109,13 @@ func compile(m policy.Merged, prev *state, loc *time.Location) (*state, error) {
 		for _, op := range a.AllowedOperations {
 			ops |= opBit(op)
 		}
+		var pins pinSet
+		if a.CertificateSHA256 != nil {
+			var err error
+			if pins, err = compilePins(a.CertificateSHA256); err != nil {
+				return nil, fmt.Errorf("agency %s: %w", code, err)
+			}
+		}
 		var prevLimiter *ratelimit.Limiter
 		if old != nil {
 			prevLimiter = old.limiter
@@ -114,6 +125,8 @@ func compile(m policy.Merged, prev *state, loc *time.Location) (*state, error) {
 			ops:     ops,
 			trie:    trie,
 			limiter: ratelimit.Next(prevLimiter, a.RateLimit, loc),
+			pinned:  a.CertificateSHA256 != nil,
+			pins:    pins,
 		}
 	}
 	for _, code := range m.Conflicts {

@@ -38,6 +38,7 @@ type options struct {
 	readHeaderTimeout time.Duration
 	readTimeout       time.Duration
 	idleTimeout       time.Duration
+	maxConnectionAge  time.Duration
 	shutdownGrace     time.Duration
 	logLevel          string
 	cpuProfile        string
@@ -69,6 +70,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.readHeaderTimeout, "read-header-timeout", 10*time.Second, "how long a client may take to send its request headers (bounds slowloris clients)")
 	fs.DurationVar(&o.readTimeout, "read-timeout", 30*time.Second, "how long a client may take to send a whole request, body included")
 	fs.DurationVar(&o.idleTimeout, "idle-timeout", 120*time.Second, "how long an idle keep-alive connection is kept")
+	fs.DurationVar(&o.maxConnectionAge, "max-connection-age", time.Hour, "how long an agency connection is served before it is closed (HTTP/1.1: after the response in progress; HTTP/2: GOAWAY), so that every client comes back through a handshake that checks its certificate against the client CA in force")
 	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", 25*time.Second, "how long SIGTERM waits for requests in flight")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.cpuProfile, "cpu-profile", "", "write a CPU profile (pprof) covering the whole run to this file")
@@ -97,7 +99,7 @@ func (o *options) validate() error {
 	case o.auditHashKeyFile == "":
 		return errors.New("--audit-hash-key-file is required")
 	case o.upstreamTimeout <= 0 || o.shutdownGrace < 0 || o.maxRequestBody <= 0 || o.maxUpstreamBody <= 0 ||
-		o.maxHeaderBytes <= 0 || o.readHeaderTimeout <= 0 || o.readTimeout <= 0 || o.idleTimeout <= 0:
+		o.maxHeaderBytes <= 0 || o.readHeaderTimeout <= 0 || o.readTimeout <= 0 || o.idleTimeout <= 0 || o.maxConnectionAge <= 0:
 		return errors.New("timeouts and sizes must be positive")
 	}
 	return nil

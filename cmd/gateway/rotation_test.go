@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -72,9 +73,15 @@ type rotationLoad struct {
 	clientCert atomic.Pointer[tls.Certificate]
 
 	ok, keepAlive, fresh atomic.Int64
-	mu                   sync.Mutex
-	failures             []string
-	failed               int
+	// Once the old CA is dropped (untrustedExpected), a keep-alive
+	// connection still holding a certificate of that CA is refused with
+	// certificate_untrusted and closed; those refusals are counted in
+	// untrusted, not as failures.
+	untrustedExpected atomic.Bool
+	untrusted         atomic.Int64
+	mu                sync.Mutex
+	failures          []string
+	failed            int
 	// presented counts handshakes by the client certificate presented;
 	// served, by the serving certificate's serial the client saw.
 	presented map[*tls.Certificate]int
@@ -122,10 +129,16 @@ func (l *rotationLoad) run(stop <-chan struct{}, c *http.Client, count *atomic.I
 		}
 		resp, err := c.Get("https://" + l.addr + l.path)
 		if err == nil {
-			_, err = io.Copy(io.Discard, resp.Body)
+			var body []byte
+			body, err = io.ReadAll(resp.Body)
 			resp.Body.Close()
+			if err == nil && resp.StatusCode == http.StatusForbidden && l.untrustedExpected.Load() &&
+				bytes.Contains(body, []byte(`"error":"certificate_untrusted"`)) {
+				l.untrusted.Add(1)
+				continue
+			}
 			if err == nil && resp.StatusCode != http.StatusOK {
-				err = fmt.Errorf("status %d", resp.StatusCode)
+				err = fmt.Errorf("status %d: %s", resp.StatusCode, body)
 			}
 		}
 		if err != nil {
@@ -153,8 +166,11 @@ func (l *rotationLoad) seen(serial string, cert *tls.Certificate) bool {
 // certificate and the gateway's serving certificate are replaced several
 // times (serving files as the kubelet swaps a Secret volume), and finally
 // the CA itself is rotated (CA bundle first, then new certificates, then
-// the old CA dropped). Not one request fails, and the load's handshakes
-// show every new certificate was used on both sides.
+// the old CA dropped). Not one request fails, but for the requests on
+// keep-alive connections still holding a certificate of the dropped CA,
+// which are refused with certificate_untrusted (an open connection does
+// not outlive the trust in its certificate); the load's handshakes show
+// every new certificate was used on both sides.
 func TestCertificateRotationUnderLoad(t *testing.T) {
 	const rotations = 4
 	f := newFixture(t)
@@ -233,13 +249,16 @@ func TestCertificateRotationUnderLoad(t *testing.T) {
 		return err == nil && status == http.StatusOK
 	})
 	rotate("certificates from the new CA", serving(newCA), both, newCA.Agency(t, "LOAD"))
+	// Keep-alive connections made with a certificate of the old CA are
+	// refused from now on (each once: the refusal closes it).
+	l.untrustedExpected.Store(true)
 	rotate("old CA dropped", serving(newCA), newCA.CertPEM, newCA.Agency(t, "LOAD"))
 
 	stopLoad()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	t.Logf("%d requests served during %d certificate rotations and a CA rotation (%d over keep-alive connections, %d on a new connection each), %d failed",
-		l.ok.Load(), rotations, l.keepAlive.Load(), l.fresh.Load(), l.failed)
+	t.Logf("%d requests served during %d certificate rotations and a CA rotation (%d over keep-alive connections, %d on a new connection each), %d failed, %d refused as certificate_untrusted on connections of the dropped CA",
+		l.ok.Load(), rotations, l.keepAlive.Load(), l.fresh.Load(), l.failed, l.untrusted.Load())
 	if l.failed > 0 {
 		t.Fatalf("%d requests failed during rotation; first errors: %q", l.failed, l.failures)
 	}

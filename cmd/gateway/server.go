@@ -77,6 +77,10 @@ func newServer(ctx context.Context, o *options, stdout, stderr io.Writer) (*serv
 		}
 		upstreamTLS = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
+	s.tls, err = tlsconfig.New(tlsconfig.Files{CertFile: o.tlsCertFile, KeyFile: o.tlsKeyFile, ClientCAFile: o.clientCAFile}, o.allowTLS12)
+	if err != nil {
+		return nil, err
+	}
 	s.gw, err = gateway.New(gateway.Config{
 		UpstreamURL:          upstreamURL,
 		UpstreamTLS:          upstreamTLS,
@@ -87,11 +91,9 @@ func newServer(ctx context.Context, o *options, stdout, stderr io.Writer) (*serv
 		Audit:                s.audit,
 		Metrics:              s.metrics,
 		Log:                  log,
+		// Open connections are re-verified when the client CA changes.
+		ClientCAs: s.tls.ClientCAs,
 	})
-	if err != nil {
-		return nil, err
-	}
-	s.tls, err = tlsconfig.New(tlsconfig.Files{CertFile: o.tlsCertFile, KeyFile: o.tlsKeyFile, ClientCAFile: o.clientCAFile}, o.allowTLS12)
 	if err != nil {
 		return nil, err
 	}
@@ -155,6 +157,9 @@ func (s *server) serve(ctx context.Context, onListen listening) (err error) {
 		MaxResponseBytes: int(s.opts.maxUpstreamBody) + 64<<10,
 		Refuse:           s.gw.Refuse,
 		Log:              s.log,
+		// Each connection caches its certificate checks (gateway/certcheck.go).
+		ConnContext:      s.gw.ConnContext,
+		MaxConnectionAge: s.opts.maxConnectionAge,
 	})
 	if err != nil {
 		agencyLn.Close()

@@ -40,7 +40,11 @@ type conn struct {
 	cancel context.CancelFunc
 	cur    atomic.Pointer[requestContext] // the request in the handler
 	state  atomic.Int32
-	since  int64 // Unix time of accept
+	since  int64     // Unix time of accept
+	ends   time.Time // accept + MaxConnectionAge; zero: no limit
+	// h2Base is the connection's own HTTP/2 base server when it has an
+	// age limit: its Shutdown sends this connection alone a GOAWAY.
+	h2Base atomic.Pointer[http.Server]
 
 	rd   reader
 	scan headScan
@@ -66,12 +70,14 @@ type conn struct {
 }
 
 func (s *Server) newConn(raw net.Conn) *conn {
+	now := time.Now()
 	c := &conn{
 		s:      s,
 		raw:    raw,
 		rwc:    raw,
 		remote: raw.RemoteAddr().String(),
-		since:  time.Now().Unix(),
+		since:  now.Unix(),
+		ends:   deadline(now, s.cfg.MaxConnectionAge),
 		req:    new(http.Request),
 		hdr:    make(http.Header, 8),
 		vals:   make([]string, 16),
@@ -80,7 +86,13 @@ func (s *Server) newConn(raw net.Conn) *conn {
 	if s.tlsConfig != nil {
 		c.rwc = tls.Server(raw, s.tlsConfig)
 	}
-	c.ctx, c.cancel = context.WithCancel(s.baseCtx)
+	ctx := s.baseCtx
+	if s.cfg.ConnContext != nil {
+		if ctx = s.cfg.ConnContext(ctx, raw); ctx == nil {
+			panic("h1server: ConnContext returned nil")
+		}
+	}
+	c.ctx, c.cancel = context.WithCancel(ctx)
 	context.AfterFunc(c.ctx, c.ctxDone)
 	c.rd.src = c.rwc
 	c.body.c = c
@@ -145,13 +157,56 @@ func (c *conn) handshake(tc *tls.Conn) bool {
 }
 
 // serveH2 hands a connection that negotiated h2 to the HTTP/2 server.
+//
+// With MaxConnectionAge, the connection gets an HTTP/2 server of its own:
+// x/net/http2 sends GOAWAY only to all the connections of a server at
+// once (on its base http.Server's Shutdown), so one server per connection
+// is what lets the age close this connection alone, gracefully (requests
+// in flight finish). The age timer starts at the server's first
+// ConnState call, which x/net makes once the connection is registered for
+// GOAWAY, so that an early timer cannot miss it.
 func (c *conn) serveH2() {
 	if !c.state.CompareAndSwap(stateNew, stateH2) || c.s.shuttingDown() {
 		c.rwc.Close() // too late for GOAWAY: the client retries elsewhere
 		return
 	}
-	c.s.h2.ServeConn(c.rwc, &http2.ServeConnOpts{Context: c.ctx, BaseConfig: c.s.h2Base, Handler: c.s.cfg.Handler})
+	h2, base := c.s.h2, c.s.h2Base
+	var ageTimer *time.Timer // set and read on this goroutine only
+	if !c.ends.IsZero() {
+		var err error
+		if base, h2, err = c.s.newHTTP2(); err != nil {
+			c.s.log.Error("HTTP/2 connection not served", "error", err)
+			c.rwc.Close()
+			return
+		}
+		base.ConnState = func(net.Conn, http.ConnState) {
+			if ageTimer == nil {
+				ageTimer = time.AfterFunc(time.Until(c.ends), func() { _ = base.Shutdown(context.Background()) })
+			}
+		}
+		c.h2Base.Store(base)
+		if c.s.shuttingDown() { // Shutdown may have looked before the Store
+			c.rwc.Close()
+			return
+		}
+	}
+	h2.ServeConn(c.rwc, &http2.ServeConnOpts{Context: c.ctx, BaseConfig: base, Handler: c.s.cfg.Handler})
+	if ageTimer != nil {
+		ageTimer.Stop()
+	}
 	c.rwc.Close()
+}
+
+// aged reports whether the connection has reached MaxConnectionAge.
+func (c *conn) aged(now time.Time) bool { return !c.ends.IsZero() && !now.Before(c.ends) }
+
+// capAge brings a deadline for the wait for a request forward to the
+// connection's end of life: an idle connection closes when its age passes.
+func (c *conn) capAge(t time.Time) time.Time {
+	if !c.ends.IsZero() && (t.IsZero() || c.ends.Before(t)) {
+		return c.ends
+	}
+	return t
 }
 
 // serveHTTP1 serves requests in order until the connection must close. It
@@ -202,7 +257,7 @@ func (c *conn) readHead() (refusal, error) {
 	}
 	// One deadline, usually left as it is, covers the wait for the
 	// request and its head; see keepDeadline and extendHeadDeadline.
-	if want := deadline(c.waitStart, wait); !keepDeadline(c.rdl, want, s.readSlack) {
+	if want := c.capAge(deadline(c.waitStart, wait)); !keepDeadline(c.rdl, want, s.readSlack) {
 		c.setReadDeadline(want)
 	}
 	for {

@@ -52,7 +52,9 @@ func (c *conn) setWriteDeadline(t time.Time) {
 // extendHeadDeadline runs when a read for a request head timed out. It
 // moves the read deadline to the exact bound when that lies ahead (the
 // deadline in force was a lazily kept, earlier one, or the idle wait
-// continues) and reports whether to read again.
+// continues) and reports whether to read again. While no byte of a
+// request has arrived, the bound is at most the connection's end of life
+// (MaxConnectionAge); a request begun before it is read and answered.
 func (c *conn) extendHeadDeadline() bool {
 	s := c.s
 	var limit time.Time
@@ -63,6 +65,9 @@ func (c *conn) extendHeadDeadline() bool {
 		limit = deadline(c.waitStart, s.headerTimeout)
 	default:
 		limit = deadline(c.waitStart, s.idleTimeout)
+	}
+	if c.tFirst.IsZero() { // no request begun: the connection's age ends the wait
+		limit = c.capAge(limit)
 	}
 	if !limit.IsZero() && !time.Now().Before(limit) {
 		return false

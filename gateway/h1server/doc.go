@@ -32,6 +32,14 @@
 // when at most 256 KiB remain; otherwise the connection closes after the
 // answer. Pipelined requests are answered in order.
 //
+// MaxConnectionAge bounds a connection's life from its accept, so that
+// every client comes back through a handshake now and then: an HTTP/1
+// connection closes after the response in progress (Connection: close)
+// or when idle, an HTTP/2 connection gets a graceful GOAWAY from an
+// HTTP/2 server of its own. ConnContext, as net/http's, gives each
+// connection a context of the caller's (the gateway keeps its per-
+// connection certificate checks there).
+//
 // Not supported, because the gateway does not need them: streaming
 // (http.Flusher; a response is held whole, up to MaxResponseBytes: beyond
 // that Write fails with ErrResponseTooLarge and the client gets a 500),

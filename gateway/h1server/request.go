@@ -51,13 +51,14 @@ func (c *conn) serveRequest() (keep, linger bool) {
 	// Like net/http, finish the body before answering, so the answer can
 	// say whether the connection stays open.
 	bodyDone := c.body.finish()
-	keep = bodyDone && !h.close && !c.resp.closeConn && !c.s.shuttingDown()
+	now := time.Now()
+	keep = bodyDone && !h.close && !c.resp.closeConn && !c.s.shuttingDown() && !c.aged(now)
 	if c.resp.tooLarge {
 		c.s.log.Error("Response dropped: the handler wrote more than MaxResponseBytes", "limit", c.s.cfg.MaxResponseBytes)
 		c.writeRefusal(http.StatusInternalServerError)
 		return false, !bodyDone
 	}
-	if !c.writeResponse(!keep) {
+	if !c.writeResponse(now, !keep) {
 		return false, false
 	}
 	return keep, !bodyDone
@@ -86,8 +87,7 @@ func (c *conn) callHandler() (ok bool) {
 
 // writeResponse sends the buffered response in one write; false when it
 // could not be sent.
-func (c *conn) writeResponse(closing bool) bool {
-	now := time.Now()
+func (c *conn) writeResponse(now time.Time, closing bool) bool {
 	out, err := c.resp.finish(c.dateValue(now), closing)
 	if err != nil {
 		c.s.log.Error("Response dropped", "error", err)

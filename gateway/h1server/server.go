@@ -62,6 +62,18 @@ type Config struct {
 	// Log receives accept errors, handler panics (debug: TLS handshake
 	// failures and refusals). nil: discarded.
 	Log *slog.Logger
+	// ConnContext, when set, derives a connection's context (the parent
+	// of its requests' contexts, HTTP/2 included) from the server's, as
+	// http.Server.ConnContext does: it is called once per accepted
+	// connection, before the TLS handshake. It must not return nil.
+	ConnContext func(ctx context.Context, c net.Conn) context.Context
+	// MaxConnectionAge, when positive, bounds how long a connection is
+	// served, from its accept: an HTTP/1 connection closes after the
+	// response in progress (sent with Connection: close) or, when idle,
+	// at once; an HTTP/2 connection gets a graceful GOAWAY (requests in
+	// flight finish). Clients then reconnect, with a new handshake that
+	// checks their certificate against the CA in force.
+	MaxConnectionAge time.Duration
 }
 
 // Defaults for the zero values of Config.
@@ -103,7 +115,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Handler == nil {
 		return nil, errors.New("h1server: a Handler is required")
 	}
-	if cfg.ReadHeaderTimeout < 0 || cfg.ReadTimeout < 0 || cfg.WriteTimeout < 0 || cfg.IdleTimeout < 0 ||
+	if cfg.ReadHeaderTimeout < 0 || cfg.ReadTimeout < 0 || cfg.WriteTimeout < 0 || cfg.IdleTimeout < 0 || cfg.MaxConnectionAge < 0 ||
 		cfg.MaxHeaderBytes < 0 || cfg.MaxHeaderLines < 0 || cfg.MaxBodyBytes < 0 || cfg.MaxResponseBytes < 0 {
 		return nil, errors.New("h1server: timeouts and limits must not be negative")
 	}
@@ -152,7 +164,15 @@ func (s *Server) configureTLS() error {
 			s.tlsConfig.NextProtos = append(s.tlsConfig.NextProtos, p)
 		}
 	}
-	s.h2Base = &http.Server{
+	var err error
+	s.h2Base, s.h2, err = s.newHTTP2()
+	return err
+}
+
+// newHTTP2 returns an HTTP/2 server with the server's limits and the base
+// http.Server whose Shutdown sends GOAWAY to its connections.
+func (s *Server) newHTTP2() (*http.Server, *http2.Server, error) {
+	base := &http.Server{
 		Handler:           s.cfg.Handler,
 		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 		ReadTimeout:       s.cfg.ReadTimeout,
@@ -161,13 +181,13 @@ func (s *Server) configureTLS() error {
 		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
-	s.h2 = &http2.Server{}
-	// Registers the GOAWAY that Shutdown sends (through h2Base) to the
-	// HTTP/2 connections, and takes h2Base's idle timeout.
-	if err := http2.ConfigureServer(s.h2Base, s.h2); err != nil {
-		return fmt.Errorf("h1server: configuring HTTP/2: %w", err)
+	h2 := &http2.Server{}
+	// Registers the GOAWAY that base's Shutdown sends to the HTTP/2
+	// connections, and takes base's idle timeout.
+	if err := http2.ConfigureServer(base, h2); err != nil {
+		return nil, nil, fmt.Errorf("h1server: configuring HTTP/2: %w", err)
 	}
-	return nil
+	return base, h2, nil
 }
 
 // slack is how early a lazily kept deadline may be (see keepDeadline): an eighth of the timeout, at most a second.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/http"
 	"time"
 )
 
@@ -19,6 +20,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		// h2Base tracks no connection itself: this returns at once,
 		// after starting the GOAWAY of every HTTP/2 connection.
 		_ = s.h2Base.Shutdown(ctx)
+		s.goAwayOwnHTTP2(ctx)
 	}
 	// The ticker only matters for new connections, which become
 	// closable after a while (see closeIdle); ends are signalled.
@@ -57,6 +59,22 @@ func (s *Server) Close() error {
 	// as soon as its context ends must not get its answer out first.
 	s.cancelBase()
 	return err
+}
+
+// goAwayOwnHTTP2 starts the GOAWAY of the HTTP/2 connections that have
+// their own server (MaxConnectionAge); each Shutdown returns at once.
+func (s *Server) goAwayOwnHTTP2(ctx context.Context) {
+	var bases []*http.Server
+	s.mu.Lock()
+	for c := range s.conns {
+		if b := c.h2Base.Load(); b != nil {
+			bases = append(bases, b)
+		}
+	}
+	s.mu.Unlock()
+	for _, b := range bases {
+		_ = b.Shutdown(ctx)
+	}
 }
 
 func (s *Server) track(ln net.Listener) bool {

@@ -24,6 +24,9 @@ type CA struct {
 	Cert    *x509.Certificate
 	Key     *ecdsa.PrivateKey
 	CertPEM []byte
+	// chain is the DER of this CA and the intermediates above it, when it
+	// is an intermediate: what a leaf it issues presents after itself.
+	chain [][]byte
 }
 
 // NewCA creates a self-signed CA.
@@ -48,6 +51,37 @@ func NewCA(t testing.TB, name string) *CA {
 	}
 	cert, _ := x509.ParseCertificate(der)
 	return &CA{Cert: cert, Key: key, CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
+}
+
+// Intermediate creates a CA signed by ca that expires at notAfter (zero:
+// in a day). The leaves it issues present it (and any intermediate above
+// it) in their TLS chain.
+func (ca *CA) Intermediate(t testing.TB, name string, notAfter time.Time) *CA {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if notAfter.IsZero() {
+		notAfter = time.Now().Add(24 * time.Hour)
+	}
+	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: name},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              notAfter,
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	return &CA{Cert: cert, Key: key, CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		chain: append([][]byte{der}, ca.chain...)}
 }
 
 // Leaf is an issued certificate with its key.
@@ -115,6 +149,7 @@ func (ca *CA) Issue(t testing.TB, o Options) *Leaf {
 	if l.TLS, err = tls.X509KeyPair(l.CertPEM, l.KeyPEM); err != nil {
 		t.Fatal(err)
 	}
+	l.TLS.Certificate = append(l.TLS.Certificate, ca.chain...)
 	return l
 }
 

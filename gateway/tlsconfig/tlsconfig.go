@@ -1,15 +1,19 @@
 // Package tlsconfig builds the gateway's server TLS configuration from
 // certificate, key and client-CA files that can be replaced while the
 // gateway runs (cert-manager renewals, CA rotation): each new handshake uses
-// the latest files, and established connections are not touched.
+// the latest files. Established connections keep their TLS session; the
+// gateway re-checks their client chains against the CA in force (see
+// ClientCAs).
 package tlsconfig
 
 import (
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"sync/atomic"
 )
 
@@ -22,8 +26,19 @@ type Files struct {
 type Server struct {
 	files     Files
 	allowTLS  uint16
-	current   atomic.Pointer[tls.Config]
+	current   atomic.Pointer[snapshot]
+	reloadMu  sync.Mutex // orders Reloads, so generations only grow
 	nextProto []string
+}
+
+// snapshot is one loaded configuration. gen counts the client CA bundles
+// loaded: it changes only when the client CA file's bytes do, so that a
+// renewal of the serving certificate does not make the gateway re-verify
+// every open connection.
+type snapshot struct {
+	cfg   *tls.Config
+	caPEM []byte
+	gen   uint64
 }
 
 // New reads the files and returns a Server. TLS 1.3 is the minimum unless
@@ -61,8 +76,28 @@ func (s *Server) Reload() error {
 		ClientCAs:    pool,
 		NextProtos:   s.nextProto,
 	}
-	s.current.Store(cfg)
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	next := &snapshot{cfg: cfg, caPEM: caPEM, gen: 1}
+	if prev := s.current.Load(); prev != nil {
+		next.gen = prev.gen
+		if !bytes.Equal(prev.caPEM, caPEM) {
+			next.gen++
+		}
+	}
+	s.current.Store(next)
 	return nil
+}
+
+// ClientCAs returns the client CA pool in force and its generation, which
+// grows by one each time Reload loads a different client CA bundle. The
+// gateway re-verifies a live connection's chain when the generation it
+// last verified under is no longer the current one. The generation is
+// read before a connection's handshake and again at its requests: when
+// both are equal, the handshake was verified by this very pool.
+func (s *Server) ClientCAs() (*x509.CertPool, uint64) {
+	cur := s.current.Load()
+	return cur.cfg.ClientCAs, cur.gen
 }
 
 // Config returns the configuration to give http.Server: its
@@ -73,7 +108,7 @@ func (s *Server) Config() *tls.Config {
 		ClientAuth: tls.RequireAndVerifyClientCert,
 		NextProtos: s.nextProto,
 		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
-			return s.current.Load(), nil
+			return s.current.Load().cfg, nil
 		},
 	}
 }
