@@ -150,7 +150,7 @@ func (c *conn) serveH2() {
 		c.rwc.Close() // too late for GOAWAY: the client retries elsewhere
 		return
 	}
-	c.s.h2.ServeConn(c.rwc, &http2.ServeConnOpts{Context: c.ctx, BaseConfig: c.s.h2Base, Handler: c.s.cfg.Handler})
+	c.s.h2.ServeConn(c.rwc, &http2.ServeConnOpts{Context: c.ctx, BaseConfig: c.s.h2Base, Handler: c.s.h2Handler})
 	c.rwc.Close()
 }
 

@@ -81,6 +81,7 @@ type Server struct {
 	refuse    func(http.ResponseWriter, *tls.ConnectionState, int)
 	h2        *http2.Server
 	h2Base    *http.Server // the HTTP/2 connections' settings and GOAWAY on Shutdown; never serves
+	h2Handler http.Handler // serveH2Request
 
 	headerTimeout    time.Duration // ReadHeaderTimeout, or ReadTimeout
 	idleTimeout      time.Duration // IdleTimeout, or ReadTimeout
@@ -152,14 +153,16 @@ func (s *Server) configureTLS() error {
 			s.tlsConfig.NextProtos = append(s.tlsConfig.NextProtos, p)
 		}
 	}
+	s.h2Handler = http.HandlerFunc(s.serveH2Request)
 	s.h2Base = &http.Server{
-		Handler:           s.cfg.Handler,
+		Handler:           s.h2Handler,
 		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 		ReadTimeout:       s.cfg.ReadTimeout,
 		WriteTimeout:      s.cfg.WriteTimeout,
 		IdleTimeout:       s.cfg.IdleTimeout,
-		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		// Above ours, which serveH2Request enforces (see h2limits.go).
+		MaxHeaderBytes: h2HeaderListFactor * s.cfg.MaxHeaderBytes,
+		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	s.h2 = &http2.Server{}
 	// Registers the GOAWAY that Shutdown sends (through h2Base) to the
