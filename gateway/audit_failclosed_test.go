@@ -43,6 +43,12 @@ func TestAuditFailsClosed(t *testing.T) {
 		}
 		refused = append(refused, w.Header().Get("X-Request-Id"))
 	}
+	w := httptest.NewRecorder()
+	h.gw.Refuse(w, nil, http.StatusBadRequest) // refused by the HTTP server
+	if w.Code != http.StatusServiceUnavailable || errorCode(t, w) != "audit_unavailable" {
+		t.Fatalf("HTTP-level refusal with a failing audit sink: %d %s", w.Code, w.Body)
+	}
+	refused = append(refused, w.Header().Get("X-Request-Id"))
 	if h.audit.WriteErrors() == 0 {
 		t.Fatal("no write error counted")
 	}
@@ -51,7 +57,7 @@ func TestAuditFailsClosed(t *testing.T) {
 	}
 
 	h.out.setFail(false)
-	w := h.do("BYT", "GET", "/v1/citizens/"+in, "")
+	w = h.do("BYT", "GET", "/v1/citizens/"+in, "")
 	if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), name) {
 		t.Fatalf("after the sink recovered: %d %s", w.Code, w.Body)
 	}

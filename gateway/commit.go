@@ -81,6 +81,9 @@ func (g *Gateway) recoverPanic(x *exchange, started time.Time) {
 	// panic value may hold request data.
 	g.cfg.Log.Error("Handler panicked; request answered 500 and connection closed",
 		"panic", what, "requestId", x.rec.RequestID, "stack", string(debug.Stack()))
+	if x.rec.Time.IsZero() {
+		x.rec.Time = g.cfg.Now()
+	}
 	x.rec.Status, x.rec.Reason, x.rec.FieldsReturned = http.StatusInternalServerError, "internal", nil
 	x.rec.Latency = time.Since(started)
 	status := http.StatusInternalServerError
