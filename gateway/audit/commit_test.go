@@ -213,7 +213,7 @@ func TestShortWrite(t *testing.T) {
 // TestSyncFailureRefuses: with WithSync, a failed sync fails the batch.
 func TestSyncFailureRefuses(t *testing.T) {
 	s := newSink()
-	var syncErr error
+	var syncErr error // read by the committing goroutine, the test's own
 	l, _ := NewLogger(s, testKey(), WithSync(func() error { return syncErr }))
 	defer l.Close()
 	mustCommit(t, l, &Record{RequestID: "a"})
@@ -226,4 +226,35 @@ func TestSyncFailureRefuses(t *testing.T) {
 	if !l.Healthy() {
 		t.Fatal("unhealthy after a synced write")
 	}
+}
+
+// TestStalledWrite: while a write blocks longer than the stall timeout,
+// the logger is unhealthy and new commits are refused at once rather than
+// queued behind it; when the write returns, all is well again.
+func TestStalledWrite(t *testing.T) {
+	s := newSink()
+	l, _ := NewLogger(s, testKey(), WithStallTimeout(time.Millisecond))
+	defer l.Close()
+	release, held := s.holdNext()
+	first := make(chan error, 1)
+	go func() { first <- l.Commit(&Record{RequestID: "first"}) }()
+	<-held
+	deadline := time.Now().Add(10 * time.Second)
+	for l.Healthy() {
+		if time.Now().After(deadline) {
+			t.Fatal("healthy while a write is stalled")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := l.Commit(&Record{RequestID: "second"}); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("commit during a stalled write: %v", err)
+	}
+	close(release)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if !l.Healthy() {
+		t.Fatal("unhealthy after the write returned")
+	}
+	mustCommit(t, l, &Record{RequestID: "third"})
 }

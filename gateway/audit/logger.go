@@ -17,6 +17,12 @@ var ErrUnavailable = errors.New("audit sink unavailable")
 // request comes to try it (a gateway that is not ready gets no traffic).
 const DefaultRetryInterval = time.Second
 
+// DefaultStallTimeout is how long one write to the sink may take before
+// the sink counts as unavailable: a write that blocks (a full pipe whose
+// reader stopped, a hung network filesystem) would otherwise hold every
+// request, unseen by /readyz.
+const DefaultStallTimeout = 5 * time.Second
+
 // maxOwedBytes bounds the records kept for a failed sink (those of the
 // requests answered 503 while it failed): a sink that stays down must not
 // grow the gateway's memory without bound.
@@ -36,6 +42,10 @@ func WithSync(sync func() error) Option { return func(l *Logger) { l.sync = sync
 // commit tries it.
 func WithRetryInterval(d time.Duration) Option { return func(l *Logger) { l.retry = d } }
 
+// WithStallTimeout sets how long a write may take before the sink counts
+// as unavailable (see DefaultStallTimeout).
+func WithStallTimeout(d time.Duration) Option { return func(l *Logger) { l.stall = d } }
+
 // Logger commits audit records to a sink, one JSON line each. It is safe
 // for concurrent use.
 type Logger struct {
@@ -45,6 +55,13 @@ type Logger struct {
 	out   io.Writer
 	sync  func() error
 	retry time.Duration
+	stall time.Duration
+	// base is the logger's creation: writeStart counts from it, on the
+	// monotonic clock.
+	base time.Time
+	// writeStart is when the write in progress began (time since base,
+	// plus one), 0 when none is.
+	writeStart atomic.Int64
 
 	// wmu is held by the goroutine writing to out: the first committer
 	// to take it writes every record committed so far, the others find
@@ -88,12 +105,12 @@ func NewLogger(out io.Writer, key []byte, opts ...Option) (*Logger, error) {
 		return nil, fmt.Errorf("audit hash key has %d bytes, at least %d are required", len(key), MinKeyBytes)
 	}
 	key = append([]byte(nil), key...)
-	l := &Logger{out: out, retry: DefaultRetryInterval}
+	l := &Logger{out: out, retry: DefaultRetryInterval, stall: DefaultStallTimeout, base: time.Now()}
 	for _, o := range opts {
 		o(l)
 	}
-	if l.retry <= 0 {
-		return nil, errors.New("audit retry interval must be positive")
+	if l.retry <= 0 || l.stall <= 0 {
+		return nil, errors.New("audit retry interval and stall timeout must be positive")
 	}
 	l.healthy.Store(true)
 	l.hashers.New = func() any { return newHasher(key) }
@@ -101,8 +118,19 @@ func NewLogger(out io.Writer, key []byte, opts ...Option) (*Logger, error) {
 	return l, nil
 }
 
-// Healthy reports whether the last write to the sink succeeded.
-func (l *Logger) Healthy() bool { return l.healthy.Load() }
+// Healthy reports whether the last write to the sink succeeded and the
+// one in progress, if any, has not stalled.
+func (l *Logger) Healthy() bool { return l.healthy.Load() && !l.stalled() }
+
+// errStalled is why a commit is refused while a write is stalled.
+var errStalled = errors.New("a write to the audit sink has not returned")
+
+// stalled reports whether the write in progress has taken longer than the
+// stall timeout.
+func (l *Logger) stalled() bool {
+	start := l.writeStart.Load()
+	return start != 0 && time.Since(l.base)-time.Duration(start-1) > l.stall
+}
 
 // WriteErrors counts failed writes to the sink, and records dropped
 // because too many were waiting for a failed sink.
@@ -114,6 +142,10 @@ func (l *Logger) WriteErrors() uint64 { return l.writeErrors.Load() }
 // or not at all, and the caller answers 503 and Queues the record of that
 // answer.
 func (l *Logger) Commit(rec *Record) error {
+	if l.stalled() {
+		// Not queued behind the stalled write: refused now.
+		return fmt.Errorf("%w: %w", ErrUnavailable, errStalled)
+	}
 	bp := l.bufs.Get().(*[]byte)
 	b := appendRecord((*bp)[:0], rec)
 	l.mu.Lock()
@@ -253,7 +285,9 @@ func (l *Logger) write(b []byte) (int, error) {
 	if len(b) == 0 {
 		return 0, nil
 	}
+	l.writeStart.Store(int64(time.Since(l.base)) + 1)
 	n, err := l.out.Write(b)
+	l.writeStart.Store(0)
 	if err == nil && n < len(b) {
 		err = io.ErrShortWrite
 	}
