@@ -35,17 +35,25 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
+// lockedBuffer is the harness's audit sink; fail makes its writes fail
+// (as a full disk does) until it is cleared.
 type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+	mu   sync.Mutex
+	b    bytes.Buffer
+	fail bool
 }
 
 func (l *lockedBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.fail {
+		return 0, errSinkFull
+	}
 	return l.b.Write(p)
 }
-func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
+
+func (l *lockedBuffer) setFail(fail bool) { l.mu.Lock(); l.fail = fail; l.mu.Unlock() }
+func (l *lockedBuffer) String() string    { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 type harness struct {
 	gw     *Gateway

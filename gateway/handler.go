@@ -44,6 +44,12 @@ type exchange struct {
 	// never reused: a ResponseWriter may read its header map after
 	// ServeHTTP returns (httptest.ResponseRecorder does).
 	hdr []string
+
+	// answer is the 200 body writeJSON keeps until the record is committed.
+	answer []byte
+	// committed: the audit record is in the sink; what happens after
+	// (sending the answer) needs no other record.
+	committed bool
 }
 
 // maxPooledBuffer bounds the buffers an exchange keeps when it goes back
@@ -75,11 +81,13 @@ func (g *Gateway) putExchange(x *exchange) {
 }
 
 // ServeHTTP authenticates, authorises, rate-limits and dispatches one
-// request, then writes its audit record and metrics.
+// request, commits its audit record, then answers: no answer leaves
+// before its record is in the audit sink (see commit.go).
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	started := time.Now()
 	x := g.getExchange(w, r)
-	defer g.putExchange(x)
+	// A panic leaves a record too; its exchange is not reused.
+	defer g.recoverPanic(x, started)
 	x.rec.Time = g.cfg.Now()
 	// One allocation for the ID: prefix and sequence are formatted into a
 	// reused array and converted once.
@@ -94,21 +102,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h["Cache-Control"] = g.hdrNoStore
 	h["X-Content-Type-Options"] = g.hdrNosniff
 
-	status := http.StatusOK
-	if err := g.serve(x); err != nil {
-		status = err.status
-		x.rec.Reason = err.code
-		x.out = err.write(w, x.out[:0])
-	}
-	x.rec.Status = status
-	x.rec.Latency = time.Since(started)
-	g.cfg.Audit.Write(&x.rec)
-	if x.agency != nil {
-		op := policy.Operation(x.rec.Operation)
-		x.agency.metricsOf(g.cfg.Metrics).Request(opSlot(op), x.rec.Operation, status, x.rec.Latency)
-	} else {
-		g.cfg.Metrics.Request(x.rec.Agency, x.rec.Operation, status, x.rec.Latency)
-	}
+	g.respond(x, g.serve(x), started)
+	g.putExchange(x)
 }
 
 func (g *Gateway) serve(x *exchange) *apiError {
@@ -262,16 +257,20 @@ func (g *Gateway) readBody(x *exchange) ([]byte, *apiError) {
 	return x.body, nil
 }
 
-// writeJSON answers 200 with the gateway's own headers and body; the
+// writeJSON keeps the 200 answer: ServeHTTP sends it (sendJSON) once the
+// audit record is committed.
+func (x *exchange) writeJSON(_ *Gateway, body []byte) { x.answer = body }
+
+// sendJSON answers 200 with the gateway's own headers and body; the
 // Content-Length lets net/http send it without chunking.
-func (x *exchange) writeJSON(g *Gateway, body []byte) {
+func (x *exchange) sendJSON(g *Gateway) {
 	h := x.w.Header()
 	h["Content-Type"] = g.hdrJSON
 	var n [20]byte
-	x.hdr[1] = string(strconv.AppendInt(n[:0], int64(len(body)), 10))
+	x.hdr[1] = string(strconv.AppendInt(n[:0], int64(len(x.answer)), 10))
 	h["Content-Length"] = x.hdr[1:2:2]
 	x.w.WriteHeader(http.StatusOK)
-	_, _ = x.w.Write(body)
+	_, _ = x.w.Write(x.answer)
 }
 
 func fieldNotAllowed(agency, field string) *apiError {

@@ -17,7 +17,9 @@ import (
 // get one error format. It is audited and counted like any refusal: the
 // agency from the connection's verified certificate (when there is one),
 // operation "unknown", the status and the error code. Nothing of the
-// refused request is read, so nothing of it is echoed or recorded.
+// refused request is read, so nothing of it is echoed or recorded. As
+// every answer, it leaves only once its record is committed (else 503
+// audit_unavailable).
 func (g *Gateway) Refuse(w http.ResponseWriter, state *tls.ConnectionState, status int) {
 	e := protocolError(status, g.cfg.MaxRequestBodyBytes)
 	rec := audit.Record{Time: g.cfg.Now(), Operation: "unknown", Status: status, Reason: e.code}
@@ -32,8 +34,10 @@ func (g *Gateway) Refuse(w http.ResponseWriter, state *tls.ConnectionState, stat
 	h["X-Request-Id"] = []string{rec.RequestID}
 	h["Cache-Control"] = g.hdrNoStore
 	h["X-Content-Type-Options"] = g.hdrNosniff
+	if !g.commit(&rec) {
+		e, status = errAuditUnavailable(), http.StatusServiceUnavailable
+	}
 	e.write(w, nil)
-	g.cfg.Audit.Write(&rec)
 	g.cfg.Metrics.Request(rec.Agency, rec.Operation, status, 0)
 }
 

@@ -28,6 +28,7 @@ type options struct {
 	metricsAddress string
 
 	auditFile        string
+	auditFsync       bool
 	auditHashKeyFile string
 	timezone         string
 
@@ -62,6 +63,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.allowTLS12, "allow-tls12", false, "accept TLS 1.2 clients (default: TLS 1.3 only)")
 	fs.StringVar(&o.metricsAddress, "metrics-address", ":9090", "plain-HTTP address for /metrics, /healthz and /readyz")
 	fs.StringVar(&o.auditFile, "audit-file", "-", "audit log file, appended to; - is stdout")
+	fs.BoolVar(&o.auditFsync, "audit-fsync", false, "sync the audit file to disk before each batch of answers leaves (needs --audit-file)")
 	fs.StringVar(&o.auditHashKeyFile, "audit-hash-key-file", "", "file whose bytes (at least 32) key the HMAC-SHA256 of national IDs in the audit log")
 	fs.StringVar(&o.timezone, "timezone", "Asia/Ho_Chi_Minh", "time zone whose midnight resets daily quotas")
 	fs.Int64Var(&o.maxRequestBody, "max-request-body-bytes", 64<<10, "largest Verify or BatchLookup body")
@@ -96,6 +98,8 @@ func (o *options) validate() error {
 		return errors.New("--upstream-url is required")
 	case o.tlsCertFile == "" || o.tlsKeyFile == "" || o.clientCAFile == "":
 		return errors.New("--tls-cert-file, --tls-key-file and --client-ca-file are required")
+	case o.auditFsync && (o.auditFile == "" || o.auditFile == "-"):
+		return errors.New("--audit-fsync needs an --audit-file to sync")
 	case o.auditHashKeyFile == "":
 		return errors.New("--audit-hash-key-file is required")
 	case o.upstreamTimeout <= 0 || o.shutdownGrace < 0 || o.maxRequestBody <= 0 || o.maxUpstreamBody <= 0 ||

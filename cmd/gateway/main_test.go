@@ -287,6 +287,7 @@ func TestFlags(t *testing.T) {
 		{"both sources", append([]string{"--policy-file", "p", "--policy-namespace", "n", "--policy-selector", "s"}, base...), "not both"},
 		{"namespace without selector", append([]string{"--policy-namespace", "n"}, base...), "go together"},
 		{"no upstream", []string{"--policy-file", "p"}, "--upstream-url"},
+		{"fsync of stdout", append([]string{"--policy-file", "p", "--audit-fsync"}, base...), "--audit-fsync needs"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -51,16 +51,21 @@ func newServer(ctx context.Context, o *options, stdout, stderr io.Writer) (*serv
 	}
 	s := &server{opts: o, log: log, metrics: metrics.New()}
 	out := stdout
+	var auditOpts []audit.Option
 	if o.auditFile != "" && o.auditFile != "-" {
 		f, err := os.OpenFile(o.auditFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 		if err != nil {
 			return nil, fmt.Errorf("opening audit file: %w", err)
 		}
 		out, s.auditFile = f, f
+		if o.auditFsync {
+			auditOpts = append(auditOpts, audit.WithSync(f.Sync))
+		}
 	}
-	if s.audit, err = audit.NewLogger(out, key); err != nil {
+	if s.audit, err = audit.NewLogger(out, key, auditOpts...); err != nil {
 		return nil, err
 	}
+	s.metrics.AuditWriteErrors(s.audit.WriteErrors)
 	upstreamURL, err := url.Parse(o.upstreamURL)
 	if err != nil {
 		return nil, fmt.Errorf("--upstream-url: %w", err)
@@ -212,6 +217,12 @@ func (s *server) metricsMux() *http.ServeMux {
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if !s.gw.Ready() {
 			http.Error(w, "policy not loaded", http.StatusServiceUnavailable)
+			return
+		}
+		// Requests are refused while audit records cannot be written:
+		// send them to another replica until the sink works again.
+		if !s.audit.Healthy() {
+			http.Error(w, "audit sink unavailable", http.StatusServiceUnavailable)
 			return
 		}
 		_, _ = io.WriteString(w, "ok\n")

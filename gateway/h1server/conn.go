@@ -190,7 +190,7 @@ func (c *conn) serveH2() {
 			return
 		}
 	}
-	h2.ServeConn(c.rwc, &http2.ServeConnOpts{Context: c.ctx, BaseConfig: base, Handler: c.s.cfg.Handler})
+	h2.ServeConn(c.rwc, &http2.ServeConnOpts{Context: c.ctx, BaseConfig: base, Handler: c.s.h2Handler})
 	if ageTimer != nil {
 		ageTimer.Stop()
 	}

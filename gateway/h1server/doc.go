@@ -27,6 +27,9 @@
 // is 417; HTTP versions other than 1.0 and 1.1 are 505. Every refusal
 // closes the connection, and no refusal echoes request data. HTTP/1.0
 // requests are served, each on its own connection (no keep-alive).
+// HTTP/2 requests get the same header limits (the HPACK size of the header
+// list against MaxHeaderBytes), refused with 431 through Refuse as well,
+// rather than by golang.org/x/net/http2's own handler (see h2limits.go).
 //
 // A body the handler leaves unread is read and dropped after it returns
 // when at most 256 KiB remain; otherwise the connection closes after the

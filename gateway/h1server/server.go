@@ -93,6 +93,7 @@ type Server struct {
 	refuse    func(http.ResponseWriter, *tls.ConnectionState, int)
 	h2        *http2.Server
 	h2Base    *http.Server // the HTTP/2 connections' settings and GOAWAY on Shutdown; never serves
+	h2Handler http.Handler // serveH2Request
 
 	headerTimeout    time.Duration // ReadHeaderTimeout, or ReadTimeout
 	idleTimeout      time.Duration // IdleTimeout, or ReadTimeout
@@ -164,6 +165,7 @@ func (s *Server) configureTLS() error {
 			s.tlsConfig.NextProtos = append(s.tlsConfig.NextProtos, p)
 		}
 	}
+	s.h2Handler = http.HandlerFunc(s.serveH2Request)
 	var err error
 	s.h2Base, s.h2, err = s.newHTTP2()
 	return err
@@ -173,13 +175,14 @@ func (s *Server) configureTLS() error {
 // http.Server whose Shutdown sends GOAWAY to its connections.
 func (s *Server) newHTTP2() (*http.Server, *http2.Server, error) {
 	base := &http.Server{
-		Handler:           s.cfg.Handler,
+		Handler:           s.h2Handler,
 		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 		ReadTimeout:       s.cfg.ReadTimeout,
 		WriteTimeout:      s.cfg.WriteTimeout,
 		IdleTimeout:       s.cfg.IdleTimeout,
-		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		// Above ours, which serveH2Request enforces (see h2limits.go).
+		MaxHeaderBytes: h2HeaderListFactor * s.cfg.MaxHeaderBytes,
+		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	h2 := &http2.Server{}
 	// Registers the GOAWAY that base's Shutdown sends to the HTTP/2

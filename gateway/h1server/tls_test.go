@@ -23,16 +23,27 @@ type tlsServer struct {
 
 func startTLS(t *testing.T, h http.Handler) *tlsServer {
 	t.Helper()
-	ca := testpki.NewCA(t, "h1server")
-	server := ca.Issue(t, testpki.Options{IPs: []net.IP{net.ParseIP("127.0.0.1")}, Server: true})
+	ca, server, agency := tlsFixture(t)
 	ts := start(t, Config{
-		TLSConfig: &tls.Config{
-			MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{server.TLS},
-			ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: ca.Pool(),
-		},
+		TLSConfig:         serverTLS(ca, server),
 		ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 10 * time.Second,
 	}, h)
-	return &tlsServer{testServer: ts, ca: ca, agency: ca.Agency(t, "BYT")}
+	return &tlsServer{testServer: ts, ca: ca, agency: agency}
+}
+
+// tlsFixture is a CA, a server certificate for 127.0.0.1 and an agency's.
+func tlsFixture(t *testing.T) (ca *testpki.CA, server, agency *testpki.Leaf) {
+	t.Helper()
+	ca = testpki.NewCA(t, "h1server")
+	server = ca.Issue(t, testpki.Options{IPs: []net.IP{net.ParseIP("127.0.0.1")}, Server: true})
+	return ca, server, ca.Agency(t, "BYT")
+}
+
+func serverTLS(ca *testpki.CA, server *testpki.Leaf) *tls.Config {
+	return &tls.Config{
+		MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{server.TLS},
+		ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: ca.Pool(),
+	}
 }
 
 // client returns a client presenting cert, speaking h2 when offered.
