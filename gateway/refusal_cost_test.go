@@ -75,8 +75,9 @@ func TestRefusalReadsOnlyTheIDs(t *testing.T) {
 }
 
 // BenchmarkRefusedVerify serves a Verify of a suspended agency whose 60 KiB
-// body is an object of ~4,700 keys, and one whose body is one string of the
-// same size: a refusal costs about the same for both.
+// body holds an object of ~4,700 keys (after the ID, or before it), and one
+// whose body holds one string of the same size: a refusal costs about the
+// same for all three.
 func BenchmarkRefusedVerify(b *testing.B) {
 	al, err := audit.NewLogger(io.Discard, []byte("an audit key of at least 32 bytes!!"))
 	if err != nil {
@@ -93,9 +94,13 @@ func BenchmarkRefusedVerify(b *testing.B) {
 	if err := g.SetPolicy(policy.Merge(map[string]*policy.Document{"bench": {Version: "v1", Agencies: defaultAgencies()}})); err != nil {
 		b.Fatal(err)
 	}
-	hostile := `{"nationalId":"001030000000","fullName":` + string(hostileObject(60<<10)) + `}`
+	obj := string(hostileObject(60 << 10))
+	hostile := `{"nationalId":"001030000000","fullName":` + obj + `}`
+	// The same keys before the ID: read (and checked for duplicates) to
+	// reach it, in linear time.
+	before := `{"fullName":` + obj + `,"nationalId":"001030000000"}`
 	same := `{"nationalId":"001030000000","fullName":` + string(longStringOf(len(hostile)-len(`{"nationalId":"001030000000","fullName":}`))) + `}`
-	for _, bc := range []struct{ name, body string }{{"manyKeys", hostile}, {"longString", same}} {
+	for _, bc := range []struct{ name, body string }{{"manyKeys", hostile}, {"manyKeysBeforeID", before}, {"longString", same}} {
 		b.Run(bc.name, func(b *testing.B) {
 			w := &discardWriter{h: http.Header{}}
 			b.SetBytes(int64(len(bc.body)))

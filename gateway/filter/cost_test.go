@@ -1,7 +1,6 @@
 package filter
 
 import (
-	"bytes"
 	"strconv"
 	"testing"
 )
@@ -9,31 +8,6 @@ import (
 // hostileSize is the body size of the finding: about 4,700 keys fit in 60
 // KiB, the gateway's default request limit being 64 KiB.
 const hostileSize = 60 << 10
-
-// manyKeys returns {"k0":0,"k1":0,...} of about size bytes and its number
-// of keys: the shape that made the duplicate check quadratic.
-func manyKeys(size int) ([]byte, int) {
-	b := []byte{'{'}
-	n := 0
-	for len(b) < size-16 {
-		if n > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, `"k`...)
-		b = strconv.AppendInt(b, int64(n), 10)
-		b = append(b, `":0`...)
-		n++
-	}
-	return append(b, '}'), n
-}
-
-// oneString returns {"k":"aaa..."} of exactly size bytes: the same size
-// as manyKeys' object, with one key.
-func oneString(size int) []byte {
-	b := []byte(`{"k":"`)
-	b = append(b, bytes.Repeat([]byte{'a'}, size-len(b)-2)...)
-	return append(b, '"', '}')
-}
 
 // wrap nests an object as shape does: at the top, as a member's value, or
 // as an array element, which are the ways the gateway meets objects (an
