@@ -94,3 +94,7 @@ func oneString(size int) []byte {
 	b = append(b, bytes.Repeat([]byte{'a'}, size-len(b)-2)...)
 	return append(b, '"', '}')
 }
+
+// hostileSize is the body size of the finding: about 4,700 keys fit in 60
+// KiB, the gateway's default request limit being 64 KiB.
+const hostileSize = 60 << 10

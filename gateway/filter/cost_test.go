@@ -5,10 +5,6 @@ import (
 	"testing"
 )
 
-// hostileSize is the body size of the finding: about 4,700 keys fit in 60
-// KiB, the gateway's default request limit being 64 KiB.
-const hostileSize = 60 << 10
-
 // wrap nests an object as shape does: at the top, as a member's value, or
 // as an array element, which are the ways the gateway meets objects (an
 // upstream record, a Verify value, a batch record).
