@@ -56,6 +56,8 @@ func TestRefusalReadsOnlyTheIDs(t *testing.T) {
 		{"verify, hostile after the id", policy.OperationVerify, `{"nationalId":"` + a + `"`, `,"fullName":` + hostile + `}`, []string{a}},
 		{"verify, invalid after the id", policy.OperationVerify, `{"nationalId":"` + a + `"`, `,"fullName":{{{`, []string{a}},
 		{"verify, id after another member", policy.OperationVerify, `{"fullName":{"a":1},"nationalId":"` + a + `"`, `}`, []string{a}},
+		{"verify, duplicates before the id", policy.OperationVerify, `{"x":{"a":1,"a":2},"x":1,"nationalId":"` + a + `"`, `}`, []string{a}},
+		{"verify, the first of two ids", policy.OperationVerify, `{"nationalId":"` + a + `"`, `,"nationalId":"` + b + `"}`, []string{a}},
 		{"verify, invalid id", policy.OperationVerify, `{"nationalId":"123"`, `,"fullName":` + hostile + `}`, nil},
 		{"batch, hostile after the list", policy.OperationBatchLookup, `{"nationalIds":["` + a + `","` + b + `"]`, `,"x":` + hostile + `}`, []string{a, b}},
 		{"batch, list with an invalid id", policy.OperationBatchLookup, `{"nationalIds":["` + a + `","1"]`, `,"x":` + hostile + `}`, nil},

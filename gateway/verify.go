@@ -31,7 +31,7 @@ func (g *Gateway) verify(x *exchange) *apiError {
 	}
 	// The guessing limit is checked before the upstream is asked: a
 	// refused guess must teach nothing.
-	citizen := x.rec.NationalIDHashes[0] // auditVerifyID put it there
+	citizen := verifyCitizen(g, x, req.nationalID)
 	if v := g.guesses.Begin(x.rec.Agency, citizen, x.rec.Time); !v.Allowed {
 		return verifyLimited(x.rec.Agency, v)
 	}
@@ -99,6 +99,15 @@ const (
 	// out; nothing is evicted, since evicting would reset a guesser.
 	DefaultVerifyGuessCitizens = 10_000
 )
+
+// verifyCitizen is the key of the Verify's citizen: the keyed hash of the
+// national ID, the one the audit record carries, so no ID is kept.
+func verifyCitizen(g *Gateway, x *exchange, nationalID string) string {
+	if len(x.rec.NationalIDHashes) == 1 {
+		return x.rec.NationalIDHashes[0] // auditVerifyID hashed it
+	}
+	return g.cfg.Audit.Hash(nationalID)
+}
 
 func newGuessGuard(citizens int) *verifylimit.Guard {
 	return verifylimit.New(maxVerifyMismatches, verifyWindow, citizens)

@@ -31,9 +31,11 @@ func Members(src []byte, fn func(key, value []byte) error) error {
 // reading (or validating) the rest of src. It returns how many bytes of src
 // it read: up to the end of the member fn stopped at, or the whole object.
 // A caller that needs only one member (the national ID a refusal's audit
-// records) reads no further than it.
+// records) reads no further than it. It checks syntax and depth but not
+// duplicate keys: the first of two members with a key is the one fn sees,
+// and a duplicate inside a value fn does not look at changes nothing.
 func MembersUntil(src []byte, fn func(key, value []byte) error) (int, error) {
-	s := scanner{src: src}
+	s := scanner{src: src, lax: true}
 	if s.peek() != '{' {
 		return s.pos, ErrNotObject
 	}
