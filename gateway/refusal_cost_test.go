@@ -129,3 +129,29 @@ func agencyTLS(agency string) *tls.ConnectionState {
 	u, _ := url.Parse("spiffe://popconnect.io/agency/" + agency)
 	return &tls.ConnectionState{VerifiedChains: [][]*x509.Certificate{{{URIs: []*url.URL{u}}}}}
 }
+
+// BenchmarkParseVerifyBody parses an admitted agency's Verify body of 60
+// KiB holding an object of ~4,700 keys (refused: a value must be a
+// scalar), and one holding one string of the same size.
+func BenchmarkParseVerifyBody(b *testing.B) {
+	obj := string(hostileObject(60 << 10))
+	hostile := `{"nationalId":"001030000000","fullName":` + obj + `}`
+	same := `{"nationalId":"001030000000","fullName":` + string(longStringOf(len(obj))) + `}`
+	for _, bc := range []struct {
+		name, body string
+		ok         bool
+	}{{"manyKeys", hostile, false}, {"longString", same, true}} {
+		b.Run(bc.name, func(b *testing.B) {
+			body := []byte(bc.body)
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			cpu := startCPU(b)
+			for b.Loop() {
+				if _, err := parseVerifyBody(body); (err == nil) != bc.ok {
+					b.Fatal(err)
+				}
+			}
+			cpu.report(b)
+		})
+	}
+}

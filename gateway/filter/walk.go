@@ -7,8 +7,11 @@ import "errors"
 var ErrStop = errors.New("stop")
 
 // Members validates src as one JSON object and calls fn with each member's
-// decoded key and raw value bytes. Duplicate keys and excess depth are
-// errors, as in Filter.
+// decoded key and raw value bytes. A duplicate key among the members and
+// excess depth are errors, as in Filter. Values are validated for syntax
+// and depth only: a caller that uses the members of a nested object reads
+// them with Members, Elements or Filter, which check its keys, and one that
+// refuses or drops it need not pay for checking keys it never uses.
 func Members(src []byte, fn func(key, value []byte) error) error {
 	s := scanner{src: src}
 	if s.peek() != '{' {
@@ -16,7 +19,10 @@ func Members(src []byte, fn func(key, value []byte) error) error {
 	}
 	err := s.object(0, func(key []byte) error {
 		start := s.pos
-		if err := s.skip(1); err != nil {
+		s.lax = true
+		err := s.skip(1)
+		s.lax = false
+		if err != nil {
 			return err
 		}
 		return fn(key, src[start:s.pos])
