@@ -1,6 +1,7 @@
 package filter
 
 import (
+	"math/rand/v2"
 	"strconv"
 	"testing"
 )
@@ -86,6 +87,45 @@ func TestDuplicateKeyFoundAtAnySize(t *testing.T) {
 			if err := s.skip(0); err != nil {
 				t.Errorf("%d keys in two sibling objects: %v", n, err)
 			}
+		}
+	}
+}
+
+// TestDuplicateCheckMatchesReference: on random objects of up to 300 keys
+// drawn from a small alphabet (so that duplicates are common, in linear
+// and hashed objects, nested and escaped), the check finds a duplicate
+// exactly when a set of the decoded keys does.
+func TestDuplicateCheckMatchesReference(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 3000 {
+		n := 1 + rng.IntN(300)
+		space := n + rng.IntN(4*n) // keys drawn from space names
+		seen := map[string]bool{}
+		dup := false
+		b := []byte(`{"outer":[1,{`)
+		for i := range n {
+			k := "f" + strconv.Itoa(rng.IntN(space))
+			dup = dup || seen[k]
+			seen[k] = true
+			if i > 0 {
+				b = append(b, ',')
+			}
+			if rng.IntN(8) == 0 { // the same key, escaped
+				b = append(b, `"\u0066`+k[1:]+`":`...)
+			} else {
+				b = append(b, `"`+k+`":`...)
+			}
+			if rng.IntN(20) == 0 { // a nested object reusing names: never a duplicate of its parent's
+				b = append(b, `{"f1":1,"f2":{"f1":2}}`...)
+			} else {
+				b = strconv.AppendInt(b, int64(i), 10)
+			}
+		}
+		b = append(b, `}]}`...)
+		s := scanner{src: b}
+		err := s.skip(0)
+		if dup != (err == ErrDuplicateKey) || (!dup && err != nil) {
+			t.Fatalf("%d keys, duplicate %v: %v\n%s", n, dup, err, b)
 		}
 	}
 }
