@@ -93,8 +93,9 @@ const (
 	maxVerifyMismatches = 10
 	verifyWindow        = 24 * time.Hour
 	// DefaultVerifyGuessCitizens is how many citizens with mismatches in
-	// the window each agency's table holds by default: about 300 bytes
-	// each at the limit, so 3 MB per agency at worst. An agency that fills
+	// the window each agency's table holds by default: under 1 KB each at
+	// the limit (the 64-byte hash, 10 times, their queue entries, map and
+	// slice overhead), so under 10 MB per agency at worst. An agency that fills
 	// its table is refused Verify for other citizens until mismatches age
 	// out; nothing is evicted, since evicting would reset a guesser.
 	DefaultVerifyGuessCitizens = 10_000

@@ -42,9 +42,10 @@ type table struct {
 }
 
 type entry struct {
-	// times are the citizen's mismatches in the window, oldest first: the
-	// citizen's own events, in the same order as in the table's queue.
-	times []time.Time
+	// times are the citizen's mismatches in the window (Unix nanoseconds:
+	// a third of a time.Time's size), oldest first: the citizen's own
+	// events, in the same order as in the table's queue.
+	times []int64
 	// inflight counts Verify calls admitted and not yet answered: they
 	// count against the limit, so concurrent guesses cannot overshoot it.
 	inflight int
@@ -52,7 +53,7 @@ type entry struct {
 
 type event struct {
 	citizen string
-	at      time.Time
+	at      int64 // Unix nanoseconds
 }
 
 // New returns a guard that allows max mismatches per agency and citizen in
@@ -94,7 +95,7 @@ func (g *Guard) Begin(agency, citizen string, now time.Time) Verdict {
 	if len(e.times)+e.inflight >= g.max {
 		retry := time.Second // only Verify calls in flight: they end soon
 		if len(e.times) > 0 {
-			retry = max(e.times[0].Add(g.window).Sub(now), time.Second)
+			retry = max(g.until(e.times[0], now), time.Second)
 		}
 		return Verdict{RetryAfter: retry}
 	}
@@ -117,20 +118,19 @@ func (g *Guard) End(agency, citizen string, now time.Time, mismatch bool) {
 	}
 	e.inflight--
 	if mismatch {
-		e.times = append(e.times, now)
-		t.events = append(t.events, event{citizen, now})
+		e.times = append(e.times, now.UnixNano())
+		t.events = append(t.events, event{citizen, now.UnixNano()})
 	}
 	g.forgetIfIdle(t, agency, citizen, e)
 }
 
 // expire drops the agency's mismatches that have left the window at now.
 func (g *Guard) expire(t *table, now time.Time) {
-	for t.head < len(t.events) && !now.Before(t.events[t.head].at.Add(g.window)) {
+	for t.head < len(t.events) && g.until(t.events[t.head].at, now) <= 0 {
 		ev := t.events[t.head]
 		t.events[t.head] = event{}
 		t.head++
 		if e := t.entries[ev.citizen]; e != nil && len(e.times) > 0 {
-			e.times[0] = time.Time{}
 			e.times = e.times[1:]
 			if len(e.times) == 0 && e.inflight == 0 {
 				delete(t.entries, ev.citizen)
@@ -160,7 +160,12 @@ func (g *Guard) forgetIfIdle(t *table, agency, citizen string, e *entry) {
 // mismatch leaves the window.
 func (g *Guard) retryFull(t *table, now time.Time) time.Duration {
 	if t.head < len(t.events) {
-		return max(t.events[t.head].at.Add(g.window).Sub(now), time.Second)
+		return max(g.until(t.events[t.head].at, now), time.Second)
 	}
 	return time.Second
+}
+
+// until is how long after now a mismatch at at leaves the window.
+func (g *Guard) until(at int64, now time.Time) time.Duration {
+	return time.Duration(at + int64(g.window) - now.UnixNano())
 }
