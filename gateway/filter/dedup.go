@@ -35,7 +35,7 @@ func (s *scanner) addKey(off, spansMark, tableMark int) bool {
 				return false
 			}
 		}
-		s.spans = append(s.spans, span{off, len(s.keys), sig})
+		s.spans = append(s.spans, span{off: off, end: len(s.keys), sig: sig})
 		return true
 	}
 	if n == linearKeys {
@@ -53,11 +53,11 @@ func (s *scanner) addKey(off, spansMark, tableMark int) bool {
 			}
 		}
 	}
-	s.spans = append(s.spans, span{off, len(s.keys), keySig(key)})
+	s.spans = append(s.spans, span{off: off, end: len(s.keys), hash: h})
 	idx := len(s.spans) - spansMark
 	insert(tab, slot{h, int32(idx)})
 	if 2*idx > len(tab) { // keep the load at most 1/2
-		s.grow(tableMark)
+		s.grow(spansMark, tableMark)
 	}
 	return true
 }
@@ -75,24 +75,23 @@ func (s *scanner) hash(key []byte) uint64 {
 func (s *scanner) index(spansMark, tableMark int) {
 	s.table = append(s.table[:tableMark], make([]slot, 4*linearKeys)...)
 	tab := s.table[tableMark:]
-	for i, sp := range s.spans[spansMark:] {
-		insert(tab, slot{s.hash(s.keys[sp.off:sp.end]), int32(i + 1)})
+	for i := range s.spans[spansMark:] {
+		sp := &s.spans[spansMark+i]
+		sp.hash = s.hash(s.keys[sp.off:sp.end])
+		insert(tab, slot{sp.hash, int32(i + 1)})
 	}
 }
 
-// grow doubles the object's table, which is on top of the stack: the new
-// table is built above it, then moved down in its place.
-func (s *scanner) grow(tableMark int) {
-	size := len(s.table) - tableMark
-	s.table = append(s.table, make([]slot, 2*size)...)
-	old, next := s.table[tableMark:tableMark+size], s.table[tableMark+size:]
-	for _, sl := range old {
-		if sl.idx != 0 {
-			insert(next, sl)
-		}
+// grow doubles the object's table, which is on top of the stack: it is
+// rebuilt in place from the object's spans, read in order, which costs
+// less than moving the old table's slots.
+func (s *scanner) grow(spansMark, tableMark int) {
+	size := 2 * (len(s.table) - tableMark)
+	s.table = append(s.table[:tableMark], make([]slot, size)...)
+	tab := s.table[tableMark:]
+	for i, sp := range s.spans[spansMark:] {
+		insert(tab, slot{sp.hash, int32(i + 1)})
 	}
-	copy(s.table[tableMark:], next)
-	s.table = s.table[:tableMark+2*size]
 }
 
 // insert puts sl in the first free slot of its probe sequence.

@@ -53,6 +53,7 @@ type scanner struct {
 type span struct {
 	off, end int
 	sig      uint32
+	hash     uint64 // the key's hash, once its object is hashed (dedup.go)
 }
 
 func keySig(k []byte) uint32 {
