@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/popconnect/popconnect/gateway/filter"
+	"github.com/popconnect/popconnect/gateway/policy"
 )
 
 // batchLookup serves POST /v1/citizens:batchLookup: each record is filtered
@@ -13,11 +14,21 @@ import (
 // data).
 func (g *Gateway) batchLookup(x *exchange) *apiError {
 	body, err := g.readBody(x)
-	if err != nil {
-		return err
+	var ids []string
+	if err == nil {
+		ids, err = parseBatchBody(body)
+		g.auditBatchIDs(x, ids)
 	}
-	ids, err := parseBatchBody(body)
-	g.auditBatchIDs(x, ids)
+	// A batch of N IDs costs N requests, charged once they are counted. A
+	// body that does not parse costs one, like any other request, so bad
+	// bodies are not free to send.
+	cost := 1
+	if err == nil {
+		cost = len(ids)
+	}
+	if cerr := g.charge(x, policy.OperationBatchLookup, cost); cerr != nil {
+		return cerr
+	}
 	if err != nil {
 		return err
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/popconnect/popconnect/gateway/audit"
 	"github.com/popconnect/popconnect/gateway/metrics"
 	"github.com/popconnect/popconnect/gateway/policy"
+	"github.com/popconnect/popconnect/gateway/verifylimit"
 )
 
 // Config configures a Gateway.
@@ -58,6 +59,10 @@ type Config struct {
 	// connections made before the rotation. nil: the handshake's
 	// verification is the only one (tests of the handler alone).
 	ClientCAs func() (*x509.CertPool, uint64)
+	// VerifyGuessCitizens bounds, per agency, the citizens whose Verify
+	// mismatches in the last 24 h are remembered (DefaultVerifyGuessCitizens
+	// when zero); see verify.go.
+	VerifyGuessCitizens int
 }
 
 // Gateway serves agencies. Create it with New, give it a policy with
@@ -70,6 +75,7 @@ type Gateway struct {
 	reqPrefix string
 	reqSeq    atomic.Uint64
 	exchanges sync.Pool // *exchange
+	guesses   *verifylimit.Guard
 	// Header values the gateway always sends, shared by every response:
 	// net/http only reads them (and clones the map at WriteHeader).
 	hdrNoStore, hdrNosniff, hdrJSON []string
@@ -99,6 +105,9 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.MaxUpstreamBodyBytes <= 0 {
 		cfg.MaxUpstreamBodyBytes = 8 << 20
 	}
+	if cfg.VerifyGuessCitizens <= 0 {
+		cfg.VerifyGuessCitizens = DefaultVerifyGuessCitizens
+	}
 	var prefix [6]byte
 	if _, err := rand.Read(prefix[:]); err != nil {
 		return nil, fmt.Errorf("gateway: request ID prefix: %w", err)
@@ -110,6 +119,7 @@ func New(cfg Config) (*Gateway, error) {
 		upstream:   newUpstreamPool(cfg.UpstreamURL, cfg.UpstreamTLS, cfg.MaxIdleUpstreamConns, cfg.MaxUpstreamHeaderBytes),
 		reqPrefix:  hex.EncodeToString(prefix[:]) + "-",
 		hdrNoStore: []string{"no-store"}, hdrNosniff: []string{"nosniff"}, hdrJSON: []string{"application/json"},
+		guesses: newGuessGuard(cfg.VerifyGuessCitizens),
 	}
 	return g, nil
 }

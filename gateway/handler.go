@@ -151,8 +151,9 @@ func (g *Gateway) serve(x *exchange) *apiError {
 // identified agency named: a suspended, expired or throttled agency asking
 // about someone is what an auditor looks for. The body is read (bounded, as
 // always) only for this; net/http would read and discard it anyway to keep
-// the connection. What cannot be parsed is left out, and the refusal stays
-// the answer.
+// the connection. Only the IDs are extracted (bodyIDs), not the request
+// parsed: what the refusal does not need costs nothing. What cannot be
+// parsed is left out, and the refusal stays the answer.
 func (g *Gateway) auditBodyIDs(x *exchange, op policy.Operation) {
 	if op != policy.OperationVerify && op != policy.OperationBatchLookup {
 		return
@@ -161,18 +162,21 @@ func (g *Gateway) auditBodyIDs(x *exchange, op policy.Operation) {
 	if err != nil {
 		return
 	}
+	ids, _ := bodyIDs(op, body)
 	if op == policy.OperationVerify {
-		req, _ := parseVerifyBody(body)
-		g.auditVerifyID(x, req)
+		if len(ids) == 1 {
+			g.auditVerifyID(x, &verifyRequest{nationalID: ids[0]})
+		}
 	} else {
-		ids, _ := parseBatchBody(body)
 		g.auditBatchIDs(x, ids)
 	}
 }
 
 // admit applies the agency's policy: known, in agreement, not suspended or
 // expired, the operation allowed, the connection's certificate still valid,
-// trusted and pinned (certcheck.go), within its rate and quota.
+// trusted and pinned (certcheck.go), within its rate and quota. These cheap
+// refusals happen before the body is read. A BatchLookup is charged later,
+// by batchLookup, once its IDs are counted: it costs one request per ID.
 func (g *Gateway) admit(x *exchange, op policy.Operation, code string) *apiError {
 	st := g.state.Load()
 	if st == nil {
@@ -198,19 +202,43 @@ func (g *Gateway) admit(x *exchange, op policy.Operation, code string) *apiError
 		return e
 	}
 	x.agency = a
-	if d := a.limiter.Allow(now); !d.Allowed {
-		if d.QuotaExceeded {
-			g.cfg.Metrics.QuotaRefused(code, string(op))
-			e := errorf(http.StatusTooManyRequests, "quota_exceeded", fmt.Sprintf("agency %s has used its daily quota of %d requests", code, *a.entry.RateLimit.DailyQuota))
-			e.retryAfter = d.RetryAfter
-			return e
+	if op == policy.OperationBatchLookup {
+		return nil
+	}
+	return g.charge(x, op, 1)
+}
+
+// charge takes n requests (n national IDs) from the admitted agency's rate
+// and daily quota, all or nothing.
+func (g *Gateway) charge(x *exchange, op policy.Operation, n int) *apiError {
+	a, code := x.agency, x.rec.Agency
+	d := a.limiter.AllowN(x.rec.Time, n)
+	switch {
+	case d.Allowed:
+		return nil
+	case d.QuotaExceeded:
+		g.cfg.Metrics.QuotaRefused(code, string(op))
+		q := *a.entry.RateLimit.DailyQuota
+		msg := fmt.Sprintf("agency %s has used its daily quota of %d requests", code, q)
+		if d.Never {
+			msg = fmt.Sprintf("a batch of %d national IDs costs %d requests, more than agency %s's daily quota of %d: split it", n, n, code, q)
+		} else if n > 1 {
+			msg = fmt.Sprintf("a batch of %d national IDs costs %d requests, more than agency %s has left of its daily quota of %d", n, n, code, q)
 		}
+		e := errorf(http.StatusTooManyRequests, "quota_exceeded", msg)
+		e.retryAfter = d.RetryAfter
+		return e
+	default:
 		g.cfg.Metrics.RateLimited(code, string(op))
-		e := errorf(http.StatusTooManyRequests, "rate_limited", fmt.Sprintf("agency %s is over its rate of %d requests per second", code, a.entry.RateLimit.RequestsPerSecond))
+		msg := fmt.Sprintf("agency %s is over its rate of %d requests per second", code, a.entry.RateLimit.RequestsPerSecond)
+		if d.Never {
+			// No Retry-After: waiting never makes such a batch pass.
+			msg = fmt.Sprintf("a batch of %d national IDs costs %d requests, more than agency %s's burst of %d: it can never pass, split it", n, n, code, a.entry.RateLimit.Burst)
+		}
+		e := errorf(http.StatusTooManyRequests, "rate_limited", msg)
 		e.retryAfter = d.RetryAfter
 		return e
 	}
-	return nil
 }
 
 // route maps method and path to an operation.

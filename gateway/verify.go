@@ -1,10 +1,13 @@
 package gateway
 
 import (
+	"fmt"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/popconnect/popconnect/gateway/filter"
+	"github.com/popconnect/popconnect/gateway/verifylimit"
 )
 
 // verify serves POST /v1/citizens:verify. The agency learns one bit,
@@ -26,6 +29,14 @@ func (g *Gateway) verify(x *exchange) *apiError {
 			return fieldNotAllowed(x.rec.Agency, f.path)
 		}
 	}
+	// The guessing limit is checked before the upstream is asked: a
+	// refused guess must teach nothing.
+	citizen := verifyCitizen(g, x, req.nationalID)
+	if v := g.guesses.Begin(x.rec.Agency, citizen, x.rec.Time); !v.Allowed {
+		return verifyLimited(x.rec.Agency, v)
+	}
+	mismatch := false
+	defer func() { g.guesses.End(x.rec.Agency, citizen, g.cfg.Now(), mismatch) }()
 	for _, f := range req.fields {
 		x.rec.FieldsReturned = append(x.rec.FieldsReturned, f.path)
 	}
@@ -68,9 +79,50 @@ func (g *Gateway) verify(x *exchange) *apiError {
 	if match {
 		x.writeJSON(g, []byte(`{"match":true}`))
 	} else {
+		mismatch = true
 		x.writeJSON(g, []byte(`{"match":false}`))
 	}
 	return nil
+}
+
+// Verify's guessing limit: without one, Verify answers "is the date of
+// birth X?" for every X until it says yes, and any field becomes readable.
+const (
+	// maxVerifyMismatches is the most mismatches an agency gets per
+	// citizen in verifyWindow.
+	maxVerifyMismatches = 10
+	verifyWindow        = 24 * time.Hour
+	// DefaultVerifyGuessCitizens is how many citizens with mismatches in
+	// the window each agency's table holds by default: under 1 KB each at
+	// the limit (the 64-byte hash, 10 times, their queue entries, map and
+	// slice overhead), so under 10 MB per agency at worst. An agency that fills
+	// its table is refused Verify for other citizens until mismatches age
+	// out; nothing is evicted, since evicting would reset a guesser.
+	DefaultVerifyGuessCitizens = 10_000
+)
+
+// verifyCitizen is the key of the Verify's citizen: the keyed hash of the
+// national ID, the one the audit record carries, so no ID is kept.
+func verifyCitizen(g *Gateway, x *exchange, nationalID string) string {
+	if len(x.rec.NationalIDHashes) == 1 {
+		return x.rec.NationalIDHashes[0] // auditVerifyID hashed it
+	}
+	return g.cfg.Audit.Hash(nationalID)
+}
+
+func newGuessGuard(citizens int) *verifylimit.Guard {
+	return verifylimit.New(maxVerifyMismatches, verifyWindow, citizens)
+}
+
+// verifyLimited is the refusal of a Verify over the guessing limit.
+func verifyLimited(agency string, v verifylimit.Verdict) *apiError {
+	msg := fmt.Sprintf("agency %s has had %d mismatches for this citizen in 24 h; Verify of this citizen is refused until the oldest is 24 h old", agency, maxVerifyMismatches)
+	if v.Full {
+		msg = fmt.Sprintf("agency %s has Verify mismatches for too many citizens in 24 h; Verify of another citizen is refused until the oldest are 24 h old", agency)
+	}
+	e := errorf(http.StatusTooManyRequests, "verify_limit", msg)
+	e.retryAfter = v.RetryAfter
+	return e
 }
 
 // auditVerifyID puts the hash of the Verify's national ID in the audit

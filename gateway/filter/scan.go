@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"math/bits"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -32,15 +33,27 @@ type scanner struct {
 	// as stacks: an object truncates them back when it ends.
 	keys  []byte
 	spans []span
+	// table holds the hash tables of the open objects that have more than
+	// linearKeys keys (see dedup.go), used as a stack like keys and spans.
+	table  []slot
+	seed   maphash.Seed
+	seeded bool
+	// lax skips the duplicate-key check (and keeps no keys beyond the
+	// member being read): for reading one member out of a body, where a
+	// duplicate elsewhere changes nothing.
+	lax bool
+	// cmps counts the keys the duplicate check looked at: tests measure
+	// the check's work with it, deterministically, instead of timing it.
+	cmps int
 }
 
 // span locates a decoded key in the arena. sig packs the key's length and
-// its first and last bytes, so the duplicate check compares full keys only
-// when those agree: a record's top-level object has about 30 members, and
-// the check is quadratic in them.
+// its first and last bytes, so the duplicate check of a small object
+// compares full keys only when those agree.
 type span struct {
 	off, end int
 	sig      uint32
+	hash     uint64 // the key's hash, once its object is hashed (dedup.go)
 }
 
 func keySig(k []byte) uint32 {
@@ -117,8 +130,10 @@ func (s *scanner) object(depth int, member func(key []byte) error) error {
 		return ErrTooDeep
 	}
 	s.pos++ // '{'
-	keysMark, spansMark := len(s.keys), len(s.spans)
-	defer func() { s.keys, s.spans = s.keys[:keysMark], s.spans[:spansMark] }()
+	keysMark, spansMark, tableMark := len(s.keys), len(s.spans), len(s.table)
+	defer func() {
+		s.keys, s.spans, s.table = s.keys[:keysMark], s.spans[:spansMark], s.table[:tableMark]
+	}()
 	if s.peek() == '}' {
 		s.pos++
 		return nil
@@ -131,14 +146,9 @@ func (s *scanner) object(depth int, member func(key []byte) error) error {
 		if err := s.key(); err != nil {
 			return err
 		}
-		key := s.keys[off:]
-		sig := keySig(key)
-		for _, sp := range s.spans[spansMark:] {
-			if sp.sig == sig && string(s.keys[sp.off:sp.end]) == string(key) {
-				return ErrDuplicateKey
-			}
+		if !s.lax && !s.addKey(off, spansMark, tableMark) {
+			return ErrDuplicateKey
 		}
-		s.spans = append(s.spans, span{off, len(s.keys), sig})
 		if s.peek() != ':' {
 			return s.syntaxErr("expected ':'")
 		}
@@ -146,6 +156,9 @@ func (s *scanner) object(depth int, member func(key []byte) error) error {
 		s.ws()
 		if err := member(s.keys[off:len(s.keys):len(s.keys)]); err != nil {
 			return err
+		}
+		if s.lax {
+			s.keys = s.keys[:off]
 		}
 		switch s.peek() {
 		case ',':

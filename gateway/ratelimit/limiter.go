@@ -19,6 +19,9 @@ type Decision struct {
 	QuotaExceeded bool
 	// RetryAfter is how long to wait before the request could succeed.
 	RetryAfter time.Duration
+	// Never is true when the request costs more than the burst (or the
+	// daily quota, with QuotaExceeded): waiting will not help.
+	Never bool
 }
 
 // Limiter is one agency's admission state. It is safe for concurrent use.
@@ -68,27 +71,40 @@ func localDay(t time.Time) int {
 
 // Allow admits or refuses one request at now. A refused request consumes
 // neither a token nor quota.
-func (l *Limiter) Allow(now time.Time) Decision {
+func (l *Limiter) Allow(now time.Time) Decision { return l.AllowN(now, 1) }
+
+// AllowN admits or refuses, as a whole, a request that costs n requests (a
+// BatchLookup of n IDs) at now. A refused request consumes neither tokens
+// nor quota. A cost above the burst or the daily quota can never be
+// admitted: it is refused with Never set and no RetryAfter, rather than
+// charged in part, since what the agency must do is split the request.
+func (l *Limiter) AllowN(now time.Time, n int) Decision {
 	local := now.In(l.loc)
 	day := localDay(local)
 	quota := l.limit.DailyQuota
+	if n > int(l.limit.Burst) {
+		return Decision{Never: true}
+	}
+	if quota != nil && int64(n) > *quota {
+		return Decision{QuotaExceeded: true, Never: true}
+	}
 
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.day != day {
 		l.day, l.used = day, 0
 	}
-	if quota != nil && l.used >= *quota {
+	if quota != nil && l.used+int64(n) > *quota {
 		y, m, d := local.Date()
 		midnight := time.Date(y, m, d+1, 0, 0, 0, 0, l.loc)
 		return Decision{QuotaExceeded: true, RetryAfter: midnight.Sub(now)}
 	}
-	if !l.bucket.AllowN(now, 1) {
-		missing := 1 - l.bucket.TokensAt(now)
+	if !l.bucket.AllowN(now, n) {
+		missing := float64(n) - l.bucket.TokensAt(now)
 		wait := time.Duration(math.Ceil(missing / float64(l.limit.RequestsPerSecond) * float64(time.Second)))
 		return Decision{RetryAfter: max(wait, time.Millisecond)}
 	}
-	l.used++
+	l.used += int64(n)
 	return Decision{Allowed: true}
 }
 

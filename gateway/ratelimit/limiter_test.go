@@ -90,3 +90,43 @@ func TestNextKeepsStateAcrossReloads(t *testing.T) {
 		t.Fatal("quota count must carry over a limit change")
 	}
 }
+
+// TestAllowNChargesN: a request that costs n takes n tokens and n quota
+// units, or nothing when refused; one above the burst or the quota can
+// never pass.
+func TestAllowNChargesN(t *testing.T) {
+	loc := hcm(t)
+	now := time.Date(2026, 3, 1, 10, 0, 0, 0, loc)
+	l := New(policy.RateLimit{RequestsPerSecond: 1, Burst: 10, DailyQuota: quota(25)}, loc)
+	steps := []struct {
+		advance time.Duration
+		n       int
+		want    Decision
+	}{
+		{0, 11, Decision{Never: true}},                          // above the burst: never
+		{0, 26, Decision{Never: true}},                          // above the burst and the quota
+		{0, 10, Decision{Allowed: true}},                        // the whole burst
+		{0, 1, Decision{RetryAfter: time.Second}},               // empty
+		{5 * time.Second, 6, Decision{RetryAfter: time.Second}}, // 5 tokens, one missing: spends nothing
+		{time.Second, 6, Decision{Allowed: true}},
+		{time.Hour, 10, Decision{QuotaExceeded: true, RetryAfter: 13*time.Hour + 59*time.Minute + 59*time.Second}}, // 16+10 > 25
+		{0, 9, Decision{Allowed: true}}, // 25 of 25
+		{0, 1, Decision{QuotaExceeded: true, RetryAfter: 13*time.Hour + 59*time.Minute + 59*time.Second}},
+	}
+	for i, s := range steps {
+		now = now.Add(s.advance)
+		if s.want.RetryAfter > time.Hour {
+			s.want.RetryAfter = time.Date(2026, 3, 2, 0, 0, 0, 0, loc).Sub(now)
+		}
+		if got := l.AllowN(now, s.n); got != s.want {
+			t.Fatalf("step %d (n=%d): %+v, want %+v", i, s.n, got, s.want)
+		}
+	}
+	if got := l.Used(now); got != 25 {
+		t.Fatalf("used %d, want 25", got)
+	}
+	q := New(policy.RateLimit{RequestsPerSecond: 100, Burst: 100, DailyQuota: quota(5)}, loc)
+	if got := q.AllowN(now, 6); got != (Decision{QuotaExceeded: true, Never: true}) {
+		t.Fatalf("n above the quota: %+v", got)
+	}
+}
