@@ -65,4 +65,13 @@ const (
 	ReasonDeploymentUnavailable = "DeploymentUnavailable"
 	// ReasonScaledToZero: the gateway has zero replicas by request.
 	ReasonScaledToZero = "ScaledToZero"
+	// ReasonNameConflict: an object the operator would write already exists
+	// under that name and belongs to someone else; the operator neither
+	// overwrites nor deletes it.
+	ReasonNameConflict = "NameConflict"
+	// ReasonEgressUnresolved: the gateway's egress policy cannot name a peer
+	// yet (the API server's endpoints, an in-cluster upstream Service, or
+	// an external upstream without spec.upstream.cidrs), so no egress to it
+	// is opened.
+	ReasonEgressUnresolved = "EgressUnresolved"
 )

@@ -1,0 +1,186 @@
+package controllers_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	popv1 "github.com/popconnect/popconnect/api/v1alpha1"
+	"github.com/popconnect/popconnect/internal/render"
+	"github.com/popconnect/popconnect/internal/testenv"
+)
+
+// TestNetworkPoliciesOfLookalikeConnectionsCoexist: <p>-hanoi/ministry-of-health
+// and <p>/hanoi-ministry-of-health once shared the NetworkPolicy name
+// popconnect-<p>-hanoi-ministry-of-health, so each apply overwrote the
+// other's sources and deleting one deleted the other's policy. Each must
+// have its own policy with its own sources, and keep it when the other goes.
+func TestNetworkPoliciesOfLookalikeConnectionsCoexist(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, "lookalike")
+	allowAllNamespaces(t, f.gateway)
+	hanoi := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: f.ns + "-hanoi"}}
+	must(t, s.c.Create(ctx, hanoi), "creating namespace")
+
+	mk := func(ns, name, cidr string) *popv1.AgencyConnection {
+		return f.connection(t, sampleConnections[0], func(c *popv1.AgencyConnection) {
+			c.Namespace, c.Name = ns, name
+			c.Spec.GatewayRef.Namespace = f.ns
+			c.Spec.AgencyCode += strings.ToUpper(strings.ReplaceAll(name[:5], "-", ""))
+			c.Spec.Network = &popv1.NetworkSpec{SourceCIDRs: []popv1.CIDR{popv1.CIDR(cidr)}}
+		})
+	}
+	a := mk(hanoi.Name, "ministry-of-health", "10.1.0.0/16")
+	b := mk(f.ns, "hanoi-ministry-of-health", "10.2.0.0/16")
+	if na, nb := render.ConnectionNetworkPolicyName(a), render.ConnectionNetworkPolicyName(b); na == nb {
+		t.Errorf("both connections' NetworkPolicies are named %s", na)
+	}
+	for _, tc := range []struct {
+		conn *popv1.AgencyConnection
+		cidr string
+	}{{a, "10.1.0.0/16"}, {b, "10.2.0.0/16"}} {
+		waitCondition(t, tc.conn, popv1.ConditionNetworkReady, metav1.ConditionTrue, popv1.ReasonApplied, waitShort)
+		waitPolicySources(t, f.ns, tc.conn, tc.cidr)
+	}
+
+	must(t, s.c.Delete(ctx, b), "deleting connection b")
+	testenv.Poll(t, waitShort, func() (bool, error) {
+		err := s.c.Get(ctx, client.ObjectKeyFromObject(b), &popv1.AgencyConnection{})
+		return apierrors.IsNotFound(err), client.IgnoreNotFound(err)
+	})
+	// b's policy goes (with its owner), a's stays.
+	testenv.Poll(t, waitShort, func() (bool, error) {
+		return len(connectionPolicies(t, f.ns, b)) == 0, nil
+	})
+	waitPolicySources(t, f.ns, a, "10.1.0.0/16")
+}
+
+// TestForeignNetworkPolicyIsNeverTakenOver: an object that already holds a
+// connection's policy name but belongs to no connection (pre-created by a
+// tenant of the gateway's namespace, say) is neither overwritten nor
+// deleted, and the connection says why it has no network access.
+func TestForeignNetworkPolicyIsNeverTakenOver(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, "foreignnp")
+	conn := &popv1.AgencyConnection{}
+	readSample(t, sampleConnections[0], conn)
+	conn.Namespace = f.ns
+	foreign := &networkingv1.NetworkPolicy{
+		ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: render.ConnectionNetworkPolicyName(conn),
+			Labels: map[string]string{"team": "tenant"}},
+		Spec: networkingv1.NetworkPolicySpec{PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}},
+	}
+	must(t, s.c.Create(ctx, foreign), "pre-creating the NetworkPolicy")
+	conn = f.connection(t, sampleConnections[0], nil)
+	cur := waitCondition(t, conn, popv1.ConditionNetworkReady, metav1.ConditionFalse, popv1.ReasonNameConflict, waitShort)
+	if c := meta.FindStatusCondition(cur.Status.Conditions, popv1.ConditionNetworkReady); !strings.Contains(c.Message, foreign.Name) {
+		t.Errorf("NetworkReady message %q does not name %s", c.Message, foreign.Name)
+	}
+	live := &networkingv1.NetworkPolicy{}
+	must(t, s.c.Get(ctx, client.ObjectKeyFromObject(foreign), live), "reading the foreign NetworkPolicy")
+	if live.Labels[render.LabelManagedBy] != "" || len(live.Spec.Ingress) != 0 || len(live.OwnerReferences) != 0 {
+		t.Errorf("the foreign NetworkPolicy was taken over: labels %v, ingress %v, owners %v",
+			live.Labels, live.Spec.Ingress, live.OwnerReferences)
+	}
+	must(t, s.c.Delete(ctx, conn), "deleting the connection")
+	testenv.Poll(t, waitShort, func() (bool, error) {
+		err := s.c.Get(ctx, client.ObjectKeyFromObject(conn), &popv1.AgencyConnection{})
+		return apierrors.IsNotFound(err), client.IgnoreNotFound(err)
+	})
+	must(t, s.c.Get(ctx, client.ObjectKeyFromObject(foreign), live), "reading the foreign NetworkPolicy after the connection's deletion")
+}
+
+// TestForeignGatewayChildIsNeverTakenOver: the same for a gateway's own
+// default-deny NetworkPolicy, pre-created before the gateway.
+func TestForeignGatewayChildIsNeverTakenOver(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t, "foreigngw")
+	gw := &popv1.PopulationGateway{}
+	readSample(t, "popconnect_v1alpha1_populationgateway.yaml", gw)
+	gw.Namespace = ns
+	foreign := &networkingv1.NetworkPolicy{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: render.NamesFor(gw).DefaultDenyPolicy},
+		Spec: networkingv1.NetworkPolicySpec{
+			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress},
+			Ingress:     []networkingv1.NetworkPolicyIngressRule{{}},
+		},
+	}
+	must(t, s.c.Create(ctx, foreign), "pre-creating the NetworkPolicy")
+	must(t, s.c.Create(ctx, gw), "creating gateway")
+	testenv.Poll(t, waitShort, func() (bool, error) {
+		cur := &popv1.PopulationGateway{}
+		if err := s.c.Get(ctx, client.ObjectKeyFromObject(gw), cur); err != nil {
+			return false, err
+		}
+		for _, c := range cur.Status.Conditions {
+			if c.Type == popv1.ConditionAvailable && c.Reason == popv1.ReasonNameConflict {
+				return strings.Contains(c.Message, foreign.Name), nil
+			}
+		}
+		return false, nil
+	})
+	live := &networkingv1.NetworkPolicy{}
+	must(t, s.c.Get(ctx, client.ObjectKeyFromObject(foreign), live), "reading the foreign NetworkPolicy")
+	if len(live.OwnerReferences) != 0 || live.Labels[render.LabelManagedBy] != "" || len(live.Spec.Ingress) != 1 {
+		t.Errorf("the foreign NetworkPolicy was taken over: labels %v, owners %v", live.Labels, live.OwnerReferences)
+	}
+}
+
+func allowAllNamespaces(t *testing.T, gw *popv1.PopulationGateway) {
+	t.Helper()
+	cur := &popv1.PopulationGateway{}
+	must(t, s.c.Get(context.Background(), client.ObjectKeyFromObject(gw), cur), "reading gateway")
+	patch := client.MergeFrom(cur.DeepCopy())
+	cur.Spec.AllowedConnections = &popv1.AllowedConnections{Namespaces: &popv1.AllowedNamespaces{From: popv1.NamespacesFromAll}}
+	must(t, s.c.Patch(context.Background(), cur, patch), "allowing all namespaces")
+}
+
+// connectionPolicies lists the NetworkPolicies in ns labelled and annotated
+// as conn's.
+func connectionPolicies(t *testing.T, ns string, conn *popv1.AgencyConnection) []networkingv1.NetworkPolicy {
+	t.Helper()
+	var list networkingv1.NetworkPolicyList
+	must(t, s.c.List(context.Background(), &list, client.InNamespace(ns),
+		client.MatchingLabels{render.LabelConnectionNamespace: conn.Namespace}), "listing NetworkPolicies")
+	var out []networkingv1.NetworkPolicy
+	for _, np := range list.Items {
+		if np.Annotations["popconnect.io/agency-connection-name"] == conn.Name {
+			out = append(out, np)
+		}
+	}
+	return out
+}
+
+// waitPolicySources waits until conn has exactly one NetworkPolicy, named
+// as render names it, admitting exactly cidr.
+func waitPolicySources(t *testing.T, ns string, conn *popv1.AgencyConnection, cidr string) {
+	t.Helper()
+	deadline := time.Now().Add(waitShort)
+	for {
+		last := connectionPolicies(t, ns, conn)
+		if len(last) == 1 && last[0].Name == render.ConnectionNetworkPolicyName(conn) {
+			from := last[0].Spec.Ingress[0].From
+			if len(from) == 1 && from[0].IPBlock != nil && from[0].IPBlock.CIDR == cidr {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			var got []string
+			for _, np := range last {
+				got = append(got, fmt.Sprintf("%s from %+v", np.Name, np.Spec.Ingress))
+			}
+			t.Fatalf("connection %s/%s: NetworkPolicies %v after %v, want one named %s admitting %s",
+				conn.Namespace, conn.Name, got, waitShort, render.ConnectionNetworkPolicyName(conn), cidr)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
