@@ -21,7 +21,7 @@ const (
 	apiServerServiceName      = "kubernetes"
 )
 
-// +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch
+// +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=list;watch
 
 // gatewayEgress renders the gateway's default-deny policy from its spec and
 // the API server's endpoints, and reports in NetworkReady what it could not

@@ -65,7 +65,6 @@ DO NOT EDIT: change the +kubebuilder:rbac markers and run 'make manifests chart-
   resources:
   - endpointslices
   verbs:
-  - get
   - list
   - watch
 - apiGroups:
