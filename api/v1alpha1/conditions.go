@@ -10,7 +10,9 @@ const (
 	// ConditionFieldsValid is False when a connection's spec conflicts with
 	// the gateway's FieldCatalog.
 	ConditionFieldsValid = "FieldsValid"
-	// ConditionNetworkReady is True when the connection's NetworkPolicy is in place.
+	// ConditionNetworkReady is True when the connection's NetworkPolicy is in
+	// place; on a gateway, when its default-deny NetworkPolicy names every
+	// peer its pods must reach (DNS, upstream, API server).
 	ConditionNetworkReady = "NetworkReady"
 	// ConditionProgrammed is True when the connection's entry is written to
 	// its gateway's policy objects.
@@ -70,8 +72,8 @@ const (
 	// overwrites nor deletes it.
 	ReasonNameConflict = "NameConflict"
 	// ReasonEgressUnresolved: the gateway's egress policy cannot name a peer
-	// yet (the API server's endpoints, an in-cluster upstream Service, or
-	// an external upstream without spec.upstream.cidrs), so no egress to it
-	// is opened.
+	// (the API server's endpoints are not known yet, or the upstream is a
+	// DNS name outside the cluster and spec.upstream.cidrs is empty), so no
+	// egress to it is opened.
 	ReasonEgressUnresolved = "EgressUnresolved"
 )

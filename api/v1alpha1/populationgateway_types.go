@@ -171,7 +171,8 @@ type PopulationGatewayStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// conditions are Ready, CertificateReady, Available and PolicyReady.
+	// conditions are Ready, CertificateReady, Available, PolicyReady and
+	// NetworkReady.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
