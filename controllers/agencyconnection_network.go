@@ -89,7 +89,7 @@ func (r *AgencyConnectionReconciler) applyNetworkPolicy(ctx context.Context, s *
 		return ok && o.GetLabels()[render.LabelManagedBy] == render.ManagedByValue &&
 			conn.Namespace == s.conn.Namespace && conn.Name == s.conn.Name
 	}
-	_, _, err = (ownedWriter{client: r.Client, apiReader: r.APIReader}).write(ctx, desired, existing, ours)
+	_, _, err = (ownedWriter{client: r.Client, apiReader: r.APIReader}).write(ctx, desired, existing, ours, createFirst)
 	switch {
 	case errors.Is(err, errNameConflict):
 		// Only the other object's owner can fix it, and its deletion may

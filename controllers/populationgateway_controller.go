@@ -126,7 +126,7 @@ func (r *PopulationGatewayReconciler) applyOwned(ctx context.Context, gw *popv1.
 	if !exists {
 		live = nil
 	}
-	_, _, err = r.ownedWriter().write(ctx, desired, live, gatewayOwns(gw))
+	_, _, err = r.ownedWriter().write(ctx, desired, live, gatewayOwns(gw), readFirst)
 	return err
 }
 
