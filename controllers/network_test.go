@@ -8,10 +8,12 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	popv1 "github.com/popconnect/popconnect/api/v1alpha1"
@@ -52,16 +54,19 @@ func TestNetworkPoliciesOfLookalikeConnectionsCoexist(t *testing.T) {
 		waitPolicySources(t, f.ns, tc.conn, tc.cidr)
 	}
 
-	must(t, s.c.Delete(ctx, b), "deleting connection b")
+	// a lives in another namespace than its policy, so the operator's
+	// finalizer deletes the policy (envtest runs no garbage collector, which
+	// removes a same-namespace connection's policy through its owner
+	// reference). a's goes, b's stays.
+	must(t, s.c.Delete(ctx, a), "deleting connection a")
 	testenv.Poll(t, waitShort, func() (bool, error) {
-		err := s.c.Get(ctx, client.ObjectKeyFromObject(b), &popv1.AgencyConnection{})
+		err := s.c.Get(ctx, client.ObjectKeyFromObject(a), &popv1.AgencyConnection{})
 		return apierrors.IsNotFound(err), client.IgnoreNotFound(err)
 	})
-	// b's policy goes (with its owner), a's stays.
-	testenv.Poll(t, waitShort, func() (bool, error) {
-		return len(connectionPolicies(t, f.ns, b)) == 0, nil
-	})
-	waitPolicySources(t, f.ns, a, "10.1.0.0/16")
+	if left := connectionPolicies(t, f.ns, a); len(left) != 0 {
+		t.Errorf("deleted connection a still has NetworkPolicy %s", left[0].Name)
+	}
+	waitPolicySources(t, f.ns, b, "10.2.0.0/16")
 }
 
 // TestForeignNetworkPolicyIsNeverTakenOver: an object that already holds a
@@ -183,4 +188,50 @@ func waitPolicySources(t *testing.T, ns string, conn *popv1.AgencyConnection, ci
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// TestGatewayEgressFollowsAPIServerEndpoints: the gateway's default-deny
+// policy lets its pods reach the API server only at the addresses and ports
+// of the kubernetes Service's EndpointSlices, and follows them as they
+// change; it never opens a port to every address.
+func TestGatewayEgressFollowsAPIServerEndpoints(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, "egress")
+	slice := &discoveryv1.EndpointSlice{
+		ObjectMeta: metav1.ObjectMeta{Namespace: metav1.NamespaceDefault, Name: f.ns + "-apiserver",
+			Labels: map[string]string{discoveryv1.LabelServiceName: "kubernetes"}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"192.0.2.10"}}},
+		Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("https"), Protocol: ptr.To(corev1.ProtocolTCP), Port: ptr.To[int32](16443)}},
+	}
+	must(t, s.c.Create(ctx, slice), "creating an API server EndpointSlice")
+	t.Cleanup(func() { _ = s.c.Delete(context.Background(), slice) })
+	np := &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: render.NamesFor(f.gateway).DefaultDenyPolicy}}
+	hasRule := func() bool {
+		for _, r := range np.Spec.Egress {
+			if len(r.To) == 0 {
+				t.Fatalf("egress rule %+v allows its ports to every address", r)
+			}
+			for _, p := range r.To {
+				if p.IPBlock != nil && p.IPBlock.CIDR == "192.0.2.10/32" && len(r.Ports) == 1 && r.Ports[0].Port.IntVal == 16443 {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	testenv.Poll(t, waitShort, func() (bool, error) {
+		err := s.c.Get(ctx, client.ObjectKeyFromObject(np), np)
+		return err == nil && hasRule(), client.IgnoreNotFound(err)
+	})
+	gw := &popv1.PopulationGateway{}
+	must(t, s.c.Get(ctx, client.ObjectKeyFromObject(f.gateway), gw), "reading gateway")
+	if c := meta.FindStatusCondition(gw.Status.Conditions, popv1.ConditionNetworkReady); c == nil || c.Status != metav1.ConditionTrue {
+		t.Errorf("NetworkReady = %+v, want True", c)
+	}
+	must(t, s.c.Delete(ctx, slice), "deleting the EndpointSlice")
+	testenv.Poll(t, waitShort, func() (bool, error) {
+		err := s.c.Get(ctx, client.ObjectKeyFromObject(np), np)
+		return err == nil && !hasRule(), err
+	})
 }
