@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -137,6 +138,36 @@ func TestForeignGatewayChildIsNeverTakenOver(t *testing.T) {
 	must(t, s.c.Get(ctx, client.ObjectKeyFromObject(foreign), live), "reading the foreign NetworkPolicy")
 	if len(live.OwnerReferences) != 0 || live.Labels[render.LabelManagedBy] != "" || len(live.Spec.Ingress) != 1 {
 		t.Errorf("the foreign NetworkPolicy was taken over: labels %v, owners %v", live.Labels, live.OwnerReferences)
+	}
+}
+
+// TestForeignAuditKeyIsNeverUsed: a Secret pre-created under the gateway's
+// audit key name holds a key its author knows; the gateway must not be
+// deployed with it (nor may the operator overwrite it).
+func TestForeignAuditKeyIsNeverUsed(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t, "foreignkey")
+	gw := &popv1.PopulationGateway{}
+	readSample(t, "popconnect_v1alpha1_populationgateway.yaml", gw)
+	gw.Namespace = ns
+	names := render.NamesFor(gw)
+	foreign := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: names.AuditKeySecret},
+		StringData: map[string]string{"key": "known-to-the-tenant"},
+	}
+	must(t, s.c.Create(ctx, foreign), "pre-creating the audit key Secret")
+	must(t, s.c.Create(ctx, gw), "creating gateway")
+	testenv.Poll(t, waitShort, func() (bool, error) {
+		cur := &popv1.PopulationGateway{}
+		if err := s.c.Get(ctx, client.ObjectKeyFromObject(gw), cur); err != nil {
+			return false, err
+		}
+		c := meta.FindStatusCondition(cur.Status.Conditions, popv1.ConditionAvailable)
+		return c != nil && c.Reason == popv1.ReasonNameConflict && strings.Contains(c.Message, foreign.Name), nil
+	})
+	err := s.c.Get(ctx, client.ObjectKey{Namespace: ns, Name: names.Deployment}, &appsv1.Deployment{})
+	if !apierrors.IsNotFound(err) {
+		t.Errorf("the gateway's Deployment exists (or cannot be read: %v) while its audit key is someone else's", err)
 	}
 }
 

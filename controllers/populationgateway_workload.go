@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
@@ -121,7 +122,7 @@ func (r *PopulationGatewayReconciler) reconcileWorkload(ctx context.Context, s *
 		// Only the other objects' owners can fix this; look again later.
 		s.wakeAt = append(s.wakeAt, s.now.Add(nameConflictRecheck))
 		s.setCondition(popv1.ConditionAvailable, metav1.ConditionFalse, popv1.ReasonNameConflict,
-			errors.Join(conflicts...).Error()+".")
+			joinErrors(conflicts)+".")
 		return nil
 	}
 	return r.observeDeployment(ctx, s, names.Deployment)
@@ -195,4 +196,13 @@ func deploymentAvailable(dep *appsv1.Deployment) bool {
 func isDeployment(o client.Object) bool {
 	_, ok := o.(*appsv1.Deployment)
 	return ok
+}
+
+// joinErrors is the errors' messages on one line, for a condition message.
+func joinErrors(errs []error) string {
+	msgs := make([]string, 0, len(errs))
+	for _, err := range errs {
+		msgs = append(msgs, err.Error())
+	}
+	return strings.Join(msgs, "; ")
 }
