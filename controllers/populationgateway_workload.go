@@ -25,38 +25,39 @@ const auditKeyBytes = 32
 
 // reconcileAuditKey creates the gateway's audit HMAC key once. It is never
 // rewritten (a new key would make old and new audit hashes incomparable,
-// and break the audit chain) and never read: the manager may create Secrets
-// but not list or watch them, so it holds no Secret in memory and cannot
-// enumerate the cluster's. A key known to exist is remembered for the
-// process's life; when the name is taken, one metadata-only read by name
-// tells whether the Secret is this gateway's. Someone else's (pre-created,
-// so its author knows the key) is never used: the Deployment that would
-// mount it is not written.
+// and break the audit chain) and never read: the manager may get Secrets by
+// name and create them, but not list or watch them, so it holds no Secret
+// in memory and cannot enumerate the cluster's. One metadata-only read by
+// name per gateway and process start tells whether the key exists and is
+// this gateway's; the answer is remembered. Someone else's Secret under
+// that name (pre-created, so its author knows the key) is never used: the
+// Deployment that would mount it is not written.
 func (r *PopulationGatewayReconciler) reconcileAuditKey(ctx context.Context, s *gatewayState) error {
 	key := client.ObjectKeyFromObject(s.gw)
 	if r.auditKeys.isKnown(key, s.gw.UID) {
 		return nil
 	}
 	name := render.NamesFor(s.gw).AuditKeySecret
-	secret, err := auditKeySecret(s.gw, name)
-	if err != nil {
-		return err
-	}
-	err = r.Client.Create(ctx, secret, client.FieldOwner(render.FieldOwner))
-	if apierrors.IsAlreadyExists(err) {
-		meta := &metav1.PartialObjectMetadata{}
-		meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
-		if err := r.ownedWriter().apiReader.Get(ctx, client.ObjectKey{Namespace: s.gw.Namespace, Name: name}, meta); err != nil {
-			return fmt.Errorf("reading audit key Secret %s/%s: %w", s.gw.Namespace, name, err)
+	meta := &metav1.PartialObjectMetadata{}
+	meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+	err := r.ownedWriter().apiReader.Get(ctx, client.ObjectKey{Namespace: s.gw.Namespace, Name: name}, meta)
+	switch {
+	case err == nil && !gatewayOwns(s.gw)(meta):
+		s.auditKeyConflict = &nameConflict{kind: "Secret", namespace: s.gw.Namespace, name: name}
+		return nil
+	case err == nil:
+	case apierrors.IsNotFound(err):
+		secret, err := auditKeySecret(s.gw, name)
+		if err != nil {
+			return err
 		}
-		if !gatewayOwns(s.gw)(meta) {
-			s.auditKeyConflict = &nameConflict{kind: "Secret", namespace: s.gw.Namespace, name: name}
-			return nil
+		// AlreadyExists (made since the read) is retried: the read then
+		// says whose it is.
+		if err := r.Client.Create(ctx, secret, client.FieldOwner(render.FieldOwner)); err != nil {
+			return fmt.Errorf("creating audit key Secret %s/%s: %w", s.gw.Namespace, name, err)
 		}
-		err = nil
-	}
-	if err != nil {
-		return fmt.Errorf("creating audit key Secret %s/%s: %w", s.gw.Namespace, name, err)
+	default:
+		return fmt.Errorf("reading audit key Secret %s/%s: %w", s.gw.Namespace, name, err)
 	}
 	r.auditKeys.remember(key, s.gw.UID)
 	return nil

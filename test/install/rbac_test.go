@@ -39,7 +39,7 @@ var managerGrants = map[string]string{
 	"rbac.authorization.k8s.io/rolebindings:create,get,list,patch,watch":   "binds that Role to the gateway's ServiceAccount",
 	"networking.k8s.io/networkpolicies:create,delete,get,list,patch,watch": "connections' and gateways' NetworkPolicies; delete: stale ones of a connection",
 	// No list or watch: the manager never holds or enumerates Secrets.
-	"core/secrets:create,get": "create: the gateway's audit key, once; get: one metadata-only read by name when that name is taken, to refuse someone else's Secret",
+	"core/secrets:create,get": "create: the gateway's audit key, once; get: one metadata-only read by name per gateway and process start, whether the key exists and is the gateway's (someone else's is refused)",
 	// Only the API server's own endpoints are cached (namespace default,
 	// label kubernetes.io/service-name=kubernetes).
 	"discovery.k8s.io/endpointslices:list,watch": "the gateway's egress names the API server's addresses",
