@@ -2,9 +2,11 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	networkingv1 "k8s.io/api/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -56,22 +58,48 @@ func (r *AgencyConnectionReconciler) reconcileNetwork(ctx context.Context, s *co
 			desired.OwnerReferences = []metav1.OwnerReference{controllerRef(s.conn, "AgencyConnection")}
 		}
 	}
+	// The new policy is written before stale ones go, so that a rename
+	// (an upgrade from the old names, say) never leaves the agency without
+	// one in between.
+	if desired != nil {
+		if err := r.applyNetworkPolicy(ctx, s, desired); err != nil {
+			return err
+		}
+	}
 	if err := r.removeStaleNetworkPolicies(ctx, s.conn, desired); err != nil {
 		return err
 	}
-	if desired == nil {
-		return r.dropFinalizerIfDone(ctx, s.conn)
-	}
+	return r.dropFinalizerIfDone(ctx, s.conn)
+}
+
+// applyNetworkPolicy writes the connection's policy unless its name is held
+// by an object that is not this connection's.
+func (r *AgencyConnectionReconciler) applyNetworkPolicy(ctx context.Context, s *connState, desired *networkingv1.NetworkPolicy) error {
 	live := &networkingv1.NetworkPolicy{}
 	exists, err := getCached(ctx, r.Client, client.ObjectKeyFromObject(desired), live)
 	if err != nil {
 		return err
 	}
-	var existing *networkingv1.NetworkPolicy
+	var existing client.Object
 	if exists {
 		existing = live
 	}
-	if _, err := (applier{client: r.Client}).apply(ctx, desired, existing); err != nil {
+	ours := func(o client.Object) bool {
+		conn, ok := networkPolicyConnection(o)
+		return ok && o.GetLabels()[render.LabelManagedBy] == render.ManagedByValue &&
+			conn.Namespace == s.conn.Namespace && conn.Name == s.conn.Name
+	}
+	_, _, err = (ownedWriter{client: r.Client, apiReader: r.APIReader}).write(ctx, desired, existing, ours, createFirst)
+	switch {
+	case errors.Is(err, errNameConflict):
+		// Only the other object's owner can fix it, and its deletion may
+		// bring no event (the cache holds only labelled objects): look
+		// again later instead of retrying with backoff.
+		s.wakeUpAt(s.now.Add(nameConflictRecheck))
+		s.setCondition(popv1.ConditionNetworkReady, metav1.ConditionFalse, popv1.ReasonNameConflict,
+			"No network access is opened: "+err.Error()+".")
+		return nil
+	case err != nil:
 		s.setCondition(popv1.ConditionNetworkReady, metav1.ConditionFalse, popv1.ReasonPending,
 			"Writing the NetworkPolicy failed and will be retried: "+err.Error())
 		return err
@@ -79,7 +107,7 @@ func (r *AgencyConnectionReconciler) reconcileNetwork(ctx context.Context, s *co
 	s.setCondition(popv1.ConditionNetworkReady, metav1.ConditionTrue, popv1.ReasonApplied,
 		fmt.Sprintf("NetworkPolicy %s/%s admits the agency's sources to the gateway on port %d.",
 			desired.Namespace, desired.Name, desired.Spec.Ingress[0].Ports[0].Port.IntVal))
-	return r.dropFinalizerIfDone(ctx, s.conn)
+	return nil
 }
 
 // connectionNetworkPolicies lists the NetworkPolicies made for a connection,
@@ -103,7 +131,10 @@ func (r *AgencyConnectionReconciler) removeStaleNetworkPolicies(ctx context.Cont
 		if keep != nil && np.Namespace == keep.Namespace && np.Name == keep.Name {
 			continue
 		}
-		if err := r.Client.Delete(ctx, np); client.IgnoreNotFound(err) != nil {
+		// Only the object the index showed (labelled and annotated as this
+		// connection's), never one that took its place since.
+		uid := np.UID
+		if err := r.Client.Delete(ctx, np, client.Preconditions{UID: &uid}); client.IgnoreNotFound(err) != nil && !apierrors.IsConflict(err) {
 			return fmt.Errorf("deleting stale NetworkPolicy %s/%s: %w", np.Namespace, np.Name, err)
 		}
 	}

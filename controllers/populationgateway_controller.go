@@ -20,13 +20,17 @@ import (
 // shards, rendered from every admitted connection that references it.
 type PopulationGatewayReconciler struct {
 	Client client.Client
-	Clock  clock.PassiveClock
+	// APIReader reads past the cache: whether a name the cache does not
+	// know is taken by someone else's object.
+	APIReader client.Reader
+	Clock     clock.PassiveClock
 	// GatewayImage is the image of gateways that do not set spec.image.
 	GatewayImage string
 
 	echo        *shardEcho
 	memo        *policyMemo
 	connections connectionLister
+	auditKeys   *auditKeyMemo
 }
 
 // +kubebuilder:rbac:groups=popconnect.io,resources=populationgateways,verbs=get;list;watch
@@ -34,7 +38,7 @@ type PopulationGatewayReconciler struct {
 // +kubebuilder:rbac:groups=popconnect.io,resources=populationgateways/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups="",resources=serviceaccounts;services,verbs=get;list;watch;create;patch
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=create;get
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;patch
@@ -50,6 +54,9 @@ type gatewayState struct {
 	policyVersion     string
 	availableReplicas int32
 	wakeAt            []time.Time
+	// auditKeyConflict is set when the audit key's name is taken by a
+	// Secret the gateway does not control.
+	auditKeyConflict error
 }
 
 func (s *gatewayState) setCondition(condType string, status metav1.ConditionStatus, reason, message string) {
@@ -65,6 +72,7 @@ func (r *PopulationGatewayReconciler) Reconcile(ctx context.Context, req ctrl.Re
 		if apierrors.IsNotFound(err) {
 			// Children carry owner references: the garbage collector removes them.
 			r.memo.forget(req.NamespacedName)
+			r.auditKeys.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -105,7 +113,9 @@ func (r *PopulationGatewayReconciler) resolveCatalog(ctx context.Context, s *gat
 }
 
 // applyOwned applies a child the gateway controls, reading the live one
-// from the cache first so that an unchanged child costs no write.
+// from the cache first so that an unchanged child costs no write. A child
+// whose name is held by an object the gateway does not control is left
+// alone (errNameConflict).
 func (r *PopulationGatewayReconciler) applyOwned(ctx context.Context, gw *popv1.PopulationGateway, desired client.Object) error {
 	desired.SetOwnerReferences([]metav1.OwnerReference{controllerRef(gw, "PopulationGateway")})
 	live := desired.DeepCopyObject().(client.Object)
@@ -116,6 +126,22 @@ func (r *PopulationGatewayReconciler) applyOwned(ctx context.Context, gw *popv1.
 	if !exists {
 		live = nil
 	}
-	_, err = (applier{client: r.Client}).apply(ctx, desired, live)
+	_, _, err = r.ownedWriter().write(ctx, desired, live, gatewayOwns(gw), readFirst)
 	return err
+}
+
+func (r *PopulationGatewayReconciler) ownedWriter() ownedWriter {
+	reader := r.APIReader
+	if reader == nil {
+		reader = r.Client
+	}
+	return ownedWriter{client: r.Client, apiReader: reader}
+}
+
+// gatewayOwns says whether an object is one of gw's children: controlled
+// by a PopulationGateway of gw's name. The name, not the UID, so that a
+// gateway deleted and made again adopts the children the garbage collector
+// has not removed yet instead of reporting them as conflicts.
+func gatewayOwns(gw *popv1.PopulationGateway) func(client.Object) bool {
+	return func(o client.Object) bool { return metav1ControllerName(o, "PopulationGateway") == gw.Name }
 }

@@ -77,7 +77,14 @@ func (r *PopulationGatewayReconciler) writeShard(ctx context.Context, gw *popv1.
 		// Before the write: its watch event may arrive before Apply returns.
 		r.echo.remember(shard)
 	}
-	resourceVersion, err := (applier{client: r.Client}).write(ctx, shard)
+	// A ConfigMap of that name made by someone else (unlabelled, so not
+	// cached) is not taken over: its data keys would otherwise stay beside
+	// the policy's.
+	var existing client.Object
+	if exists {
+		existing = live
+	}
+	_, resourceVersion, err := r.ownedWriter().write(ctx, shard, existing, gatewayOwns(gw), readFirst)
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -29,6 +30,9 @@ func (r *PopulationGatewayReconciler) SetupWithManager(mgr ctrl.Manager, opts co
 	if r.memo == nil {
 		r.memo = newPolicyMemo()
 	}
+	if r.auditKeys == nil {
+		r.auditKeys = newAuditKeyMemo()
+	}
 	if r.connections == nil {
 		lister, err := storeConnectionLister(context.Background(), mgr.GetCache())
 		if err != nil {
@@ -50,13 +54,14 @@ func (r *PopulationGatewayReconciler) SetupWithManager(mgr ctrl.Manager, opts co
 		Owns(&policyv1.PodDisruptionBudget{}).
 		Owns(&networkingv1.NetworkPolicy{}).
 		Owns(&corev1.ConfigMap{}, builder.WithPredicates(r.echo.notOwnShardWrite())).
-		Owns(&corev1.Secret{}, builder.OnlyMetadata).
 		// A connection's change changes its gateway's policy, and may
 		// change who owns its agency code on other gateways.
 		Watches(&popv1.AgencyConnection{}, handler.EnqueueRequestsFromMapFunc(r.connectionGateways),
 			builder.WithPredicates(specChanged)).
 		Watches(&popv1.FieldCatalog{}, handler.EnqueueRequestsFromMapFunc(r.catalogGateways),
 			builder.WithPredicates(specChanged)).
+		// The API server's endpoints, which every gateway's egress names.
+		Watches(&discoveryv1.EndpointSlice{}, handler.EnqueueRequestsFromMapFunc(r.allGateways)).
 		Complete(r)
 }
 

@@ -3,7 +3,10 @@ package controllers
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
@@ -21,40 +24,71 @@ import (
 const auditKeyBytes = 32
 
 // reconcileAuditKey creates the gateway's audit HMAC key once. It is never
-// rewritten (a new key would make old and new audit hashes incomparable)
-// and never read back: the cache holds only the Secret's metadata.
+// rewritten (a new key would make old and new audit hashes incomparable,
+// and break the audit chain) and never read: the manager may get Secrets by
+// name and create them, but not list or watch them, so it holds no Secret
+// in memory and cannot enumerate the cluster's. One metadata-only read by
+// name per gateway and process start tells whether the key exists and is
+// this gateway's; the answer is remembered. Someone else's Secret under
+// that name (pre-created, so its author knows the key) is never used: the
+// Deployment that would mount it is not written.
 func (r *PopulationGatewayReconciler) reconcileAuditKey(ctx context.Context, s *gatewayState) error {
+	key := client.ObjectKeyFromObject(s.gw)
+	if r.auditKeys.isKnown(key, s.gw.UID) {
+		return nil
+	}
 	name := render.NamesFor(s.gw).AuditKeySecret
 	meta := &metav1.PartialObjectMetadata{}
 	meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
-	exists, err := getCached(ctx, r.Client, client.ObjectKey{Namespace: s.gw.Namespace, Name: name}, meta)
-	if err != nil || exists {
-		return err
+	err := r.ownedWriter().apiReader.Get(ctx, client.ObjectKey{Namespace: s.gw.Namespace, Name: name}, meta)
+	switch {
+	case err == nil && !gatewayOwns(s.gw)(meta):
+		s.auditKeyConflict = &nameConflict{kind: "Secret", namespace: s.gw.Namespace, name: name}
+		return nil
+	case err == nil:
+	case apierrors.IsNotFound(err):
+		secret, err := auditKeySecret(s.gw, name)
+		if err != nil {
+			return err
+		}
+		// AlreadyExists (made since the read) is retried: the read then
+		// says whose it is.
+		if err := r.Client.Create(ctx, secret, client.FieldOwner(render.FieldOwner)); err != nil {
+			return fmt.Errorf("creating audit key Secret %s/%s: %w", s.gw.Namespace, name, err)
+		}
+	default:
+		return fmt.Errorf("reading audit key Secret %s/%s: %w", s.gw.Namespace, name, err)
 	}
+	r.auditKeys.remember(key, s.gw.UID)
+	return nil
+}
+
+// auditKeySecret is a new audit key: 32 random bytes.
+func auditKeySecret(gw *popv1.PopulationGateway, name string) (*corev1.Secret, error) {
 	key := make([]byte, auditKeyBytes)
 	if _, err := rand.Read(key); err != nil {
-		return fmt.Errorf("generating the audit key: %w", err)
+		return nil, fmt.Errorf("generating the audit key: %w", err)
 	}
-	secret := &corev1.Secret{
+	return &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:            name,
-			Namespace:       s.gw.Namespace,
-			Labels:          map[string]string{render.LabelManagedBy: render.ManagedByValue, render.LabelGateway: render.GatewayLabelValue(s.gw.Name), render.LabelComponent: "audit-key"},
-			OwnerReferences: []metav1.OwnerReference{controllerRef(s.gw, "PopulationGateway")},
+			Namespace:       gw.Namespace,
+			Labels:          map[string]string{render.LabelManagedBy: render.ManagedByValue, render.LabelGateway: render.GatewayLabelValue(gw.Name), render.LabelComponent: "audit-key"},
+			OwnerReferences: []metav1.OwnerReference{controllerRef(gw, "PopulationGateway")},
 		},
 		Type: corev1.SecretTypeOpaque,
 		Data: map[string][]byte{"key": key},
-	}
-	if err := r.Client.Create(ctx, secret); err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("creating audit key Secret %s/%s: %w", s.gw.Namespace, name, err)
-	}
-	return nil
+	}, nil
 }
 
 // reconcileWorkload applies the gateway's workload and reports its
 // serving certificate and availability.
 func (r *PopulationGatewayReconciler) reconcileWorkload(ctx context.Context, s *gatewayState) error {
 	gw := s.gw
+	egress, err := r.gatewayEgress(ctx, s)
+	if err != nil {
+		return err
+	}
 	desired := []client.Object{
 		render.GatewayServiceAccount(gw),
 		render.GatewayRole(gw),
@@ -63,10 +97,19 @@ func (r *PopulationGatewayReconciler) reconcileWorkload(ctx context.Context, s *
 		render.GatewayDeployment(gw, render.GatewayOptions{DefaultImage: r.GatewayImage}),
 		render.GatewayService(gw),
 		render.GatewayPodDisruptionBudget(gw),
-		render.GatewayDefaultDenyNetworkPolicy(gw),
+		egress.Policy,
+	}
+	var conflicts []error
+	if s.auditKeyConflict != nil {
+		conflicts = append(conflicts, s.auditKeyConflict)
+		desired = slices.DeleteFunc(desired, func(o client.Object) bool { return o.GetName() == render.NamesFor(gw).Deployment && isDeployment(o) })
 	}
 	for _, obj := range desired {
-		if err := r.applyOwned(ctx, gw, obj); err != nil {
+		err := r.applyOwned(ctx, gw, obj)
+		switch {
+		case errors.Is(err, errNameConflict):
+			conflicts = append(conflicts, err)
+		case err != nil:
 			s.setCondition(popv1.ConditionAvailable, metav1.ConditionFalse, popv1.ReasonPending,
 				"Writing the gateway's objects failed and will be retried: "+err.Error())
 			return err
@@ -75,6 +118,13 @@ func (r *PopulationGatewayReconciler) reconcileWorkload(ctx context.Context, s *
 	names := render.NamesFor(gw)
 	if err := r.observeServingCertificate(ctx, s, names.ServingCertificate); err != nil {
 		return err
+	}
+	if len(conflicts) > 0 {
+		// Only the other objects' owners can fix this; look again later.
+		s.wakeAt = append(s.wakeAt, s.now.Add(nameConflictRecheck))
+		s.setCondition(popv1.ConditionAvailable, metav1.ConditionFalse, popv1.ReasonNameConflict,
+			joinErrors(conflicts)+".")
+		return nil
 	}
 	return r.observeDeployment(ctx, s, names.Deployment)
 }
@@ -142,4 +192,18 @@ func deploymentAvailable(dep *appsv1.Deployment) bool {
 		}
 	}
 	return false
+}
+
+func isDeployment(o client.Object) bool {
+	_, ok := o.(*appsv1.Deployment)
+	return ok
+}
+
+// joinErrors is the errors' messages on one line, for a condition message.
+func joinErrors(errs []error) string {
+	msgs := make([]string, 0, len(errs))
+	for _, err := range errs {
+		msgs = append(msgs, err.Error())
+	}
+	return strings.Join(msgs, "; ")
 }

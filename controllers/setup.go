@@ -7,6 +7,7 @@ import (
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -38,21 +39,24 @@ type Options struct {
 // operator's own objects.
 func CacheOptions() cache.Options {
 	managed := cache.ByObject{Label: labels.SelectorFromSet(labels.Set{render.LabelManagedBy: render.ManagedByValue})}
-	secretMeta := &metav1.PartialObjectMetadata{}
-	secretMeta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
 	return cache.Options{
 		DefaultTransform: dropUnread,
 		ByObject: map[client.Object]cache.ByObject{
 			&corev1.ConfigMap{}:             managed,
 			&corev1.ServiceAccount{}:        managed,
 			&corev1.Service{}:               managed,
-			secretMeta:                      managed,
 			&appsv1.Deployment{}:            managed,
 			&policyv1.PodDisruptionBudget{}: managed,
 			&rbacv1.Role{}:                  managed,
 			&rbacv1.RoleBinding{}:           managed,
 			&networkingv1.NetworkPolicy{}:   managed,
 			&cmapi.Certificate{}:            managed,
+			// Only the API server's own endpoints, which gateways' egress
+			// policies name.
+			&discoveryv1.EndpointSlice{}: {
+				Namespaces: map[string]cache.Config{apiServerServiceNamespace: {}},
+				Label:      labels.SelectorFromSet(labels.Set{discoveryv1.LabelServiceName: apiServerServiceName}),
+			},
 		},
 	}
 }
@@ -99,7 +103,7 @@ func SetupWithManager(ctx context.Context, mgr ctrl.Manager, opts Options) error
 		return fmt.Errorf("setting up the FieldCatalog controller: %w", err)
 	}
 	if err := (&PopulationGatewayReconciler{
-		Client: mgr.GetClient(), Clock: clk, GatewayImage: opts.GatewayImage,
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Clock: clk, GatewayImage: opts.GatewayImage,
 	}).SetupWithManager(mgr, copts); err != nil {
 		return fmt.Errorf("setting up the PopulationGateway controller: %w", err)
 	}

@@ -91,7 +91,7 @@ type SerialNumber string
 // CIDR is an IPv4 or IPv6 network in CIDR notation.
 // +kubebuilder:validation:MinLength=1
 // +kubebuilder:validation:MaxLength=43
-// +kubebuilder:validation:XValidation:rule="isCIDR(self)",message="sourceCIDRs entries must be valid IPv4 or IPv6 CIDRs, e.g. 203.0.113.0/24 or 2001:db8::/32"
+// +kubebuilder:validation:XValidation:rule="isCIDR(self)",message="CIDRs must be valid IPv4 or IPv6 CIDRs, e.g. 203.0.113.0/24 or 2001:db8::/32"
 type CIDR string
 
 // NetworkSpec says from where the agency may reach the gateway.

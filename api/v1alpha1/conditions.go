@@ -10,7 +10,9 @@ const (
 	// ConditionFieldsValid is False when a connection's spec conflicts with
 	// the gateway's FieldCatalog.
 	ConditionFieldsValid = "FieldsValid"
-	// ConditionNetworkReady is True when the connection's NetworkPolicy is in place.
+	// ConditionNetworkReady is True when the connection's NetworkPolicy is in
+	// place; on a gateway, when its default-deny NetworkPolicy names every
+	// peer its pods must reach (DNS, upstream, API server).
 	ConditionNetworkReady = "NetworkReady"
 	// ConditionProgrammed is True when the connection's entry is written to
 	// its gateway's policy objects.
@@ -65,4 +67,13 @@ const (
 	ReasonDeploymentUnavailable = "DeploymentUnavailable"
 	// ReasonScaledToZero: the gateway has zero replicas by request.
 	ReasonScaledToZero = "ScaledToZero"
+	// ReasonNameConflict: an object the operator would write already exists
+	// under that name and belongs to someone else; the operator neither
+	// overwrites nor deletes it.
+	ReasonNameConflict = "NameConflict"
+	// ReasonEgressUnresolved: the gateway's egress policy cannot name a peer
+	// (the API server's endpoints are not known yet, or the upstream is a
+	// DNS name outside the cluster and spec.upstream.cidrs is empty), so no
+	// egress to it is opened.
+	ReasonEgressUnresolved = "EgressUnresolved"
 )

@@ -36,6 +36,20 @@ type UpstreamSpec struct {
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('100ms') && duration(self) <= duration('5m')",message="timeout must be between 100ms and 5m"
 	Timeout *metav1.Duration `json:"timeout,omitempty"`
+
+	// cidrs are the IPv4 or IPv6 networks the upstream's addresses are in,
+	// for a url whose host is a DNS name outside the cluster. The gateway's
+	// default-deny NetworkPolicy lets its pods reach only these networks,
+	// on the url's port: NetworkPolicy cannot match a DNS name, and opening
+	// the port to every address would let a compromised gateway pod send
+	// citizens' data anywhere. Without them such an upstream gets no egress
+	// at all (the gateway's NetworkReady condition says so). Not needed, and
+	// ignored, when the host is an IP address or an in-cluster Service
+	// (<service>.<namespace>.svc).
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=32
+	CIDRs []CIDR `json:"cidrs,omitempty"`
 }
 
 // ServerCertificateSpec says how the gateway's serving certificate is issued.
@@ -157,7 +171,8 @@ type PopulationGatewayStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// conditions are Ready, CertificateReady, Available and PolicyReady.
+	// conditions are Ready, CertificateReady, Available, PolicyReady and
+	// NetworkReady.
 	// +optional
 	// +listType=map
 	// +listMapKey=type

@@ -53,6 +53,8 @@ func gatewayCases() []validationCase {
 			[]string{"spec.upstream.timeout", "should match"}},
 		{"gateway: upstream timeout too long", gatewaySample, set("spec.upstream.timeout", "10m"),
 			[]string{"spec.upstream.timeout", "timeout must be between 100ms and 5m"}},
+		{"gateway: upstream cidr not a CIDR", gatewaySample, set("spec.upstream.cidrs", []any{"popdb.example"}),
+			[]string{"spec.upstream.cidrs[0]", "valid IPv4 or IPv6 CIDRs"}},
 		{"gateway: upstream caSecretRef without name", gatewaySample, set("spec.upstream.caSecretRef", map[string]any{}),
 			[]string{"spec.upstream.caSecretRef.name: Required value"}},
 		{"gateway: serverCertificate missing", gatewaySample, del("spec.serverCertificate"),

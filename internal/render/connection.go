@@ -35,10 +35,26 @@ func ClientSecretName(conn *popv1.AgencyConnection) string {
 
 // ConnectionNetworkPolicyName names a connection's NetworkPolicy, which
 // lives in the gateway's namespace and so must not collide across the
-// connections' namespaces.
+// connections' namespaces. A readable "popconnect-<ns>-<name>" alone would:
+// moh-hanoi/ministry-of-health and moh/hanoi-ministry-of-health both give
+// popconnect-moh-hanoi-ministry-of-health. So the name always ends in a
+// 16-hex-digit (64-bit) hash of "<ns>/<name>" ('/' appears in neither part),
+// which no one can aim at another connection's; and no gateway child's name
+// ends that way (theirs end in a word or in a 10-digit hash).
 func ConnectionNetworkPolicyName(conn *popv1.AgencyConnection) string {
-	return shortName(fmt.Sprintf("popconnect-%s-%s", conn.Namespace, conn.Name), 253)
+	return hashedNameN(fmt.Sprintf("popconnect-%s-%s", conn.Namespace, conn.Name),
+		conn.Namespace+"/"+conn.Name, connectionPolicyHashLen, connectionPolicyNameMax)
 }
+
+const (
+	// connectionPolicyHashLen is the hex digits of the hash in a
+	// connection's NetworkPolicy name: 64 bits, beyond a brute-forced
+	// collision, where a name in one namespace only needs to avoid chance.
+	connectionPolicyHashLen = 16
+	// connectionPolicyNameMax keeps the name a valid label value too, so it
+	// can be shown and selected like the other children's.
+	connectionPolicyNameMax = 63
+)
 
 // GatewayKey resolves a connection's gatewayRef: the namespace defaults to
 // the connection's own.

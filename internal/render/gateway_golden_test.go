@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -31,8 +32,14 @@ func gatewayObjects(gw *popv1.PopulationGateway, opts GatewayOptions) []client.O
 		GatewayDeployment(gw, opts),
 		GatewayService(gw),
 		GatewayPodDisruptionBudget(gw),
-		GatewayDefaultDenyNetworkPolicy(gw),
+		GatewayDefaultDenyNetworkPolicy(gw, goldenEgressPeers()).Policy,
 	}
+}
+
+// goldenEgressPeers is an API server with two addresses behind one slice
+// (the dual-stack case) on 6443, as the reconciler would read it.
+func goldenEgressPeers() GatewayEgressPeers {
+	return GatewayEgressPeers{APIServer: []discoveryv1.EndpointSlice{apiServerSlice(6443, "10.0.0.2", "fd00::2")}}
 }
 
 // gatewayCases reads testdata/gateway/*.in.yaml, keyed by case name.

@@ -1,11 +1,16 @@
 package render
 
 import (
+	"fmt"
+	"net/netip"
 	"net/url"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -15,11 +20,31 @@ import (
 	popv1 "github.com/popconnect/popconnect/api/v1alpha1"
 )
 
+// GatewayEgressPeers is what the gateway reconciler read about the peers
+// the gateway's pods must reach, beyond what the gateway's spec says.
+type GatewayEgressPeers struct {
+	// APIServer are the EndpointSlices of the kubernetes Service in
+	// namespace default: where the API server really listens.
+	APIServer []discoveryv1.EndpointSlice
+}
+
+// GatewayEgress is the default-deny policy and what it could not allow.
+type GatewayEgress struct {
+	Policy *networkingv1.NetworkPolicy
+	// Unresolved says, one sentence each, which peer the policy does not
+	// let the pods reach yet and why; empty when every peer is named.
+	Unresolved []string
+}
+
 // GatewayDefaultDenyNetworkPolicy isolates gw's pods in both directions. It
 // allows no ingress at all: each AgencyConnection adds its own policy that
 // lets its sources in on the gateway port (NetworkPolicies are additive).
-// Egress is allowed only to DNS, the upstream and the Kubernetes API.
-func GatewayDefaultDenyNetworkPolicy(gw *popv1.PopulationGateway) *networkingv1.NetworkPolicy {
+// Egress is allowed only to DNS, the upstream and the API server's own
+// endpoints, each on its own ports, so that a compromised gateway pod cannot
+// send data to any other address. A peer it cannot name gets no egress,
+// and is reported in Unresolved.
+func GatewayDefaultDenyNetworkPolicy(gw *popv1.PopulationGateway, peers GatewayEgressPeers) GatewayEgress {
+	var unresolved []string
 	egress := []networkingv1.NetworkPolicyEgressRule{{
 		// DNS, wherever the cluster's resolver runs.
 		To: []networkingv1.NetworkPolicyPeer{{NamespaceSelector: &metav1.LabelSelector{}}},
@@ -28,38 +53,120 @@ func GatewayDefaultDenyNetworkPolicy(gw *popv1.PopulationGateway) *networkingv1.
 			gatewayPolicyPort(corev1.ProtocolTCP, 53),
 		},
 	}}
-	if up, ok := gatewayUpstreamPeer(gw.Spec.Upstream.URL); ok {
-		rule := networkingv1.NetworkPolicyEgressRule{
-			Ports: []networkingv1.NetworkPolicyPort{gatewayPolicyPort(corev1.ProtocolTCP, up.port)},
-		}
-		if up.namespace != "" {
-			rule.To = []networkingv1.NetworkPolicyPeer{{NamespaceSelector: &metav1.LabelSelector{
-				MatchLabels: map[string]string{corev1.LabelMetadataName: up.namespace},
-			}}}
-		}
-		egress = append(egress, rule)
+	if rule, problem := gatewayUpstreamRule(gw.Spec.Upstream); problem != "" {
+		unresolved = append(unresolved, problem)
+	} else if rule != nil {
+		egress = append(egress, *rule)
 	}
 	// The gateway watches its policy shards, so it must reach the API
-	// server. The API server usually runs on the host network or outside
-	// the cluster, where no pod or namespace selector can name it, and
-	// NetworkPolicy sees the endpoint's port after the kubernetes Service's
-	// 443 is translated: 6443 on most clusters, 443 on some managed ones.
-	egress = append(egress, networkingv1.NetworkPolicyEgressRule{
-		Ports: []networkingv1.NetworkPolicyPort{
-			gatewayPolicyPort(corev1.ProtocolTCP, 443),
-			gatewayPolicyPort(corev1.ProtocolTCP, 6443),
-		},
-	})
-
-	return &networkingv1.NetworkPolicy{
-		TypeMeta:   metav1.TypeMeta{APIVersion: networkingv1.SchemeGroupVersion.String(), Kind: "NetworkPolicy"},
-		ObjectMeta: gatewayMeta(gw, NamesFor(gw).DefaultDenyPolicy, GatewayComponentDefaultDeny),
-		Spec: networkingv1.NetworkPolicySpec{
-			PodSelector: *gatewaySelector(gw),
-			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress},
-			Egress:      egress,
-		},
+	// server. It usually runs on the host network or outside the cluster,
+	// where no pod or namespace selector can name it, so it is named by the
+	// addresses and ports of the kubernetes Service's endpoints (the port
+	// NetworkPolicy sees is the endpoint's, after the Service's 443 is
+	// translated: 6443 on most clusters).
+	apiRules := apiServerRules(peers.APIServer)
+	if len(apiRules) == 0 {
+		unresolved = append(unresolved, "The API server's endpoints (EndpointSlices of Service default/kubernetes) "+
+			"are not known yet, so the gateway pods may not reach the API server.")
 	}
+	egress = append(egress, apiRules...)
+
+	return GatewayEgress{
+		Policy: &networkingv1.NetworkPolicy{
+			TypeMeta:   metav1.TypeMeta{APIVersion: networkingv1.SchemeGroupVersion.String(), Kind: "NetworkPolicy"},
+			ObjectMeta: gatewayMeta(gw, NamesFor(gw).DefaultDenyPolicy, GatewayComponentDefaultDeny),
+			Spec: networkingv1.NetworkPolicySpec{
+				PodSelector: *gatewaySelector(gw),
+				PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress},
+				Egress:      egress,
+			},
+		},
+		Unresolved: unresolved,
+	}
+}
+
+// gatewayUpstreamRule allows the upstream on its port: an in-cluster
+// Service by its namespace, an IP address by itself, a DNS name outside the
+// cluster by spec.upstream.cidrs. It returns a problem sentence, and no
+// rule, for an external name without cidrs; neither for a URL the API's
+// validation would have refused (no upstream traffic is all such a gateway
+// could use anyway).
+func gatewayUpstreamRule(spec popv1.UpstreamSpec) (*networkingv1.NetworkPolicyEgressRule, string) {
+	up, ok := gatewayUpstreamPeer(spec.URL)
+	if !ok {
+		return nil, ""
+	}
+	rule := &networkingv1.NetworkPolicyEgressRule{
+		Ports: []networkingv1.NetworkPolicyPort{gatewayPolicyPort(corev1.ProtocolTCP, up.port)},
+	}
+	switch {
+	case up.namespace != "":
+		rule.To = []networkingv1.NetworkPolicyPeer{{NamespaceSelector: &metav1.LabelSelector{
+			MatchLabels: map[string]string{corev1.LabelMetadataName: up.namespace},
+		}}}
+	case up.ip.IsValid():
+		rule.To = []networkingv1.NetworkPolicyPeer{ipPeer(up.ip)}
+	case len(spec.CIDRs) > 0:
+		cidrs := make([]string, 0, len(spec.CIDRs))
+		for _, c := range spec.CIDRs {
+			cidrs = append(cidrs, string(c))
+		}
+		sort.Strings(cidrs)
+		for _, c := range slices.Compact(cidrs) {
+			rule.To = append(rule.To, networkingv1.NetworkPolicyPeer{IPBlock: &networkingv1.IPBlock{CIDR: c}})
+		}
+	default:
+		return nil, fmt.Sprintf("The upstream host %s is outside the cluster and spec.upstream.cidrs is empty, "+
+			"so the gateway pods may not reach it: list the networks its addresses are in.", up.host)
+	}
+	return rule, ""
+}
+
+// apiServerRules allows each EndpointSlice's ready addresses on its ports,
+// sorted so that the policy does not change with the slices' order.
+func apiServerRules(endpointSlices []discoveryv1.EndpointSlice) []networkingv1.NetworkPolicyEgressRule {
+	var rules []networkingv1.NetworkPolicyEgressRule
+	for _, slice := range endpointSlices {
+		var ips []netip.Addr
+		for _, ep := range slice.Endpoints {
+			if ep.Conditions.Ready != nil && !*ep.Conditions.Ready {
+				continue
+			}
+			for _, a := range ep.Addresses {
+				if ip, err := netip.ParseAddr(a); err == nil {
+					ips = append(ips, ip.Unmap())
+				}
+			}
+		}
+		var ports []networkingv1.NetworkPolicyPort
+		for _, p := range slice.Ports {
+			if p.Port == nil {
+				continue // "all ports": never opened
+			}
+			protocol := corev1.ProtocolTCP
+			if p.Protocol != nil {
+				protocol = *p.Protocol
+			}
+			ports = append(ports, gatewayPolicyPort(protocol, *p.Port))
+		}
+		if len(ips) == 0 || len(ports) == 0 {
+			continue
+		}
+		slices.SortFunc(ips, func(a, b netip.Addr) int { return a.Compare(b) })
+		ips = slices.Compact(ips)
+		rule := networkingv1.NetworkPolicyEgressRule{Ports: ports}
+		for _, ip := range ips {
+			rule.To = append(rule.To, ipPeer(ip))
+		}
+		rules = append(rules, rule)
+	}
+	sort.SliceStable(rules, func(i, j int) bool { return rules[i].To[0].IPBlock.CIDR < rules[j].To[0].IPBlock.CIDR })
+	return rules
+}
+
+// ipPeer is the peer of exactly one address: /32 or /128.
+func ipPeer(ip netip.Addr) networkingv1.NetworkPolicyPeer {
+	return networkingv1.NetworkPolicyPeer{IPBlock: &networkingv1.IPBlock{CIDR: netip.PrefixFrom(ip, ip.BitLen()).String()}}
 }
 
 func gatewayPolicyPort(protocol corev1.Protocol, port int32) networkingv1.NetworkPolicyPort {
@@ -74,6 +181,10 @@ type gatewayUpstream struct {
 	// namespace is the namespace of an in-cluster Service host, "" for any
 	// other host.
 	namespace string
+	// ip is the host when it is an IP address.
+	ip netip.Addr
+	// host is the URL's host name, for messages.
+	host string
 }
 
 // gatewayUpstreamPeer reads rawURL. It reports false for a URL the API's
@@ -102,7 +213,11 @@ func gatewayUpstreamPeer(rawURL string) (gatewayUpstream, bool) {
 	default:
 		return gatewayUpstream{}, false
 	}
-	return gatewayUpstream{port: int32(port), namespace: gatewayServiceNamespace(u.Hostname())}, true
+	up := gatewayUpstream{port: int32(port), namespace: gatewayServiceNamespace(u.Hostname()), host: u.Hostname()}
+	if ip, err := netip.ParseAddr(u.Hostname()); err == nil && ip.Zone() == "" {
+		up.ip = ip.Unmap()
+	}
+	return up, true
 }
 
 // gatewayServiceNamespace returns <ns> for a host <svc>.<ns>.svc or

@@ -1,9 +1,18 @@
 package render
 
 import (
+	"fmt"
+	"net/netip"
+	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/utils/ptr"
+
+	popv1 "github.com/popconnect/popconnect/api/v1alpha1"
 )
 
 func TestGatewayUpstreamPeer(t *testing.T) {
@@ -12,20 +21,21 @@ func TestGatewayUpstreamPeer(t *testing.T) {
 		want      gatewayUpstream
 		wantValid bool
 	}{
-		{url: "http://popdb.popconnect-system.svc:8080", want: gatewayUpstream{8080, "popconnect-system"}, wantValid: true},
-		{url: "http://popdb.data.svc.cluster.local:9000/v1", want: gatewayUpstream{9000, "data"}, wantValid: true},
-		{url: "https://popdb.data.svc.cluster.local.", want: gatewayUpstream{443, "data"}, wantValid: true},
-		{url: "HTTPS://PopDB.Data.SVC", want: gatewayUpstream{443, "data"}, wantValid: true},
-		{url: "http://popdb.data.svc", want: gatewayUpstream{80, "data"}, wantValid: true},
+		{url: "http://popdb.popconnect-system.svc:8080", want: gatewayUpstream{port: 8080, namespace: "popconnect-system"}, wantValid: true},
+		{url: "http://popdb.data.svc.cluster.local:9000/v1", want: gatewayUpstream{port: 9000, namespace: "data"}, wantValid: true},
+		{url: "https://popdb.data.svc.cluster.local.", want: gatewayUpstream{port: 443, namespace: "data"}, wantValid: true},
+		{url: "HTTPS://PopDB.Data.SVC", want: gatewayUpstream{port: 443, namespace: "data"}, wantValid: true},
+		{url: "http://popdb.data.svc", want: gatewayUpstream{port: 80, namespace: "data"}, wantValid: true},
 		// Anything else may be outside the cluster.
-		{url: "https://api.popdb.example.gov.vn/v2", want: gatewayUpstream{443, ""}, wantValid: true},
-		{url: "http://popdb.data:8080", want: gatewayUpstream{8080, ""}, wantValid: true},
-		{url: "http://popdb:8080", want: gatewayUpstream{8080, ""}, wantValid: true},
-		{url: "http://a.b.svc.example.com", want: gatewayUpstream{80, ""}, wantValid: true},
-		{url: "http://popdb.data.svc.other.local", want: gatewayUpstream{80, ""}, wantValid: true},
-		{url: "http://10.20.30.40:8080", want: gatewayUpstream{8080, ""}, wantValid: true},
-		{url: "https://[fd00::1]", want: gatewayUpstream{443, ""}, wantValid: true},
-		{url: "http://popdb.Bad_NS.svc", want: gatewayUpstream{80, ""}, wantValid: true},
+		{url: "https://api.popdb.example.gov.vn/v2", want: gatewayUpstream{port: 443}, wantValid: true},
+		{url: "http://popdb.data:8080", want: gatewayUpstream{port: 8080}, wantValid: true},
+		{url: "http://popdb:8080", want: gatewayUpstream{port: 8080}, wantValid: true},
+		{url: "http://a.b.svc.example.com", want: gatewayUpstream{port: 80}, wantValid: true},
+		{url: "http://popdb.data.svc.other.local", want: gatewayUpstream{port: 80}, wantValid: true},
+		{url: "http://10.20.30.40:8080", want: gatewayUpstream{port: 8080, ip: netip.MustParseAddr("10.20.30.40")}, wantValid: true},
+		{url: "https://[fd00::1]", want: gatewayUpstream{port: 443, ip: netip.MustParseAddr("fd00::1")}, wantValid: true},
+		{url: "http://[::ffff:10.1.2.3]", want: gatewayUpstream{port: 80, ip: netip.MustParseAddr("10.1.2.3")}, wantValid: true},
+		{url: "http://popdb.Bad_NS.svc", want: gatewayUpstream{port: 80}, wantValid: true},
 		// What the API refuses allows no upstream traffic at all.
 		{url: "ftp://popdb.data.svc"},
 		{url: "popdb.data.svc:8080"},
@@ -37,6 +47,7 @@ func TestGatewayUpstreamPeer(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.url, func(t *testing.T) {
 			got, ok := gatewayUpstreamPeer(tt.url)
+			got.host = ""
 			if ok != tt.wantValid || got != tt.want {
 				t.Errorf("gatewayUpstreamPeer(%q) = %+v, %v; want %+v, %v", tt.url, got, ok, tt.want, tt.wantValid)
 			}
@@ -47,7 +58,7 @@ func TestGatewayUpstreamPeer(t *testing.T) {
 func TestGatewayDefaultDenyWithoutUpstream(t *testing.T) {
 	gw := gatewayNamed("gw")
 	gw.Spec.Upstream.URL = "ftp://popdb"
-	np := GatewayDefaultDenyNetworkPolicy(gw)
+	np := GatewayDefaultDenyNetworkPolicy(gw, goldenEgressPeers()).Policy
 	if len(np.Spec.Ingress) != 0 {
 		t.Errorf("ingress rules: %+v", np.Spec.Ingress)
 	}
@@ -58,5 +69,108 @@ func TestGatewayDefaultDenyWithoutUpstream(t *testing.T) {
 	// DNS and the API server only.
 	if len(np.Spec.Egress) != 2 {
 		t.Errorf("egress = %+v, want DNS and API rules only", np.Spec.Egress)
+	}
+}
+
+func apiServerSlice(port int32, addresses ...string) discoveryv1.EndpointSlice {
+	return discoveryv1.EndpointSlice{
+		Endpoints: []discoveryv1.Endpoint{{Addresses: addresses}},
+		Ports:     []discoveryv1.EndpointPort{{Name: ptr.To("https"), Protocol: ptr.To(corev1.ProtocolTCP), Port: ptr.To(port)}},
+	}
+}
+
+// egressSummary reads an egress rule as "proto/port,... -> peer,...", the
+// DNS rule left out.
+func egressSummary(rules []networkingv1.NetworkPolicyEgressRule) []string {
+	var out []string
+	for _, r := range rules[1:] {
+		var ports, peers []string
+		for _, p := range r.Ports {
+			if p.Port == nil {
+				ports = append(ports, string(*p.Protocol)+"/ALL")
+				continue
+			}
+			ports = append(ports, fmt.Sprintf("%s/%s", *p.Protocol, p.Port.String()))
+		}
+		for _, p := range r.To {
+			switch {
+			case p.IPBlock != nil:
+				peers = append(peers, p.IPBlock.CIDR)
+			case p.NamespaceSelector != nil:
+				peers = append(peers, "ns="+p.NamespaceSelector.MatchLabels[corev1.LabelMetadataName])
+			}
+		}
+		if len(peers) == 0 {
+			peers = []string{"ANYWHERE"}
+		}
+		out = append(out, strings.Join(ports, ",")+" -> "+strings.Join(peers, ","))
+	}
+	return out
+}
+
+// TestGatewayEgressNamesItsPeers: the gateway's pods may reach the upstream
+// and the API server at their own addresses only, never a port on any
+// address; a peer that cannot be named gets no rule and is reported.
+func TestGatewayEgressNamesItsPeers(t *testing.T) {
+	notReady := apiServerSlice(6443, "10.0.0.9")
+	notReady.Endpoints[0].Conditions.Ready = ptr.To(false)
+	allPorts := apiServerSlice(6443, "10.0.0.8")
+	allPorts.Ports[0].Port = nil
+	tests := []struct {
+		name           string
+		url            string
+		cidrs          []popv1.CIDR
+		apiServer      []discoveryv1.EndpointSlice
+		want           []string
+		wantUnresolved []string
+	}{{
+		name:      "in-cluster upstream, one API server",
+		url:       "http://popdb.data.svc:8080",
+		apiServer: []discoveryv1.EndpointSlice{apiServerSlice(6443, "192.168.1.10")},
+		want:      []string{"TCP/8080 -> ns=data", "TCP/6443 -> 192.168.1.10/32"},
+	}, {
+		name: "IP upstream, API servers in two slices, dual-stack, duplicates",
+		url:  "https://[2001:db8::7]:8443",
+		apiServer: []discoveryv1.EndpointSlice{
+			apiServerSlice(443, "fd00::1", "fd00::1"),
+			apiServerSlice(6443, "10.0.0.3", "10.0.0.1"),
+		},
+		want: []string{"TCP/8443 -> 2001:db8::7/128", "TCP/6443 -> 10.0.0.1/32,10.0.0.3/32", "TCP/443 -> fd00::1/128"},
+	}, {
+		name:      "external upstream with cidrs",
+		url:       "https://api.popdb.example.gov.vn",
+		cidrs:     []popv1.CIDR{"203.0.113.0/24", "198.51.100.0/28", "203.0.113.0/24"},
+		apiServer: []discoveryv1.EndpointSlice{apiServerSlice(6443, "10.0.0.1")},
+		want:      []string{"TCP/443 -> 198.51.100.0/28,203.0.113.0/24", "TCP/6443 -> 10.0.0.1/32"},
+	}, {
+		name:           "external upstream without cidrs: no rule, reported",
+		url:            "https://api.popdb.example.gov.vn",
+		apiServer:      []discoveryv1.EndpointSlice{apiServerSlice(6443, "10.0.0.1")},
+		want:           []string{"TCP/6443 -> 10.0.0.1/32"},
+		wantUnresolved: []string{"api.popdb.example.gov.vn is outside the cluster and spec.upstream.cidrs is empty"},
+	}, {
+		name:           "API server unknown: no rule, reported",
+		url:            "http://popdb.data.svc:8080",
+		apiServer:      []discoveryv1.EndpointSlice{notReady, allPorts},
+		want:           []string{"TCP/8080 -> ns=data"},
+		wantUnresolved: []string{"API server's endpoints"},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			gw := gatewayNamed("gw")
+			gw.Spec.Upstream.URL, gw.Spec.Upstream.CIDRs = tt.url, tt.cidrs
+			got := GatewayDefaultDenyNetworkPolicy(gw, GatewayEgressPeers{APIServer: tt.apiServer})
+			if diff := cmp.Diff(tt.want, egressSummary(got.Policy.Spec.Egress)); diff != "" {
+				t.Errorf("egress (-want +got):\n%s", diff)
+			}
+			if len(got.Unresolved) != len(tt.wantUnresolved) {
+				t.Fatalf("unresolved = %q, want %d matching %q", got.Unresolved, len(tt.wantUnresolved), tt.wantUnresolved)
+			}
+			for i, w := range tt.wantUnresolved {
+				if !strings.Contains(got.Unresolved[i], w) {
+					t.Errorf("unresolved[%d] = %q, want it to contain %q", i, got.Unresolved[i], w)
+				}
+			}
+		})
 	}
 }

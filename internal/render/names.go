@@ -26,8 +26,13 @@ func shortName(name string, max int) string {
 // The cut prefix is trimmed of trailing '-' and '.' so that every DNS label
 // in the result still ends with a letter or digit.
 func hashedName(prefix, source string, max int) string {
+	return hashedNameN(prefix, source, nameHashLen, max)
+}
+
+// hashedNameN is hashedName with hashLen hex digits of hash.
+func hashedNameN(prefix, source string, hashLen, max int) string {
 	sum := sha256.Sum256([]byte(source))
-	hash := hex.EncodeToString(sum[:])[:nameHashLen]
+	hash := hex.EncodeToString(sum[:])[:hashLen]
 	if keep := max - len(hash) - 1; len(prefix) > keep {
 		prefix = prefix[:keep]
 	}

@@ -21,8 +21,6 @@ DO NOT EDIT: change the +kubebuilder:rbac markers and run 'make manifests chart-
   verbs:
   - create
   - get
-  - list
-  - watch
 - apiGroups:
   - ""
   resources:
@@ -61,6 +59,13 @@ DO NOT EDIT: change the +kubebuilder:rbac markers and run 'make manifests chart-
   - get
   - list
   - patch
+  - watch
+- apiGroups:
+  - discovery.k8s.io
+  resources:
+  - endpointslices
+  verbs:
+  - list
   - watch
 - apiGroups:
   - events.k8s.io

@@ -1,0 +1,109 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/popconnect/popconnect/internal/render"
+)
+
+// A child's name is computed, so someone else can hold it first: a tenant
+// of the gateway's namespace who pre-creates a NetworkPolicy or ConfigMap of
+// that name, or (before names were hashed) another connection. Server-side
+// apply with ForceOwnership would take such an object over, keeping
+// whatever fields its author set that the operator does not, and a later
+// cleanup would delete it. So the operator writes a child only when it is
+// absent or already its own, and otherwise reports a NameConflict.
+
+// nameConflictRecheck is how long after a NameConflict the owner looks
+// again: the object in the way may go without a watch event reaching the
+// operator (its cache holds only objects labelled as the operator's).
+const nameConflictRecheck = time.Minute
+
+// errNameConflict marks a write refused because the name is taken.
+var errNameConflict = errors.New("name taken")
+
+// nameConflict describes the object that holds a child's name.
+type nameConflict struct {
+	kind, namespace, name string
+}
+
+func (c *nameConflict) Error() string {
+	return fmt.Sprintf("%s %s/%s already exists and was not made by popconnect for this object; "+
+		"popconnect neither overwrites nor deletes it: delete or rename it", c.kind, c.namespace, c.name)
+}
+
+func (c *nameConflict) Is(target error) bool { return target == errNameConflict }
+
+// ownedWriter writes children that must not take over someone else's object.
+type ownedWriter struct {
+	client client.Client
+	// apiReader reads past the cache, which holds only objects labelled
+	// as the operator's.
+	apiReader client.Reader
+}
+
+// absentPolicy says how write treats a child the cache does not hold.
+type absentPolicy int
+
+const (
+	// readFirst reads the name past the cache (metadata only), then
+	// applies when it is free. For children with fields merged key by key
+	// (a Deployment's env, a ConfigMap's data): server-side apply alone
+	// then owns every field, so a field later dropped from the desired
+	// object is removed.
+	readFirst absentPolicy = iota
+	// createFirst creates the child, and reads only when the name is taken.
+	// No read per creation (a connection's NetworkPolicy: 10,000 of them);
+	// only for children whose spec is made of atomic fields, since a
+	// field written by a create is not removed by a later apply that drops
+	// it.
+	createFirst
+)
+
+// write makes the child desired live. existing is the cached object (nil
+// when the cache has none); ours says whether a live object is the one this
+// owner made. It reports whether it wrote and the resourceVersion written.
+func (w ownedWriter) write(ctx context.Context, desired, existing client.Object, ours func(client.Object) bool, absent absentPolicy) (bool, string, error) {
+	kind := desired.GetObjectKind().GroupVersionKind().Kind
+	if existing == nil && absent == createFirst {
+		created := desired.DeepCopyObject().(client.Object)
+		err := w.client.Create(ctx, created, client.FieldOwner(render.FieldOwner))
+		if err == nil {
+			return true, created.GetResourceVersion(), nil
+		}
+		if !apierrors.IsAlreadyExists(err) {
+			return false, "", fmt.Errorf("creating %s %s/%s: %w", kind, desired.GetNamespace(), desired.GetName(), err)
+		}
+	}
+	if existing == nil {
+		// Not cached: free, someone else's (unlabelled), or ours and not
+		// yet seen by the cache.
+		live := &metav1.PartialObjectMetadata{}
+		live.SetGroupVersionKind(desired.GetObjectKind().GroupVersionKind())
+		err := w.apiReader.Get(ctx, client.ObjectKeyFromObject(desired), live)
+		switch {
+		case apierrors.IsNotFound(err):
+		case err != nil:
+			return false, "", fmt.Errorf("reading %s %s/%s: %w", kind, desired.GetNamespace(), desired.GetName(), err)
+		default:
+			existing = live
+		}
+	}
+	if existing != nil {
+		if !ours(existing) {
+			return false, "", &nameConflict{kind: kind, namespace: desired.GetNamespace(), name: desired.GetName()}
+		}
+		if upToDate(desired, existing) {
+			return false, existing.GetResourceVersion(), nil
+		}
+	}
+	rv, err := (applier{client: w.client}).write(ctx, desired)
+	return err == nil, rv, err
+}
