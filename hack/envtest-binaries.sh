@@ -25,6 +25,17 @@ fi
 mkdir -p "${ASSETS}"
 log() { echo "envtest-binaries: $*" >&2; }
 
+# One build at a time per cache: a second caller (another clone, a parallel
+# CI job) waits for the first and then finds the binaries there, instead of
+# compiling kube-apiserver again beside it on the same cores.
+if command -v flock >/dev/null 2>&1; then
+  exec 9>"${ASSETS}/.build.lock"
+  if ! flock -n 9; then
+    log "another build of these binaries is running; waiting for it"
+    flock 9
+  fi
+fi
+
 build_kube_apiserver() {
   local out="${ASSETS}/kube-apiserver"
   if [[ -x "${out}" ]]; then return 0; fi
