@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	popv1 "github.com/popconnect/popconnect/api/v1alpha1"
+	"github.com/popconnect/popconnect/internal/admission"
 )
 
 // namespaceMeta is an empty Namespace metadata object: the operator reads
@@ -47,6 +48,21 @@ func namespaceLabelReader(ctx context.Context, c client.Client) func(string) (ma
 		known[name] = l
 		return l, nil
 	}
+}
+
+// namespaceProblem is the rule's verdict on a connection from namespace ns,
+// reading the namespace's labels only when the rule needs them. Both
+// reconcilers call it, so a connection's condition and its gateway's
+// policy never disagree.
+func namespaceProblem(rule *admission.NamespaceRule, ns string, labelsOf func(string) (map[string]string, error)) (*admission.Problem, error) {
+	var labels map[string]string
+	if rule.NeedsLabels() {
+		var err error
+		if labels, err = labelsOf(ns); err != nil {
+			return nil, err
+		}
+	}
+	return rule.Check(ns, labels), nil
 }
 
 // namespaceLabelsChanged passes a namespace's creation and changes of its

@@ -83,15 +83,11 @@ func (s *connState) addProblem(p *admission.Problem) {
 // policy entry), since anyone who may create it in any namespace would
 // otherwise get a certificate the gateway trusts.
 func (r *AgencyConnectionReconciler) checkNamespace(ctx context.Context, s *connState) error {
-	rule := admission.CompileNamespaceRule(s.gateway)
-	var labels map[string]string
-	if rule.NeedsLabels() && s.conn.Namespace != s.gateway.Namespace {
-		var err error
-		if labels, err = namespaceLabelReader(ctx, r.Client)(s.conn.Namespace); err != nil {
-			return err
-		}
+	p, err := namespaceProblem(admission.CompileNamespaceRule(s.gateway), s.conn.Namespace, namespaceLabelReader(ctx, r.Client))
+	if err != nil {
+		return err
 	}
-	if p := rule.Check(s.conn.Namespace, labels); p != nil {
+	if p != nil {
 		s.addProblem(p)
 		s.identityRefused = true
 	}

@@ -17,7 +17,8 @@ import (
 // reconcilePolicy renders the policy from every admitted connection of the
 // gateway and writes the shards that changed. A connection with a problem
 // (namespace not admitted, unknown field, missing legal basis, agency code
-// owned elsewhere), or being deleted, is left out; a suspended or expired one is kept, denied.
+// owned elsewhere), or being deleted, is left out; a suspended or expired
+// one is kept, denied.
 func (r *PopulationGatewayReconciler) reconcilePolicy(ctx context.Context, s *gatewayState) error {
 	memo := r.memo.gateway(client.ObjectKeyFromObject(s.gw))
 	var entries []render.EncodedEntry
@@ -115,15 +116,9 @@ func (r *PopulationGatewayReconciler) admittedEntries(ctx context.Context, s *ga
 		if !conn.DeletionTimestamp.IsZero() {
 			continue
 		}
-		if namespaces.NeedsLabels() && conn.Namespace != s.gw.Namespace {
-			labels, err := nsLabels(conn.Namespace)
-			if err != nil {
-				return nil, err
-			}
-			if namespaces.Check(conn.Namespace, labels) != nil {
-				continue
-			}
-		} else if namespaces.Check(conn.Namespace, nil) != nil {
+		if p, err := namespaceProblem(namespaces, conn.Namespace, nsLabels); err != nil {
+			return nil, err
+		} else if p != nil {
 			continue
 		}
 		if !memo.fieldsAdmitted(conn, stamp, func() bool { return catalog.CheckFields(conn) == nil }) {
