@@ -106,12 +106,22 @@ func (r *AgencyConnectionReconciler) observeCertificate(ctx context.Context, s *
 	s.certificate = status
 
 	revoked := render.SerialRevoked(status.SerialNumber, s.conn.Spec.ClientCertificate.RevokedSerialNumbers)
-	if revoked {
-		if err := r.renewRevoked(ctx, cert, status.SerialNumber); err != nil {
+	ready := certificateCondition(cert)
+	switch {
+	case revoked:
+		if err := r.renew(ctx, cert, "serial "+status.SerialNumber+" is revoked", render.NormalizeSerial(status.SerialNumber)); err != nil {
+			return err
+		}
+	case ready != nil && ready.Status == cmmeta.ConditionTrue && cert.Status.Revision == nil:
+		// cert-manager found a valid certificate already in the Secret (a
+		// connection refused, then admitted again, finds the Secret its
+		// deleted Certificate left) and issued nothing, so no request
+		// tells which certificate that is: have a fresh one issued, whose
+		// digest its request records.
+		if err := r.renew(ctx, cert, "no CertificateRequest records the certificate in the Secret", "uid:"+string(cert.UID)); err != nil {
 			return err
 		}
 	}
-	ready := certificateCondition(cert)
 	switch {
 	case revoked:
 		s.setCondition(popv1.ConditionCertificateReady, metav1.ConditionFalse, popv1.ReasonIssuing, fmt.Sprintf(
@@ -188,26 +198,26 @@ func (r *AgencyConnectionReconciler) certificateGrace() time.Duration {
 	return DefaultCertificateGrace
 }
 
-// renewRevoked has cert-manager issue a new certificate in place of the
-// revoked current one, as `cmctl renew` does: the Issuing condition with
-// reason ManuallyTriggered, through the status subresource. It does so once
-// per revoked serial (remembered per process, and not while an issuance is
-// under way), so a failing issuer is not hammered.
-func (r *AgencyConnectionReconciler) renewRevoked(ctx context.Context, cert *cmapi.Certificate, serial string) error {
+// renew has cert-manager issue a new certificate in place of the current
+// one, as `cmctl renew` does: the Issuing condition with reason
+// ManuallyTriggered, through the status subresource. It does so once per
+// once (a revoked serial, a Certificate's UID; remembered per process) and
+// not while an issuance is under way, so a failing issuer is not hammered.
+func (r *AgencyConnectionReconciler) renew(ctx context.Context, cert *cmapi.Certificate, why, once string) error {
 	key := types.NamespacedName{Namespace: cert.Namespace, Name: cert.Name}
 	for _, c := range cert.Status.Conditions {
 		if c.Type == cmapi.CertificateConditionIssuing && c.Status == cmmeta.ConditionTrue {
 			return nil
 		}
 	}
-	if r.serials.renewalRequested(key, serial) {
+	if r.serials.renewalRequested(key, once) {
 		return nil
 	}
 	patched := cert.DeepCopy()
 	now := metav1.NewTime(r.Clock.Now())
 	cond := cmapi.CertificateCondition{
 		Type: cmapi.CertificateConditionIssuing, Status: cmmeta.ConditionTrue, Reason: "ManuallyTriggered",
-		Message:            fmt.Sprintf("Certificate re-issuance triggered by popconnect: serial %s is revoked", serial),
+		Message:            "Certificate re-issuance triggered by popconnect: " + why,
 		LastTransitionTime: &now, ObservedGeneration: cert.Generation,
 	}
 	replaced := false
@@ -220,9 +230,9 @@ func (r *AgencyConnectionReconciler) renewRevoked(ctx context.Context, cert *cma
 		patched.Status.Conditions = append(patched.Status.Conditions, cond)
 	}
 	if err := r.Client.Status().Patch(ctx, patched, client.MergeFromWithOptions(cert, client.MergeFromWithOptimisticLock{})); err != nil {
-		return fmt.Errorf("triggering the renewal of Certificate %s (serial %s revoked): %w", key, serial, err)
+		return fmt.Errorf("triggering the renewal of Certificate %s (%s): %w", key, why, err)
 	}
-	r.serials.markRenewalRequested(key, serial)
+	r.serials.markRenewalRequested(key, once)
 	return nil
 }
 
@@ -260,7 +270,7 @@ func (r *AgencyConnectionReconciler) currentIssued(ctx context.Context, conn *po
 }
 
 // serialCache remembers the serial and digest of each Certificate's current
-// revision, and the revoked serials whose renewal was requested.
+// revision, and the last renewal requested of each Certificate.
 type serialCache struct {
 	mu      sync.Mutex
 	m       map[types.NamespacedName]revisionSerial
@@ -296,16 +306,16 @@ func (c *serialCache) put(key types.NamespacedName, revision int, issued issuedC
 	c.m[key] = revisionSerial{revision: revision, issued: issued}
 }
 
-func (c *serialCache) renewalRequested(key types.NamespacedName, serial string) bool {
+func (c *serialCache) renewalRequested(key types.NamespacedName, once string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.renewed[key] == render.NormalizeSerial(serial)
+	return c.renewed[key] == once
 }
 
-func (c *serialCache) markRenewalRequested(key types.NamespacedName, serial string) {
+func (c *serialCache) markRenewalRequested(key types.NamespacedName, once string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.renewed[key] = render.NormalizeSerial(serial)
+	c.renewed[key] = once
 }
 
 // requestedMessage is CertificateReady's message while cert-manager has not
