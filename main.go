@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/KimMachineGun/automemlimit/memlimit"
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
@@ -36,6 +37,7 @@ type options struct {
 	pprofAddr        string
 	qps              float64
 	burst            int
+	certGrace        time.Duration
 	zap              zap.Options
 }
 
@@ -66,6 +68,9 @@ func parseFlags() options {
 		"How many objects of each kind are reconciled at once.")
 	flag.Float64Var(&o.qps, "kube-api-qps", 50, "The manager's sustained request rate to the API server.")
 	flag.IntVar(&o.burst, "kube-api-burst", 100, "The manager's request burst to the API server.")
+	flag.DurationVar(&o.certGrace, "certificate-grace-period", controllers.DefaultCertificateGrace,
+		"How long gateways keep accepting an agency's previous client certificate after cert-manager renews it "+
+			"(its clients must load the new one first); a revoked certificate is refused at once regardless.")
 	o.zap = zap.Options{Development: false}
 	o.zap.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -132,6 +137,7 @@ func run() error {
 	if err := controllers.SetupWithManager(ctx, mgr, controllers.Options{
 		GatewayImage:            o.gatewayImage,
 		MaxConcurrentReconciles: o.concurrency,
+		CertificateGrace:        o.certGrace,
 	}); err != nil {
 		return err
 	}

@@ -2,7 +2,9 @@ package controllers
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/pem"
 	"fmt"
 	"strings"
@@ -73,27 +75,58 @@ func (r *AgencyConnectionReconciler) reconcileCertificate(ctx context.Context, s
 const serialRetryDelay = 2 * time.Second
 
 // observeCertificate reads the issued certificate's state from its
-// Certificate and, once per issuance, its serial from the CertificateRequest
-// (never from the Secret: the operator does not read private keys).
+// Certificate and, once per issuance, its serial and digest from the
+// CertificateRequest (never from the Secret: the operator does not read
+// private keys). The digest is what the gateway's policy pins the agency to.
 func (r *AgencyConnectionReconciler) observeCertificate(ctx context.Context, s *connState, cert *cmapi.Certificate) error {
 	status := &popv1.CertificateStatus{SecretName: cert.Spec.SecretName}
 	if cert.Status.NotAfter != nil {
 		status.NotAfter = cert.Status.NotAfter.DeepCopy()
 	}
-	serial, err := r.currentSerial(ctx, s.conn, cert)
+	issued, err := r.currentIssued(ctx, s.conn, cert)
 	if err != nil {
 		return err
 	}
-	status.SerialNumber = serial
-	if serial == "" && cert.Status.NotAfter != nil {
+	status.SerialNumber, status.SHA256 = issued.serial, issued.sha256
+	old := s.conn.Status.Certificate
+	if issued.serial == "" && cert.Status.NotAfter != nil {
 		// cert-manager updates the Certificate in several steps; the
 		// request of the new revision is readable a moment later.
 		s.wakeUpAt(s.now.Add(serialRetryDelay))
+		if old != nil && old.SHA256 != "" {
+			// Meanwhile the certificate known so far stays pinned: an
+			// empty pin list would cut the agency off for that moment.
+			status.NotAfter, status.SerialNumber, status.SHA256 = old.NotAfter.DeepCopy(), old.SerialNumber, old.SHA256
+		}
+	}
+	status.Previous = previousCertificate(old, status, s.now, r.certificateGrace())
+	if status.Previous != nil {
+		s.wakeUpAt(status.Previous.AcceptedUntil.Time)
 	}
 	s.certificate = status
 
+	revoked := render.SerialRevoked(status.SerialNumber, s.conn.Spec.ClientCertificate.RevokedSerialNumbers)
 	ready := certificateCondition(cert)
 	switch {
+	case revoked:
+		if err := r.renew(ctx, cert, "serial "+status.SerialNumber+" is revoked", render.NormalizeSerial(status.SerialNumber)); err != nil {
+			return err
+		}
+	case ready != nil && ready.Status == cmmeta.ConditionTrue && cert.Status.Revision == nil:
+		// cert-manager found a valid certificate already in the Secret (a
+		// connection refused, then admitted again, finds the Secret its
+		// deleted Certificate left) and issued nothing, so no request
+		// tells which certificate that is: have a fresh one issued, whose
+		// digest its request records.
+		if err := r.renew(ctx, cert, "no CertificateRequest records the certificate in the Secret", "uid:"+string(cert.UID)); err != nil {
+			return err
+		}
+	}
+	switch {
+	case revoked:
+		s.setCondition(popv1.ConditionCertificateReady, metav1.ConditionFalse, popv1.ReasonIssuing, fmt.Sprintf(
+			"The current certificate (serial %s) is revoked by spec.clientCertificate.revokedSerialNumbers and refused by the gateway; cert-manager is issuing a new one into Secret %s.",
+			status.SerialNumber, cert.Spec.SecretName))
 	case ready == nil:
 		// cert-manager has not picked it up yet: the same words as when it
 		// was written, so that observing it costs no status write.
@@ -123,52 +156,141 @@ func (r *AgencyConnectionReconciler) observeCertificate(ctx context.Context, s *
 	return nil
 }
 
-// currentSerial is the serial of the certificate's current revision. It is
-// remembered per revision, so the CertificateRequests are listed once per
-// issuance; after a restart, the status's serial is trusted while the
-// certificate's notAfter is unchanged.
-func (r *AgencyConnectionReconciler) currentSerial(ctx context.Context, conn *popv1.AgencyConnection, cert *cmapi.Certificate) (string, error) {
+// previousCertificate is the replaced certificate the gateway keeps
+// accepting after a renewal: when the current digest differs from the one
+// the status knew, that one, until now+grace (or its own expiry if
+// earlier); otherwise the one already recorded while its grace lasts.
+func previousCertificate(old, cur *popv1.CertificateStatus, now time.Time, grace time.Duration) *popv1.PreviousCertificate {
+	if old == nil {
+		return nil
+	}
+	if old.SHA256 != "" && cur.SHA256 != "" && old.SHA256 != cur.SHA256 {
+		// Truncated as the API stores it, so the next reconcile finds the
+		// status unchanged.
+		until := now.Add(grace).Truncate(time.Second)
+		if old.NotAfter != nil && old.NotAfter.Time.Before(until) {
+			until = old.NotAfter.Time
+		}
+		if grace <= 0 || !until.After(now) {
+			return nil
+		}
+		return &popv1.PreviousCertificate{SerialNumber: old.SerialNumber, SHA256: old.SHA256, AcceptedUntil: metav1.NewTime(until)}
+	}
+	if p := old.Previous; p != nil && now.Before(p.AcceptedUntil.Time) && p.SHA256 != cur.SHA256 {
+		return p.DeepCopy()
+	}
+	return nil
+}
+
+// DefaultCertificateGrace is how long a renewed connection's previous
+// certificate stays accepted: the agency's clients must load the new one
+// from the Secret first (kubelet refreshes a mounted Secret within about a
+// minute, clients outside the cluster sync on their own schedule), and an
+// hour is also the gateway's default --max-connection-age, so a connection
+// opened just before the renewal lives out its life. Revocation is not
+// subject to it.
+const DefaultCertificateGrace = time.Hour
+
+func (r *AgencyConnectionReconciler) certificateGrace() time.Duration {
+	if r.CertificateGrace > 0 {
+		return r.CertificateGrace
+	}
+	return DefaultCertificateGrace
+}
+
+// renew has cert-manager issue a new certificate in place of the current
+// one, as `cmctl renew` does: the Issuing condition with reason
+// ManuallyTriggered, through the status subresource. It does so once per
+// once (a revoked serial, a Certificate's UID; remembered per process) and
+// not while an issuance is under way, so a failing issuer is not hammered.
+func (r *AgencyConnectionReconciler) renew(ctx context.Context, cert *cmapi.Certificate, why, once string) error {
+	key := types.NamespacedName{Namespace: cert.Namespace, Name: cert.Name}
+	for _, c := range cert.Status.Conditions {
+		if c.Type == cmapi.CertificateConditionIssuing && c.Status == cmmeta.ConditionTrue {
+			return nil
+		}
+	}
+	if r.serials.renewalRequested(key, once) {
+		return nil
+	}
+	patched := cert.DeepCopy()
+	now := metav1.NewTime(r.Clock.Now())
+	cond := cmapi.CertificateCondition{
+		Type: cmapi.CertificateConditionIssuing, Status: cmmeta.ConditionTrue, Reason: "ManuallyTriggered",
+		Message:            "Certificate re-issuance triggered by popconnect: " + why,
+		LastTransitionTime: &now, ObservedGeneration: cert.Generation,
+	}
+	replaced := false
+	for i := range patched.Status.Conditions {
+		if patched.Status.Conditions[i].Type == cmapi.CertificateConditionIssuing {
+			patched.Status.Conditions[i], replaced = cond, true
+		}
+	}
+	if !replaced {
+		patched.Status.Conditions = append(patched.Status.Conditions, cond)
+	}
+	if err := r.Client.Status().Patch(ctx, patched, client.MergeFromWithOptions(cert, client.MergeFromWithOptimisticLock{})); err != nil {
+		return fmt.Errorf("triggering the renewal of Certificate %s (%s): %w", key, why, err)
+	}
+	r.serials.markRenewalRequested(key, once)
+	return nil
+}
+
+// issuedCert is what the operator knows of an issued certificate.
+type issuedCert struct {
+	serial string
+	sha256 string
+}
+
+// currentIssued is the serial and digest of the certificate's current
+// revision. They are remembered per revision, so the CertificateRequests
+// are listed once per issuance; after a restart, the status's are trusted
+// while the certificate's notAfter is unchanged.
+func (r *AgencyConnectionReconciler) currentIssued(ctx context.Context, conn *popv1.AgencyConnection, cert *cmapi.Certificate) (issuedCert, error) {
 	if cert.Status.Revision == nil || cert.Status.NotAfter == nil {
-		return "", nil
+		return issuedCert{}, nil
 	}
 	key := types.NamespacedName{Namespace: cert.Namespace, Name: cert.Name}
 	revision := *cert.Status.Revision
 	if known, ok := r.serials.get(key, revision); ok {
 		return known, nil
 	}
-	if prev := conn.Status.Certificate; prev != nil && prev.SerialNumber != "" && prev.NotAfter != nil &&
+	if prev := conn.Status.Certificate; prev != nil && prev.SerialNumber != "" && prev.SHA256 != "" && prev.NotAfter != nil &&
 		prev.NotAfter.Equal(cert.Status.NotAfter) && !r.serials.seen(key) {
-		r.serials.put(key, revision, prev.SerialNumber)
-		return prev.SerialNumber, nil
+		known := issuedCert{serial: prev.SerialNumber, sha256: prev.SHA256}
+		r.serials.put(key, revision, known)
+		return known, nil
 	}
-	serial, err := r.issuedSerial(ctx, cert)
-	if err != nil || serial == "" {
-		return serial, err
+	issued, err := r.issuedCertificate(ctx, cert)
+	if err != nil || issued.serial == "" {
+		return issued, err
 	}
-	r.serials.put(key, revision, serial)
-	return serial, nil
+	r.serials.put(key, revision, issued)
+	return issued, nil
 }
 
-// serialCache remembers the serial of each Certificate's current revision.
+// serialCache remembers the serial and digest of each Certificate's current
+// revision, and the last renewal requested of each Certificate.
 type serialCache struct {
-	mu sync.Mutex
-	m  map[types.NamespacedName]revisionSerial
+	mu      sync.Mutex
+	m       map[types.NamespacedName]revisionSerial
+	renewed map[types.NamespacedName]string
 }
 
 type revisionSerial struct {
 	revision int
-	serial   string
+	issued   issuedCert
 }
 
 func newSerialCache() *serialCache {
-	return &serialCache{m: map[types.NamespacedName]revisionSerial{}}
+	return &serialCache{m: map[types.NamespacedName]revisionSerial{}, renewed: map[types.NamespacedName]string{}}
 }
 
-func (c *serialCache) get(key types.NamespacedName, revision int) (string, bool) {
+func (c *serialCache) get(key types.NamespacedName, revision int) (issuedCert, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	v, ok := c.m[key]
-	return v.serial, ok && v.revision == revision
+	return v.issued, ok && v.revision == revision
 }
 
 func (c *serialCache) seen(key types.NamespacedName) bool {
@@ -178,10 +300,22 @@ func (c *serialCache) seen(key types.NamespacedName) bool {
 	return ok
 }
 
-func (c *serialCache) put(key types.NamespacedName, revision int, serial string) {
+func (c *serialCache) put(key types.NamespacedName, revision int, issued issuedCert) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.m[key] = revisionSerial{revision: revision, serial: serial}
+	c.m[key] = revisionSerial{revision: revision, issued: issued}
+}
+
+func (c *serialCache) renewalRequested(key types.NamespacedName, once string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.renewed[key] == once
+}
+
+func (c *serialCache) markRenewalRequested(key types.NamespacedName, once string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.renewed[key] = once
 }
 
 // requestedMessage is CertificateReady's message while cert-manager has not
@@ -199,11 +333,18 @@ func certificateCondition(cert *cmapi.Certificate) *cmapi.CertificateCondition {
 	return nil
 }
 
-// issuedSerial finds the CertificateRequest of the certificate's current
-// revision and returns the serial of the certificate it was signed with.
-func (r *AgencyConnectionReconciler) issuedSerial(ctx context.Context, cert *cmapi.Certificate) (string, error) {
-	if cert.Status.Revision == nil {
-		return "", nil
+// issuedCertificate finds the CertificateRequest of the certificate's
+// current revision and returns the serial and SHA-256 of the certificate it
+// was signed with. Only a request that cert-manager made for this very
+// Certificate counts: controlled by it (owner UID), annotated with its name
+// and current revision, and whose certificate expires when the Certificate's
+// status (which only cert-manager writes) says. A request a namespace
+// editor made up cannot slip another digest into the pins that way; if
+// several requests still qualify with different certificates, none is
+// trusted and the agency is pinned to nothing until it is resolved.
+func (r *AgencyConnectionReconciler) issuedCertificate(ctx context.Context, cert *cmapi.Certificate) (issuedCert, error) {
+	if cert.Status.Revision == nil || cert.Status.NotAfter == nil {
+		return issuedCert{}, nil
 	}
 	// cert-manager copies a Certificate's labels to its CertificateRequests:
 	// select by the connection's labels, so that the API server returns this
@@ -217,25 +358,41 @@ func (r *AgencyConnectionReconciler) issuedSerial(ctx context.Context, cert *cma
 	var list cmapi.CertificateRequestList
 	if err := r.APIReader.List(ctx, &list, client.InNamespace(cert.Namespace), selector); err != nil {
 		if apierrors.IsForbidden(err) {
-			return "", nil
+			return issuedCert{}, nil
 		}
-		return "", fmt.Errorf("listing CertificateRequests of %s/%s: %w", cert.Namespace, cert.Name, err)
+		return issuedCert{}, fmt.Errorf("listing CertificateRequests of %s/%s: %w", cert.Namespace, cert.Name, err)
 	}
 	revision := fmt.Sprint(*cert.Status.Revision)
+	var found issuedCert
 	for _, cr := range list.Items {
 		if cr.Annotations[cmapi.CertificateNameKey] != cert.Name ||
-			cr.Annotations[cmapi.CertificateRequestRevisionAnnotationKey] != revision {
+			cr.Annotations[cmapi.CertificateRequestRevisionAnnotationKey] != revision ||
+			!controlledBy(&cr, cert) {
 			continue
 		}
 		block, _ := pem.Decode(cr.Status.Certificate)
 		if block == nil {
-			return "", nil
+			continue
 		}
 		parsed, err := x509.ParseCertificate(block.Bytes)
 		if err != nil {
-			return "", fmt.Errorf("parsing the certificate of CertificateRequest %s/%s: %w", cr.Namespace, cr.Name, err)
+			return issuedCert{}, fmt.Errorf("parsing the certificate of CertificateRequest %s/%s: %w", cr.Namespace, cr.Name, err)
 		}
-		return strings.ToUpper(parsed.SerialNumber.Text(16)), nil
+		if !parsed.NotAfter.Equal(cert.Status.NotAfter.Time) {
+			continue
+		}
+		sum := sha256.Sum256(block.Bytes)
+		this := issuedCert{serial: strings.ToUpper(parsed.SerialNumber.Text(16)), sha256: hex.EncodeToString(sum[:])}
+		if found.sha256 != "" && found != this {
+			return issuedCert{}, nil
+		}
+		found = this
 	}
-	return "", nil
+	return found, nil
+}
+
+// controlledBy reports whether o's controller is the Certificate.
+func controlledBy(o metav1.Object, cert *cmapi.Certificate) bool {
+	ref := metav1.GetControllerOf(o)
+	return ref != nil && ref.UID == cert.UID && ref.Kind == "Certificate"
 }

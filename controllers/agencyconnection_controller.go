@@ -32,6 +32,9 @@ type AgencyConnectionReconciler struct {
 	APIReader client.Reader
 	Recorder  events.EventRecorder
 	Clock     clock.PassiveClock
+	// CertificateGrace is how long a renewed certificate's predecessor stays
+	// pinned; DefaultCertificateGrace when 0.
+	CertificateGrace time.Duration
 
 	shards  *shardCache
 	serials *serialCache
@@ -41,7 +44,9 @@ type AgencyConnectionReconciler struct {
 // +kubebuilder:rbac:groups=popconnect.io,resources=agencyconnections/status,verbs=get;patch
 // +kubebuilder:rbac:groups=popconnect.io,resources=agencyconnections/finalizers,verbs=update
 // +kubebuilder:rbac:groups=cert-manager.io,resources=certificates,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=cert-manager.io,resources=certificates/status,verbs=get;patch
 // +kubebuilder:rbac:groups=cert-manager.io,resources=certificaterequests,verbs=get;list
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
@@ -56,7 +61,8 @@ type connState struct {
 	// problem is the first problem only the user can fix; the connection
 	// gets no policy entry while it is set.
 	problem *admission.Problem
-	// identityRefused: the agency code belongs to another connection, so no
+	// identityRefused: the agency code belongs to another connection, or
+	// the gateway does not admit the connection's namespace, so no
 	// certificate and no network access either.
 	identityRefused bool
 

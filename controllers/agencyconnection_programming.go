@@ -29,7 +29,13 @@ func (r *AgencyConnectionReconciler) reconcileProgramming(ctx context.Context, s
 		s.wakeUpAt(vu.Time)
 	}
 	deny := s.conn.Spec.Suspended || admission.Expired(s.conn, s.now)
-	want := render.PolicyEntry(s.conn, deny)
+	// The pins of the status this reconcile writes: the gateway reconciler
+	// renders the entry from that status once it is stored.
+	pins, next := render.CertificatePins(s.certificate, s.conn.Spec.ClientCertificate.RevokedSerialNumbers, s.now)
+	if !next.IsZero() {
+		s.wakeUpAt(next)
+	}
+	want := render.PolicyEntry(s.conn, deny, pins)
 	name := render.ShardName(s.gateway.Name, render.ShardIndex(s.conn.Spec.AgencyCode))
 	cm := &corev1.ConfigMap{}
 	exists, err := getCached(ctx, r.Client, types.NamespacedName{Namespace: s.gateway.Namespace, Name: name}, cm)

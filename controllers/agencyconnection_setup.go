@@ -44,6 +44,8 @@ func (r *AgencyConnectionReconciler) SetupWithManager(mgr ctrl.Manager, opts con
 			builder.WithPredicates(specChanged)).
 		Watches(&popv1.FieldCatalog{}, handler.EnqueueRequestsFromMapFunc(r.catalogConnections),
 			builder.WithPredicates(specChanged)).
+		WatchesMetadata(namespaceMeta(), handler.EnqueueRequestsFromMapFunc(r.namespaceConnections),
+			builder.WithPredicates(namespaceLabelsChanged)).
 		Complete(r)
 }
 

@@ -40,6 +40,11 @@ func (r *AgencyConnectionReconciler) validate(ctx context.Context, s *connState)
 	if p := admission.CheckAgencyCode(s.conn, peers); p != nil {
 		s.problem, s.identityRefused = p, true
 	}
+	if s.gateway != nil {
+		if err := r.checkNamespace(ctx, s); err != nil {
+			return err
+		}
+	}
 	ns, name := render.GatewayKey(s.conn)
 	switch {
 	case s.gateway == nil:
@@ -70,4 +75,21 @@ func (s *connState) addProblem(p *admission.Problem) {
 	if s.problem == nil {
 		s.problem = p
 	}
+}
+
+// checkNamespace applies the gateway's allowedConnections.namespaces: a
+// connection from a namespace it does not admit is refused like one whose
+// agency code is someone else's (no certificate, no network access, no
+// policy entry), since anyone who may create it in any namespace would
+// otherwise get a certificate the gateway trusts.
+func (r *AgencyConnectionReconciler) checkNamespace(ctx context.Context, s *connState) error {
+	p, err := namespaceProblem(admission.CompileNamespaceRule(s.gateway), s.conn.Namespace, namespaceLabelReader(ctx, r.Client))
+	if err != nil {
+		return err
+	}
+	if p != nil {
+		s.addProblem(p)
+		s.identityRefused = true
+	}
+	return nil
 }

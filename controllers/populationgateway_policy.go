@@ -16,8 +16,9 @@ import (
 
 // reconcilePolicy renders the policy from every admitted connection of the
 // gateway and writes the shards that changed. A connection with a problem
-// (unknown field, missing legal basis, agency code owned elsewhere), or
-// being deleted, is left out; a suspended or expired one is kept, denied.
+// (namespace not admitted, unknown field, missing legal basis, agency code
+// owned elsewhere), or being deleted, is left out; a suspended or expired
+// one is kept, denied.
 func (r *PopulationGatewayReconciler) reconcilePolicy(ctx context.Context, s *gatewayState) error {
 	memo := r.memo.gateway(client.ObjectKeyFromObject(s.gw))
 	var entries []render.EncodedEntry
@@ -111,14 +112,23 @@ func (r *PopulationGatewayReconciler) admittedEntries(ctx context.Context, s *ga
 		claims[conn.Spec.AgencyCode]++
 	}
 	catalog, stamp := admission.IndexCatalog(s.catalog), stampOf(s.catalog)
+	namespaces := admission.CompileNamespaceRule(s.gw)
+	nsLabels := namespaceLabelReader(ctx, r.Client)
 	entries := make([]render.EncodedEntry, 0, len(all))
 	seen := make(map[types.UID]bool, len(all))
 	for _, conn := range all {
 		if ns, name := render.GatewayKey(conn); ns != s.gw.Namespace || name != s.gw.Name {
 			continue
 		}
-		if !conn.DeletionTimestamp.IsZero() ||
-			!memo.fieldsAdmitted(conn, stamp, func() bool { return catalog.CheckFields(conn) == nil }) {
+		if !conn.DeletionTimestamp.IsZero() {
+			continue
+		}
+		if p, err := namespaceProblem(namespaces, conn.Namespace, nsLabels); err != nil {
+			return nil, err
+		} else if p != nil {
+			continue
+		}
+		if !memo.fieldsAdmitted(conn, stamp, func() bool { return catalog.CheckFields(conn) == nil }) {
 			continue
 		}
 		if claims[conn.Spec.AgencyCode] > 1 {
@@ -139,7 +149,12 @@ func (r *PopulationGatewayReconciler) admittedEntries(ctx context.Context, s *ga
 				s.wakeAt = append(s.wakeAt, conn.Spec.ValidUntil.Time)
 			}
 		}
-		entry, err := memo.entry(conn, deny)
+		pins, next := render.CertificatePins(conn.Status.Certificate, conn.Spec.ClientCertificate.RevokedSerialNumbers, s.now)
+		if !next.IsZero() {
+			// Drop the previous certificate's pin when its grace ends.
+			s.wakeAt = append(s.wakeAt, next)
+		}
+		entry, err := memo.entry(conn, deny, pins)
 		if err != nil {
 			return nil, err
 		}

@@ -36,8 +36,9 @@ type memoEntry struct {
 	// fieldsOK the verdict.
 	fieldsChecked catalogStamp
 	fieldsOK      bool
-	// encoded is its entry, when encoded, for standing deny.
+	// encoded is its entry, when encoded, for standing deny and pins.
 	deny    bool
+	pins    []string
 	encoded *render.EncodedEntry
 }
 
@@ -106,17 +107,17 @@ func (g *gatewayMemo) fieldsAdmitted(conn *popv1.AgencyConnection, catalog catal
 }
 
 // entry returns the connection's encoded entry, encoding it only when its
-// spec or standing changed since the last time.
-func (g *gatewayMemo) entry(conn *popv1.AgencyConnection, deny bool) (render.EncodedEntry, error) {
+// spec, standing or pinned certificates changed since the last time.
+func (g *gatewayMemo) entry(conn *popv1.AgencyConnection, deny bool, pins []string) (render.EncodedEntry, error) {
 	e := g.current(conn)
-	if e.encoded != nil && e.deny == deny {
+	if e.encoded != nil && e.deny == deny && slices.Equal(e.pins, pins) {
 		return *e.encoded, nil
 	}
-	encoded, err := render.EncodeEntry(render.PolicyEntry(conn, deny))
+	encoded, err := render.EncodeEntry(render.PolicyEntry(conn, deny, pins))
 	if err != nil {
 		return render.EncodedEntry{}, err
 	}
-	e.deny, e.encoded = deny, &encoded
+	e.deny, e.pins, e.encoded = deny, pins, &encoded
 	g.entries[conn.UID] = e
 	return encoded, nil
 }

@@ -50,23 +50,31 @@ func TestGatewayMemoEntry(t *testing.T) {
 			RateLimit:         popv1.RateLimit{RequestsPerSecond: 1, Burst: 1},
 		},
 	}
-	first, err := m.entry(conn, false)
+	first, err := m.entry(conn, false, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Same generation and standing: the memo answers, even if the object
 	// in hand were to differ (it cannot without a new generation).
 	conn.Spec.AllowedFields = []popv1.FieldPath{"fullName", "gender"}
-	same, _ := m.entry(conn, false)
+	same, _ := m.entry(conn, false, nil)
 	if string(same.JSON) != string(first.JSON) {
 		t.Error("an unchanged generation must reuse the encoding")
 	}
 	conn.Generation = 2
-	changed, _ := m.entry(conn, false)
+	changed, _ := m.entry(conn, false, nil)
 	if string(changed.JSON) == string(first.JSON) {
 		t.Error("a new generation must be encoded again")
 	}
-	denied, _ := m.entry(conn, true)
+	// A renewal changes only the status: the new pins are encoded again.
+	pinned, _ := m.entry(conn, false, []string{"aa"})
+	if string(pinned.JSON) == string(changed.JSON) {
+		t.Error("changed pins must be encoded again")
+	}
+	if again, _ := m.entry(conn, false, nil); string(again.JSON) != string(changed.JSON) {
+		t.Error("pins back to none must be encoded again")
+	}
+	denied, _ := m.entry(conn, true, nil)
 	if string(denied.JSON) == string(changed.JSON) {
 		t.Error("a change of standing (suspended, expired) must be encoded again")
 	}

@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	popv1 "github.com/popconnect/popconnect/api/v1alpha1"
@@ -57,7 +58,9 @@ func (r *PopulationGatewayReconciler) SetupWithManager(mgr ctrl.Manager, opts co
 		// A connection's change changes its gateway's policy, and may
 		// change who owns its agency code on other gateways.
 		Watches(&popv1.AgencyConnection{}, handler.EnqueueRequestsFromMapFunc(r.connectionGateways),
-			builder.WithPredicates(specChanged)).
+			builder.WithPredicates(predicate.Or(specChanged, pinsChanged))).
+		WatchesMetadata(namespaceMeta(), handler.EnqueueRequestsFromMapFunc(r.namespaceGateways),
+			builder.WithPredicates(namespaceLabelsChanged)).
 		Watches(&popv1.FieldCatalog{}, handler.EnqueueRequestsFromMapFunc(r.catalogGateways),
 			builder.WithPredicates(specChanged)).
 		// The API server's endpoints, which every gateway's egress names.

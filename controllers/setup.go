@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	appsv1 "k8s.io/api/apps/v1"
@@ -30,6 +31,9 @@ type Options struct {
 	Clock clock.PassiveClock
 	// MaxConcurrentReconciles per controller; 1 when 0.
 	MaxConcurrentReconciles int
+	// CertificateGrace is how long a renewed client certificate's
+	// predecessor stays pinned; DefaultCertificateGrace when 0.
+	CertificateGrace time.Duration
 }
 
 // CacheOptions limit the manager's informers to the objects the operator
@@ -112,6 +116,8 @@ func SetupWithManager(ctx context.Context, mgr ctrl.Manager, opts Options) error
 		APIReader: mgr.GetAPIReader(),
 		Recorder:  mgr.GetEventRecorder("popconnect-manager"),
 		Clock:     clk,
+
+		CertificateGrace: opts.CertificateGrace,
 	}).SetupWithManager(mgr, copts); err != nil {
 		return fmt.Errorf("setting up the AgencyConnection controller: %w", err)
 	}

@@ -205,6 +205,42 @@ type CertificateStatus struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=128
 	SerialNumber string `json:"serialNumber,omitempty"`
+
+	// sha256 is the lowercase hex SHA-256 of the current certificate's DER,
+	// as cert-manager issued it for this connection's own Certificate. The
+	// operator pins the agency to it in the gateway's policy, so that any
+	// other certificate, even one with the same URI SAN from the same CA, is
+	// refused.
+	// +optional
+	// +kubebuilder:validation:Pattern=`^[0-9a-f]{64}$`
+	SHA256 string `json:"sha256,omitempty"`
+
+	// previous is the certificate the current one replaced, still accepted
+	// until previous.acceptedUntil so that a renewal drops no client that
+	// has not loaded the new certificate yet.
+	// +optional
+	Previous *PreviousCertificate `json:"previous,omitempty"`
+}
+
+// PreviousCertificate is a replaced certificate still accepted for a grace
+// period after a renewal.
+type PreviousCertificate struct {
+	// serialNumber is the replaced certificate's serial number, in hex.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	SerialNumber string `json:"serialNumber"`
+
+	// sha256 is the lowercase hex SHA-256 of the replaced certificate's DER.
+	// +required
+	// +kubebuilder:validation:Pattern=`^[0-9a-f]{64}$`
+	SHA256 string `json:"sha256"`
+
+	// acceptedUntil is when gateways stop accepting the replaced
+	// certificate: the end of the grace period, or its own notAfter if
+	// earlier.
+	// +required
+	AcceptedUntil metav1.Time `json:"acceptedUntil"`
 }
 
 // AgencyConnectionStatus is the observed state of a connection.

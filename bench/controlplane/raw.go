@@ -35,7 +35,7 @@ func rawCreate(ctx context.Context, c client.Client, ns string, n, workers int, 
 	for i := range n {
 		conns[i] = connection(ns, i, fields)
 		conns[i].UID = types.UID(uuid.NewUUID())
-		entries[i] = render.PolicyEntry(conns[i], false)
+		entries[i] = render.PolicyEntry(conns[i], false, nil)
 	}
 	shards, err := render.PolicyShards(gw, entries)
 	if err != nil {

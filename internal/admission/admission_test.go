@@ -155,3 +155,49 @@ func admitted(c *popv1.AgencyConnection) *popv1.AgencyConnection {
 	c.Status.Conditions = []metav1.Condition{{Type: popv1.ConditionReady, Status: metav1.ConditionTrue, Reason: popv1.ReasonReady}}
 	return c
 }
+
+func TestCheckNamespace(t *testing.T) {
+	gw := func(ac *popv1.AllowedNamespaces) *popv1.PopulationGateway {
+		g := &popv1.PopulationGateway{ObjectMeta: metav1.ObjectMeta{Namespace: "popdb", Name: "gw"}}
+		if ac != nil {
+			g.Spec.AllowedConnections = &popv1.AllowedConnections{Namespaces: ac}
+		}
+		return g
+	}
+	tenants := &metav1.LabelSelector{MatchLabels: map[string]string{"popconnect.io/tenant": "true"}}
+	tests := []struct {
+		desc     string
+		gw       *popv1.PopulationGateway
+		ns       string
+		labels   map[string]string
+		wantDeny bool
+	}{
+		{desc: "omitted is Same: own namespace", gw: gw(nil), ns: "popdb"},
+		{desc: "omitted is Same: other namespace refused", gw: gw(nil), ns: "evil", wantDeny: true},
+		{desc: "Same: other namespace refused", gw: gw(&popv1.AllowedNamespaces{From: popv1.NamespacesFromSame}), ns: "evil", wantDeny: true},
+		{desc: "All admits any namespace", gw: gw(&popv1.AllowedNamespaces{From: popv1.NamespacesFromAll}), ns: "evil"},
+		{desc: "Selector admits a matching namespace", gw: gw(&popv1.AllowedNamespaces{From: popv1.NamespacesFromSelector, Selector: tenants}),
+			ns: "byt", labels: map[string]string{"popconnect.io/tenant": "true"}},
+		{desc: "Selector refuses a namespace without the label", gw: gw(&popv1.AllowedNamespaces{From: popv1.NamespacesFromSelector, Selector: tenants}),
+			ns: "evil", labels: map[string]string{"team": "x"}, wantDeny: true},
+		{desc: "Selector admits the gateway's own namespace", gw: gw(&popv1.AllowedNamespaces{From: popv1.NamespacesFromSelector, Selector: tenants}),
+			ns: "popdb"},
+		{desc: "Selector without selector admits no other namespace", gw: gw(&popv1.AllowedNamespaces{From: popv1.NamespacesFromSelector}),
+			ns: "byt", labels: map[string]string{"popconnect.io/tenant": "true"}, wantDeny: true},
+		{desc: "invalid selector fails closed", gw: gw(&popv1.AllowedNamespaces{From: popv1.NamespacesFromSelector, Selector: &metav1.LabelSelector{
+			MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "a", Operator: "Bogus"}}}}), ns: "byt", wantDeny: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.desc, func(t *testing.T) {
+			c := conn(tt.ns, "c", "BYT", "gw", 0)
+			c.Spec.GatewayRef.Namespace = "popdb"
+			p := CheckNamespace(c, tt.gw, tt.labels)
+			if (p != nil) != tt.wantDeny {
+				t.Fatalf("CheckNamespace = %v, want refused %v", p, tt.wantDeny)
+			}
+			if p != nil && (p.Reason != popv1.ReasonNamespaceNotAllowed || !strings.Contains(p.Message, tt.ns)) {
+				t.Errorf("problem %+v: want reason NamespaceNotAllowed and a message naming namespace %q", p, tt.ns)
+			}
+		})
+	}
+}

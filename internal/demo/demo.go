@@ -169,6 +169,7 @@ func (r *runner) steps() []step {
 		{"Rate limiting", "Vietcombank's connection allows 30 requests/s with a burst of 30; 60 at once get 429 with Retry-After", r.rateLimit},
 		{"Instant revocation", "suspending the tax authority with kubectl cuts its access at once (contract: within 2s), no gateway restart; resuming restores it; deleting social security's connection cuts it as fast", r.suspendResume},
 		{"Identity comes only from a verified certificate", "no client certificate, or one from a foreign CA claiming to be BYT, is refused", r.identity},
+		{"A borrowed identity from the real CA", "a namespace editor gets cert-manager to issue BYT's URI from the shared ClusterIssuer; the gateway refuses it: BYT is pinned to its own connection's certificates", r.borrowedIdentity},
 		{"The audit trail", "one JSON line per request; the national ID appears only as a keyed hash", r.audit},
 		{"What kubectl shows", "the objects and their conditions as tools like Argo CD read them", r.summary},
 	}

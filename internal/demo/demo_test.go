@@ -82,8 +82,8 @@ func TestDemoScenario(t *testing.T) {
 		}
 	}
 	for _, marker := range []string{
-		"[1/15] Start a local control plane",
-		"[7/15] Data minimisation",
+		"[1/16] Start a local control plane",
+		"[7/16] Data minimisation",
 		`"error":"field_not_allowed"`,
 		`"error":"operation_not_allowed"`,
 		`{"match":true}`,
@@ -92,9 +92,11 @@ func TestDemoScenario(t *testing.T) {
 		`"error":"agency_suspended"`,
 		`"error":"agency_unknown"`,
 		"revocation measured: suspension -> refusal",
-		"[13/15] Identity comes only from a verified certificate",
+		"[13/16] Identity comes only from a verified certificate",
+		"[14/16] A borrowed identity from the real CA",
+		`"error":"certificate_not_pinned"`,
 		"nationalIdHash = HMAC-SHA256",
-		"[15/15] What kubectl shows",
+		"[16/16] What kubectl shows",
 		"DEMO OK",
 		"stopped kube-apiserver and etcd",
 		"total time",

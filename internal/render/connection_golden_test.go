@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"sigs.k8s.io/yaml"
 
@@ -43,12 +44,16 @@ func TestConnectionGolden(t *testing.T) {
 	}
 }
 
+// goldenNow is the moment the golden cases' pins are computed at.
+var goldenNow = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+
 // policyEntries is the entries of connections that are all allowed (no
 // suspension beyond their own spec): a helper of the golden test.
 func policyEntries(conns []*popv1.AgencyConnection) []policy.Agency {
 	out := make([]policy.Agency, 0, len(conns))
 	for _, c := range conns {
-		out = append(out, PolicyEntry(c, false))
+		pins, _ := CertificatePins(c.Status.Certificate, c.Spec.ClientCertificate.RevokedSerialNumbers, goldenNow)
+		out = append(out, PolicyEntry(c, false, pins))
 	}
 	return out
 }

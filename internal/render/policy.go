@@ -42,8 +42,10 @@ const (
 
 // PolicyEntry is a connection's entry in its gateway's policy. deny marks an
 // entry the gateway must refuse (a suspended or expired connection): it is
-// kept so that the refusal is explicit and immediate.
-func PolicyEntry(conn *popv1.AgencyConnection, deny bool) policy.Agency {
+// kept so that the refusal is explicit and immediate. pins are the
+// certificate digests the agency is pinned to (CertificatePins); the entry
+// always carries the key, and a nil pins pins to nothing, never to "any".
+func PolicyEntry(conn *popv1.AgencyConnection, deny bool, pins []string) policy.Agency {
 	fields := make([]string, 0, len(conn.Spec.AllowedFields))
 	for _, f := range conn.Spec.AllowedFields {
 		fields = append(fields, string(f))
@@ -62,7 +64,8 @@ func PolicyEntry(conn *popv1.AgencyConnection, deny bool) policy.Agency {
 			RequestsPerSecond: conn.Spec.RateLimit.RequestsPerSecond,
 			Burst:             conn.Spec.RateLimit.Burst,
 		},
-		Suspended: deny || conn.Spec.Suspended,
+		Suspended:         deny || conn.Spec.Suspended,
+		CertificateSHA256: append(make([]string, 0, len(pins)), pins...),
 	}
 	if q := conn.Spec.RateLimit.DailyQuota; q != nil {
 		v := *q

@@ -178,22 +178,31 @@ func TestPolicyEntry(t *testing.T) {
 		AllowedOperations: []popv1.Operation{popv1.OperationVerify, popv1.OperationLookup},
 		RateLimit:         popv1.RateLimit{RequestsPerSecond: 3, Burst: 4, DailyQuota: &quota},
 	}}
-	e := PolicyEntry(conn, false)
+	e := PolicyEntry(conn, false, nil)
 	if strings.Join(e.AllowedFields, ",") != "alpha,zeta" || e.AllowedOperations[0] != policy.OperationLookup {
 		t.Errorf("entry not sorted: %+v", e)
 	}
 	if e.Suspended || *e.RateLimit.DailyQuota != 7 {
 		t.Errorf("entry %+v", e)
 	}
-	if !PolicyEntry(conn, true).Suspended {
+	if !PolicyEntry(conn, true, nil).Suspended {
 		t.Error("a denied entry must be suspended")
 	}
 	conn.Spec.Suspended = true
-	if !PolicyEntry(conn, false).Suspended {
+	if !PolicyEntry(conn, false, nil).Suspended {
 		t.Error("a suspended connection must be suspended")
 	}
 	if err := e.Validate(); err != nil {
 		t.Errorf("the gateway refuses the entry: %v", err)
+	}
+	// The operator's entries always pin: nil pins means "no certificate",
+	// encoded as an empty list, never as an absent key ("any certificate").
+	if e.CertificateSHA256 == nil {
+		t.Error("an operator-written entry must carry certificateSHA256, even empty")
+	}
+	encoded, err := EncodeEntry(e)
+	if err != nil || !strings.Contains(string(encoded.JSON), `"certificateSHA256":[]`) {
+		t.Errorf("encoded entry %s (%v) lacks an empty certificateSHA256", encoded.JSON, err)
 	}
 }
 

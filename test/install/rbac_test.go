@@ -26,7 +26,10 @@ var managerGrants = map[string]string{
 	"popconnect.io/agencyconnections/status:get,patch":                "conditions",
 	"popconnect.io/agencyconnections/finalizers:update":               "the Certificate's owner reference blocks the connection's deletion",
 	"cert-manager.io/certificates:create,delete,get,list,patch,watch": "client and serving Certificates: applied, watched, deleted when a connection is refused",
-	"cert-manager.io/certificaterequests:get,list":                    "the issued certificate's serial number, read by name past the cache",
+	"cert-manager.io/certificaterequests:get,list":                    "the issued certificate's serial number and digest (the pin), read past the cache",
+	"cert-manager.io/certificates/status:get,patch":                   "a revoked current certificate is renewed: the Issuing condition, as cmctl renew sets it, once per revoked serial",
+	// Metadata only: the labels allowedConnections.namespaces.selector matches.
+	"core/namespaces:get,list,watch": "whether a connection's namespace may use its gateway (allowedConnections Selector)",
 	// Children in the gateway's namespace; the caches hold only objects
 	// labelled managed-by=popconnect. get: the uncached read that tells a
 	// child not yet cached from someone else's object of the same name.

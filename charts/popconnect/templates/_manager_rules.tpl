@@ -17,6 +17,14 @@ DO NOT EDIT: change the +kubebuilder:rbac markers and run 'make manifests chart-
 - apiGroups:
   - ""
   resources:
+  - namespaces
+  verbs:
+  - get
+  - list
+  - watch
+- apiGroups:
+  - ""
+  resources:
   - secrets
   verbs:
   - create
@@ -60,6 +68,13 @@ DO NOT EDIT: change the +kubebuilder:rbac markers and run 'make manifests chart-
   - list
   - patch
   - watch
+- apiGroups:
+  - cert-manager.io
+  resources:
+  - certificates/status
+  verbs:
+  - get
+  - patch
 - apiGroups:
   - discovery.k8s.io
   resources:

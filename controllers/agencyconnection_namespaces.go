@@ -1,0 +1,131 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	popv1 "github.com/popconnect/popconnect/api/v1alpha1"
+	"github.com/popconnect/popconnect/internal/admission"
+)
+
+// namespaceMeta is an empty Namespace metadata object: the operator reads
+// namespaces' labels only (for allowedConnections.namespaces.selector), so
+// it caches their metadata, not whole objects.
+func namespaceMeta() *metav1.PartialObjectMetadata {
+	ns := &metav1.PartialObjectMetadata{}
+	ns.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
+	return ns
+}
+
+// namespaceLabelReader returns a reader of namespaces' labels that reads
+// each namespace once: a gateway's policy render checks every connection,
+// and many connections share a namespace. A namespace that does not exist
+// has no labels.
+func namespaceLabelReader(ctx context.Context, c client.Client) func(string) (map[string]string, error) {
+	known := map[string]map[string]string{}
+	return func(name string) (map[string]string, error) {
+		if l, ok := known[name]; ok {
+			return l, nil
+		}
+		ns := namespaceMeta()
+		found, err := getCached(ctx, c, types.NamespacedName{Name: name}, ns)
+		if err != nil {
+			return nil, fmt.Errorf("reading the labels of namespace %s: %w", name, err)
+		}
+		var l map[string]string
+		if found {
+			l = ns.Labels
+		}
+		known[name] = l
+		return l, nil
+	}
+}
+
+// namespaceProblem is the rule's verdict on a connection from namespace ns,
+// reading the namespace's labels only when the rule needs them. Both
+// reconcilers call it, so a connection's condition and its gateway's
+// policy never disagree.
+func namespaceProblem(rule *admission.NamespaceRule, ns string, labelsOf func(string) (map[string]string, error)) (*admission.Problem, error) {
+	var labels map[string]string
+	if rule.NeedsLabels() {
+		var err error
+		if labels, err = labelsOf(ns); err != nil {
+			return nil, err
+		}
+	}
+	return rule.Check(ns, labels), nil
+}
+
+// namespaceLabelsChanged passes a namespace's creation and changes of its
+// labels: what can change a selector's verdict.
+var namespaceLabelsChanged = predicate.Funcs{
+	UpdateFunc: func(e event.UpdateEvent) bool {
+		return !reflect.DeepEqual(e.ObjectOld.GetLabels(), e.ObjectNew.GetLabels())
+	},
+	DeleteFunc:  func(event.DeleteEvent) bool { return false },
+	GenericFunc: func(event.GenericEvent) bool { return false },
+}
+
+// namespaceConnections maps a namespace to its connections: a change of its
+// labels may admit them to, or refuse them from, a gateway with a selector.
+func (r *AgencyConnectionReconciler) namespaceConnections(ctx context.Context, o client.Object) []reconcile.Request {
+	var list popv1.AgencyConnectionList
+	if err := r.Client.List(ctx, &list, client.InNamespace(o.GetName()), client.UnsafeDisableDeepCopy); err != nil {
+		return nil
+	}
+	return requestsFor(list.Items, nil)
+}
+
+// namespaceGateways maps a namespace to the gateways that admit namespaces
+// by a selector: a change of its labels may change who is in their policy.
+func (r *PopulationGatewayReconciler) namespaceGateways(ctx context.Context, o client.Object) []reconcile.Request {
+	var list popv1.PopulationGatewayList
+	if err := r.Client.List(ctx, &list, client.UnsafeDisableDeepCopy); err != nil {
+		return nil
+	}
+	var reqs []reconcile.Request
+	for i := range list.Items {
+		gw := &list.Items[i]
+		if ac := gw.Spec.AllowedConnections; ac != nil && ac.Namespaces != nil && ac.Namespaces.From == popv1.NamespacesFromSelector {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(gw)})
+		}
+	}
+	return reqs
+}
+
+// pinsChanged passes a connection's status change that changes the
+// certificates its policy entry pins: the gateway reconciler renders the
+// pins from the status, which the generation does not follow.
+var pinsChanged = predicate.Funcs{
+	CreateFunc: func(event.CreateEvent) bool { return false },
+	UpdateFunc: func(e event.UpdateEvent) bool {
+		oldConn, ok1 := e.ObjectOld.(*popv1.AgencyConnection)
+		newConn, ok2 := e.ObjectNew.(*popv1.AgencyConnection)
+		if !ok1 || !ok2 {
+			return false
+		}
+		return !reflect.DeepEqual(pinnedOf(oldConn.Status.Certificate), pinnedOf(newConn.Status.Certificate))
+	},
+	DeleteFunc:  func(event.DeleteEvent) bool { return false },
+	GenericFunc: func(event.GenericEvent) bool { return false },
+}
+
+// pinnedOf is the part of a certificate status that pins depend on.
+func pinnedOf(c *popv1.CertificateStatus) any {
+	if c == nil {
+		return nil
+	}
+	return struct {
+		serial, sha string
+		previous    *popv1.PreviousCertificate
+	}{c.SerialNumber, c.SHA256, c.Previous}
+}
