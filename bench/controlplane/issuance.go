@@ -149,3 +149,27 @@ func setRevoked(ctx context.Context, c client.Client, key types.NamespacedName, 
 	}
 	return nil
 }
+
+// renewalRequested waits, up to timeout, for the operator to ask
+// cert-manager to replace a revoked certificate (the Issuing condition with
+// reason ManuallyTriggered on the connection's Certificate), and reports
+// whether it did. No cert-manager acts on it in the bench.
+func renewalRequested(ctx context.Context, c client.Client, conn *popv1.AgencyConnection, timeout time.Duration) (bool, error) {
+	key := types.NamespacedName{Namespace: conn.Namespace, Name: render.ClientCertificateName(conn)}
+	err := wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		cert := &cmapi.Certificate{}
+		if err := c.Get(ctx, key, cert); err != nil {
+			return false, fmt.Errorf("reading Certificate %s: %w", key, err)
+		}
+		for _, cond := range cert.Status.Conditions {
+			if cond.Type == cmapi.CertificateConditionIssuing && cond.Status == cmmeta.ConditionTrue && cond.Reason == "ManuallyTriggered" {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if wait.Interrupted(err) {
+		return false, nil
+	}
+	return err == nil, err
+}

@@ -454,6 +454,11 @@ func report(w *os.File, o options, r *result) {
 		fmt.Fprintf(tw, "revocation (serial) enforced at the gateway\tp50 %.0f ms, p99 %.0f ms, max %.0f ms (%d rounds)\n",
 			percentile(p.revoke, 50), percentile(p.revoke, 99), percentile(p.revoke, 100), len(p.revoke))
 		fmt.Fprintf(tw, "revocation lifted, certificate pinned again\tp50 %.0f ms, p99 %.0f ms\n", percentile(p.unrevoke, 50), percentile(p.unrevoke, 99))
+		renewal := "no"
+		if p.renewalRequested {
+			renewal = "yes (Issuing=True, ManuallyTriggered; no cert-manager issues it here, so the same certificate is pinned again when the revocation is lifted)"
+		}
+		fmt.Fprintf(tw, "revocation: operator asked cert-manager to renew\t%s\n", renewal)
 		if len(p.newConn) > 0 {
 			fmt.Fprintf(tw, "new connection usable at the gateway (incl. simulated issuance)\tp50 %.0f ms, max %.0f ms (%d)\n",
 				percentile(p.newConn, 50), percentile(p.newConn, 100), len(p.newConn))

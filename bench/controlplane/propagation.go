@@ -232,6 +232,9 @@ type propagation struct {
 	revoke, unrevoke            []float64
 	requests, errors            int64
 	lastErr                     string
+	// renewalRequested: the operator asked cert-manager for a new
+	// certificate when the current one was revoked.
+	renewalRequested bool
 }
 
 func setSuspended(ctx context.Context, c client.Client, key types.NamespacedName, suspended bool) error {
@@ -327,6 +330,11 @@ func measurePropagation(ctx context.Context, c client.Client, g *gatewayProc, ca
 			return nil, err
 		}
 		res.revoke = append(res.revoke, d)
+		if len(res.revoke) == 1 {
+			if res.renewalRequested, err = renewalRequested(ctx, c, conn0, 10*time.Second); err != nil {
+				return nil, err
+			}
+		}
 		if d, err = change(outAllowed, "revocation lifted", func() error { return setRevoked(ctx, c, key, "") }); err != nil {
 			return nil, err
 		}
