@@ -166,3 +166,15 @@ func must(t *testing.T, err error, what string) {
 		t.Fatalf("%s: %v", what, err)
 	}
 }
+
+// admitAllNamespaces lets connections from any namespace use the gateway
+// (spec.allowedConnections.namespaces.from: All).
+func admitAllNamespaces(t *testing.T, gw *popv1.PopulationGateway) {
+	t.Helper()
+	ctx := context.Background()
+	cur := &popv1.PopulationGateway{}
+	must(t, s.c.Get(ctx, client.ObjectKeyFromObject(gw), cur), "reading the gateway")
+	patch := client.MergeFrom(cur.DeepCopy())
+	cur.Spec.AllowedConnections = &popv1.AllowedConnections{Namespaces: &popv1.AllowedNamespaces{From: popv1.NamespacesFromAll}}
+	must(t, s.c.Patch(ctx, cur, patch), "admitting every namespace to the gateway")
+}

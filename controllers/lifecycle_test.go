@@ -31,6 +31,7 @@ import (
 func TestCrossNamespaceDeletion(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, "xns-gw")
+	admitAllNamespaces(t, f.gateway)
 	agencyNS := newNamespace(t, "xns-agency")
 	conn := &popv1.AgencyConnection{}
 	readSample(t, sampleConnections[0], conn)

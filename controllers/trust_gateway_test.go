@@ -63,8 +63,12 @@ func TestHandMadeCertificateRefusedByGateway(t *testing.T) {
 		t.Helper()
 		pair, err := tls.X509KeyPair(secret.Data["tls.crt"], secret.Data["tls.key"])
 		must(t, err, "loading the key pair of "+secret.Name)
-		c := srv.Client()
-		c.Transport.(*http.Transport).TLSClientConfig.Certificates = []tls.Certificate{pair}
+		// A transport of its own: a shared one would reuse the connection
+		// (and the certificate) of the previous call.
+		tr := srv.Client().Transport.(*http.Transport).Clone()
+		tr.TLSClientConfig.Certificates = []tls.Certificate{pair}
+		t.Cleanup(tr.CloseIdleConnections)
+		c := &http.Client{Transport: tr}
 		resp, err := c.Get(srv.URL + "/v1/citizens/" + id)
 		must(t, err, "calling the gateway")
 		defer resp.Body.Close()
