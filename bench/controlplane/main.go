@@ -7,12 +7,18 @@
 //     AgencyConnections to Programmed=True (converge_s), with its peak RSS,
 //     API requests per connection, and its writes when nothing changes;
 //   - propagation: a gateway process in Kubernetes mode, hammered by one
-//     agency, and how long a suspension takes to be enforced there.
+//     agency, and how long a suspension, and a revocation of the agency's
+//     certificate by serial number, take to be enforced there; and how long
+//     a new connection takes to become usable.
 //
-// Certificates are left unissued (no cert-manager runs), so connections
-// reach Programmed=True but not Ready. The last line of output is
+// No cert-manager runs, so certificates are left unissued and connections
+// reach Programmed=True but not Ready; their policy entries pin no
+// certificate. Only for the agencies the propagation phase probes does the
+// bench play cert-manager's part (issuance.go), recording the client
+// certificate it presents so that the operator pins it; a new connection's
+// time includes that simulated issuance. The last line of output is
 //
-//	n=... converge_s=... raw_s=... ratio=... rss_mib=... idle_writes=... suspend_p50_ms=... suspend_p99_ms=...
+//	n=... converge_s=... raw_s=... ratio=... rss_mib=... idle_writes=... suspend_p50_ms=... suspend_p99_ms=... revoke_p50_ms=... revoke_p99_ms=...
 package main
 
 import (
@@ -64,8 +70,8 @@ func parseFlags() options {
 	flag.Float64Var(&o.qps, "qps", 50, "the manager's --kube-api-qps, and the raw client's QPS")
 	flag.IntVar(&o.burst, "burst", 100, "the manager's --kube-api-burst, and the raw client's burst")
 	flag.DurationVar(&o.idle, "idle", 60*time.Second, "how long to count writes when nothing changes")
-	flag.IntVar(&o.rounds, "rounds", 50, "suspend/unsuspend rounds at the gateway")
-	flag.IntVar(&o.newConns, "new-conns", 10, "new connections timed until usable at the gateway")
+	flag.IntVar(&o.rounds, "rounds", 50, "suspend/unsuspend rounds, and as many revoke/unrevoke rounds, at the gateway")
+	flag.IntVar(&o.newConns, "new-conns", 10, "new connections timed until usable at the gateway (their certificates issued by the bench in cert-manager's place)")
 	flag.BoolVar(&o.storm, "storm", false,
 		"start the manager before creating the connections and time from the first create (default: the connections exist, the manager starts)")
 	flag.BoolVar(&o.skipRaw, "skip-raw", false, "skip the raw-create limit")
@@ -445,8 +451,16 @@ func report(w *os.File, o options, r *result) {
 		fmt.Fprintf(tw, "suspension enforced at the gateway\tp50 %.0f ms, p99 %.0f ms, max %.0f ms (%d rounds)\n",
 			percentile(p.suspend, 50), percentile(p.suspend, 99), percentile(p.suspend, 100), len(p.suspend))
 		fmt.Fprintf(tw, "access restored at the gateway\tp50 %.0f ms, p99 %.0f ms\n", percentile(p.unsuspend, 50), percentile(p.unsuspend, 99))
+		fmt.Fprintf(tw, "revocation (serial) enforced at the gateway\tp50 %.0f ms, p99 %.0f ms, max %.0f ms (%d rounds)\n",
+			percentile(p.revoke, 50), percentile(p.revoke, 99), percentile(p.revoke, 100), len(p.revoke))
+		fmt.Fprintf(tw, "revocation lifted, certificate pinned again\tp50 %.0f ms, p99 %.0f ms\n", percentile(p.unrevoke, 50), percentile(p.unrevoke, 99))
+		renewal := "no"
+		if p.renewalRequested {
+			renewal = "yes (Issuing=True, ManuallyTriggered; no cert-manager issues it here, so the same certificate is pinned again when the revocation is lifted)"
+		}
+		fmt.Fprintf(tw, "revocation: operator asked cert-manager to renew\t%s\n", renewal)
 		if len(p.newConn) > 0 {
-			fmt.Fprintf(tw, "new connection usable at the gateway\tp50 %.0f ms, max %.0f ms (%d)\n",
+			fmt.Fprintf(tw, "new connection usable at the gateway (incl. simulated issuance)\tp50 %.0f ms, max %.0f ms (%d)\n",
 				percentile(p.newConn, 50), percentile(p.newConn, 100), len(p.newConn))
 		}
 		fmt.Fprintf(tw, "hammer requests (errors)\t%d (%d)%s\n", p.requests, p.errors, lastErr(p.lastErr))
@@ -458,12 +472,13 @@ func report(w *os.File, o options, r *result) {
 		fmt.Fprintf(tw, "mean reconcile time, propagation\t%s\n", strings.Join(means, " "))
 	}
 	_ = tw.Flush()
-	var p50, p99 float64
+	var p50, p99, r50, r99 float64
 	if r.prop != nil {
 		p50, p99 = percentile(r.prop.suspend, 50), percentile(r.prop.suspend, 99)
+		r50, r99 = percentile(r.prop.revoke, 50), percentile(r.prop.revoke, 99)
 	}
-	fmt.Fprintf(w, "n=%d converge_s=%.1f raw_s=%.1f ratio=%.2f rss_mib=%.0f idle_writes=%.0f suspend_p50_ms=%.0f suspend_p99_ms=%.0f\n",
-		r.n, r.convergeS, r.rawS, ratio(r), mib(r.rssHWM), r.idleWrites, p50, p99)
+	fmt.Fprintf(w, "n=%d converge_s=%.1f raw_s=%.1f ratio=%.2f rss_mib=%.0f idle_writes=%.0f suspend_p50_ms=%.0f suspend_p99_ms=%.0f revoke_p50_ms=%.0f revoke_p99_ms=%.0f\n",
+		r.n, r.convergeS, r.rawS, ratio(r), mib(r.rssHWM), r.idleWrites, p50, p99, r50, r99)
 }
 
 func lastErr(s string) string {

@@ -16,9 +16,10 @@ import (
 )
 
 // pki is the bench's own CA: it signs the gateway's serving certificate and
-// the agency client certificates the propagation client presents. The
-// operator's cert-manager Certificates are not issued in the bench (no
-// cert-manager controllers run), and the gateway only needs a CA it trusts.
+// the agency client certificates the propagation client presents. No
+// cert-manager controllers run: for the connections it probes, the bench
+// records these certificates as cert-manager would (issuance.go), so that
+// the operator pins them; all other Certificates stay unissued.
 type pki struct {
 	cert  *x509.Certificate
 	key   *ecdsa.PrivateKey
@@ -89,8 +90,20 @@ func (p *pki) issue(server bool, agency string) (certPEM, keyPEM []byte, err err
 		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), nil
 }
 
-// clientTLS is the TLS configuration of an agency's client.
-func (p *pki) clientTLS(agency string) (*tls.Config, error) {
+// clientCert is an agency's client certificate as the bench issues it:
+// the client presents it, and the bench records it in the
+// CertificateRequest it makes in cert-manager's place, so the operator pins
+// its digest.
+type clientCert struct {
+	pem    []byte
+	cert   *x509.Certificate
+	csrPEM []byte
+	tls    *tls.Config
+}
+
+// issueClient signs a client certificate for the agency, with a CSR for its
+// key (what a CertificateRequest's spec.request holds).
+func (p *pki) issueClient(agency string) (*clientCert, error) {
 	certPEM, keyPEM, err := p.issue(false, agency)
 	if err != nil {
 		return nil, err
@@ -99,7 +112,21 @@ func (p *pki) clientTLS(agency string) (*tls.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loading the client certificate: %w", err)
 	}
+	leaf, err := x509.ParseCertificate(pair.Certificate[0])
+	if err != nil {
+		return nil, fmt.Errorf("parsing the client certificate: %w", err)
+	}
+	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
+		Subject: leaf.Subject, URIs: leaf.URIs,
+	}, pair.PrivateKey)
+	if err != nil {
+		return nil, fmt.Errorf("creating the CSR of %s: %w", agency, err)
+	}
 	roots := x509.NewCertPool()
 	roots.AddCert(p.cert)
-	return &tls.Config{Certificates: []tls.Certificate{pair}, RootCAs: roots, MinVersion: tls.VersionTLS13}, nil
+	return &clientCert{
+		pem: certPEM, cert: leaf,
+		csrPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csr}),
+		tls:    &tls.Config{Certificates: []tls.Certificate{pair}, RootCAs: roots, MinVersion: tls.VersionTLS13},
+	}, nil
 }

@@ -119,6 +119,7 @@ const (
 	outAllowed outcome = iota
 	outSuspended
 	outUnknown
+	outNotPinned
 	outOther
 )
 
@@ -128,16 +129,12 @@ type agencyClient struct {
 	url  string
 }
 
-func newAgencyClient(ca *pki, agency, gatewayURL string) (*agencyClient, error) {
-	cfg, err := ca.clientTLS(agency)
-	if err != nil {
-		return nil, err
-	}
+func newAgencyClient(cc *clientCert, gatewayURL string) (*agencyClient, error) {
 	id, err := popdb.NationalID(4242)
 	if err != nil {
 		return nil, fmt.Errorf("picking a citizen: %w", err)
 	}
-	tr := &http.Transport{TLSClientConfig: cfg, MaxIdleConnsPerHost: 16, ForceAttemptHTTP2: false,
+	tr := &http.Transport{TLSClientConfig: cc.tls.Clone(), MaxIdleConnsPerHost: 16, ForceAttemptHTTP2: false,
 		TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{}}
 	return &agencyClient{http: &http.Client{Transport: tr, Timeout: 10 * time.Second},
 		url: gatewayURL + "/v1/citizens/" + id}, nil
@@ -171,6 +168,8 @@ func (a *agencyClient) do(ctx context.Context) (outcome, error) {
 			return outSuspended, nil
 		case e.Code == "agency_unknown" || e.Error == "agency_unknown":
 			return outUnknown, nil
+		case e.Code == "certificate_not_pinned" || e.Error == "certificate_not_pinned":
+			return outNotPinned, nil
 		}
 	}
 	return outOther, fmt.Errorf("unexpected answer %d: %.200s", resp.StatusCode, body)
@@ -230,8 +229,12 @@ func (h *hammer) expect(want outcome, since time.Time) <-chan time.Time {
 // propagation holds the measured delays, in milliseconds.
 type propagation struct {
 	suspend, unsuspend, newConn []float64
+	revoke, unrevoke            []float64
 	requests, errors            int64
 	lastErr                     string
+	// renewalRequested: the operator asked cert-manager for a new
+	// certificate when the current one was revoked.
+	renewalRequested bool
 }
 
 func setSuspended(ctx context.Context, c client.Client, key types.NamespacedName, suspended bool) error {
@@ -246,11 +249,31 @@ func setSuspended(ctx context.Context, c client.Client, key types.NamespacedName
 
 // measurePropagation suspends and restores agency 0 rounds times while a
 // client hammers the gateway as that agency, and times how long each change
-// takes to be enforced; then it creates newConns connections and times how
-// long each takes to become usable.
+// takes to be enforced; then as many times revokes agency 0's certificate by
+// its serial and lifts the revocation; then it creates newConns connections
+// and times how long each takes to become usable. The bench issues the
+// probed agencies' certificates in cert-manager's place (issueAsCertManager),
+// so that the operator pins them; a new connection's time includes that
+// simulated issuance.
 func measurePropagation(ctx context.Context, c client.Client, g *gatewayProc, ca *pki, ns string, rounds, newConns, nextIndex int, fields []popv1.FieldPath) (*propagation, error) {
 	const timeout = 30 * time.Second
-	ac, err := newAgencyClient(ca, agencyCode(0), g.url)
+	key := types.NamespacedName{Namespace: ns, Name: connectionName(0)}
+	cc, err := ca.issueClient(agencyCode(0))
+	if err != nil {
+		return nil, err
+	}
+	conn0 := &popv1.AgencyConnection{}
+	if err := c.Get(ctx, key, conn0); err != nil {
+		return nil, fmt.Errorf("reading %s: %w", key, err)
+	}
+	if err := issueAsCertManager(ctx, c, conn0, cc, timeout); err != nil {
+		return nil, err
+	}
+	serial, err := currentSerial(ctx, c, key, cc, timeout)
+	if err != nil {
+		return nil, err
+	}
+	ac, err := newAgencyClient(cc, g.url)
 	if err != nil {
 		return nil, err
 	}
@@ -270,30 +293,52 @@ func measurePropagation(ctx context.Context, c client.Client, g *gatewayProc, ca
 			return time.Time{}, ctx.Err()
 		}
 	}
+	// change applies a change and returns how long until the gateway's
+	// answer is of kind want.
+	change := func(want outcome, what string, apply func() error) (float64, error) {
+		t0 := time.Now()
+		ch := h.expect(want, t0)
+		if err := apply(); err != nil {
+			return 0, err
+		}
+		t, err := wait(ch, what)
+		if err != nil {
+			return 0, err
+		}
+		return ms(t.Sub(t0)), nil
+	}
 	if _, err := wait(h.expect(outAllowed, time.Now()), "agency 0 allowed"); err != nil {
 		return nil, err
 	}
-	key := types.NamespacedName{Namespace: ns, Name: connectionName(0)}
 	for range rounds {
-		t0 := time.Now()
-		ch := h.expect(outSuspended, t0)
-		if err := setSuspended(ctx, c, key, true); err != nil {
-			return nil, err
-		}
-		t, err := wait(ch, "suspension")
+		d, err := change(outSuspended, "suspension", func() error { return setSuspended(ctx, c, key, true) })
 		if err != nil {
 			return nil, err
 		}
-		res.suspend = append(res.suspend, ms(t.Sub(t0)))
-		t0 = time.Now()
-		ch = h.expect(outAllowed, t0)
-		if err := setSuspended(ctx, c, key, false); err != nil {
+		res.suspend = append(res.suspend, d)
+		if d, err = change(outAllowed, "restored access", func() error { return setSuspended(ctx, c, key, false) }); err != nil {
 			return nil, err
 		}
-		if t, err = wait(ch, "restored access"); err != nil {
+		res.unsuspend = append(res.unsuspend, d)
+	}
+	// Revoking the current certificate also has the operator ask
+	// cert-manager for a new one (the Issuing condition); nobody issues it
+	// here, so lifting the revocation pins the same certificate again.
+	for range rounds {
+		d, err := change(outNotPinned, "revocation", func() error { return setRevoked(ctx, c, key, serial) })
+		if err != nil {
 			return nil, err
 		}
-		res.unsuspend = append(res.unsuspend, ms(t.Sub(t0)))
+		res.revoke = append(res.revoke, d)
+		if len(res.revoke) == 1 {
+			if res.renewalRequested, err = renewalRequested(ctx, c, conn0, 10*time.Second); err != nil {
+				return nil, err
+			}
+		}
+		if d, err = change(outAllowed, "revocation lifted", func() error { return setRevoked(ctx, c, key, "") }); err != nil {
+			return nil, err
+		}
+		res.unrevoke = append(res.unrevoke, d)
 	}
 	res.requests, res.errors = h.requests.Load(), h.errors.Load()
 	if s, ok := h.lastErr.Load().(string); ok {
@@ -301,32 +346,49 @@ func measurePropagation(ctx context.Context, c client.Client, g *gatewayProc, ca
 	}
 
 	for j := range newConns {
-		i := nextIndex + j
-		nc, err := newAgencyClient(ca, agencyCode(i), g.url)
+		d, err := newConnection(ctx, c, g, ca, ns, nextIndex+j, fields, timeout)
 		if err != nil {
 			return nil, err
 		}
-		conn := connection(ns, i, fields)
-		conn.Spec.AllowedOperations = []popv1.Operation{popv1.OperationLookup}
-		t0 := time.Now()
-		if err := c.Create(ctx, conn); err != nil {
-			return nil, fmt.Errorf("creating connection %s: %w", conn.Name, err)
-		}
-		for {
-			out, err := nc.do(ctx)
-			if err == nil && out == outAllowed {
-				break
-			}
-			if err != nil && !errors.Is(err, context.Canceled) && out == outOther {
-				return nil, fmt.Errorf("new connection %s: %w", conn.Name, err)
-			}
-			if time.Since(t0) > timeout {
-				return nil, fmt.Errorf("new connection %s not usable within %v", conn.Name, timeout)
-			}
-		}
-		res.newConn = append(res.newConn, ms(time.Since(t0)))
+		res.newConn = append(res.newConn, d)
 	}
 	return res, nil
+}
+
+// newConnection creates the i-th connection, issues its certificate as
+// cert-manager would once the operator has requested it, and returns how
+// long from the create until the gateway lets the agency in.
+func newConnection(ctx context.Context, c client.Client, g *gatewayProc, ca *pki, ns string, i int, fields []popv1.FieldPath, timeout time.Duration) (float64, error) {
+	cc, err := ca.issueClient(agencyCode(i))
+	if err != nil {
+		return 0, err
+	}
+	nc, err := newAgencyClient(cc, g.url)
+	if err != nil {
+		return 0, err
+	}
+	conn := connection(ns, i, fields)
+	conn.Spec.AllowedOperations = []popv1.Operation{popv1.OperationLookup}
+	t0 := time.Now()
+	if err := c.Create(ctx, conn); err != nil {
+		return 0, fmt.Errorf("creating connection %s: %w", conn.Name, err)
+	}
+	if err := issueAsCertManager(ctx, c, conn, cc, timeout); err != nil {
+		return 0, err
+	}
+	for {
+		out, err := nc.do(ctx)
+		if err == nil && out == outAllowed {
+			break
+		}
+		if err != nil && !errors.Is(err, context.Canceled) && out == outOther {
+			return 0, fmt.Errorf("new connection %s: %w", conn.Name, err)
+		}
+		if time.Since(t0) > timeout {
+			return 0, fmt.Errorf("new connection %s not usable within %v (last answer: %v)", conn.Name, timeout, out)
+		}
+	}
+	return ms(time.Since(t0)), nil
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
