@@ -119,13 +119,18 @@ var pinsChanged = predicate.Funcs{
 	GenericFunc: func(event.GenericEvent) bool { return false },
 }
 
-// pinnedOf is the part of a certificate status that pins depend on.
-func pinnedOf(c *popv1.CertificateStatus) any {
+// pinnedOf is the part of a certificate status that pins depend on. A
+// missing status pins what an empty one pins (nothing): a new connection's
+// first status, which names only the Secret, must not wake its gateway's
+// reconciler (10,000 new connections would make as many renders).
+func pinnedOf(c *popv1.CertificateStatus) pinnedPart {
 	if c == nil {
-		return nil
+		return pinnedPart{}
 	}
-	return struct {
-		serial, sha string
-		previous    *popv1.PreviousCertificate
-	}{c.SerialNumber, c.SHA256, c.Previous}
+	return pinnedPart{c.SerialNumber, c.SHA256, c.Previous}
+}
+
+type pinnedPart struct {
+	serial, sha string
+	previous    *popv1.PreviousCertificate
 }
