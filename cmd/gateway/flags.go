@@ -9,7 +9,7 @@ import (
 )
 
 // options are the gateway's command-line flags. The names are a contract
-// (ARCHITECTURE.md, "Binaries and flags other tools rely on").
+// (docs/architecture.md, "Binaries and flags other tools rely on").
 type options struct {
 	policyFile      string
 	policyNamespace string

@@ -1,5 +1,5 @@
 -- Argo CD health check for popconnect.io/AgencyConnection (the contract is in
--- ARCHITECTURE.md, "Argo CD health"). Argo CD sets the global obj and reads
+-- docs/architecture.md, "Argo CD health"). Argo CD sets the global obj and reads
 -- hs.status and hs.message.
 local hs = {}
 
