@@ -70,7 +70,7 @@ func waitPending(t *testing.T, l *Logger, n int) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		l.mu.Lock()
-		got := len(l.pend)
+		got := len(l.pend.buf)
 		l.mu.Unlock()
 		if got == n {
 			return
@@ -83,6 +83,44 @@ func waitPending(t *testing.T, l *Logger, n int) {
 }
 
 func recordLen(r *Record) int { return len(appendRecord(nil, r)) }
+
+// sealedLen is the length of r's line in a stream named testStream, for
+// seqs of one digit.
+func sealedLen(r *Record) int { return len(appendSeal(appendRecord(nil, r), testStream, 1)) + chainSuffixLen + 1 }
+
+const testStream = "0123456789abcdef0123456789abcdef"
+
+// checkChain checks every whole line of out against the chain under
+// testKey (fragments, lines without a chain, are skipped) and returns how
+// many records it checked.
+func checkChain(t *testing.T, out string) int {
+	t.Helper()
+	c := NewChainer(testKey())
+	var prev []byte
+	var n uint64
+	for _, line := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
+		body, chain, ok := SplitChain([]byte(line))
+		if !ok {
+			continue
+		}
+		var head struct {
+			Stream string `json:"stream"`
+			Seq    uint64 `json:"seq"`
+		}
+		if err := json.Unmarshal(body, &head); err != nil {
+			t.Fatalf("record %q: %v", line, err)
+		}
+		n++
+		if head.Seq != n {
+			t.Fatalf("record %d has seq %d: %q", n, head.Seq, line)
+		}
+		if want := c.Next(nil, prev, body); string(want) != string(chain) {
+			t.Fatalf("seq %d: chain %s, want %s", n, chain, want)
+		}
+		prev = chain
+	}
+	return int(n)
+}
 
 // TestCommitFailsAndRecovers: a commit to a failing sink returns
 // ErrUnavailable, marks the logger unhealthy and counts; with no commit
@@ -163,12 +201,13 @@ func TestGroupCommit(t *testing.T) {
 	}
 }
 
-// TestShortWrite: when a write stops inside a batch, the records before
-// the cut are committed, the cut one and those after are not, and the
-// next write starts on a new line.
+// TestShortWrite: when a write stops inside a batch, every commit of the
+// batch is refused, the records written whole stay in the chain, the cut
+// one stays a fragment on its own line, and the next record takes the cut
+// one's seq, so the chain goes on unbroken.
 func TestShortWrite(t *testing.T) {
 	s := newSink()
-	l, _ := NewLogger(s, testKey())
+	l, _ := NewLogger(s, testKey(), WithStream(testStream))
 	defer l.Close()
 	release, held := s.holdNext()
 	go func() { _ = l.Commit(&Record{RequestID: "a"}) }()
@@ -182,13 +221,12 @@ func TestShortWrite(t *testing.T) {
 	release2, held2 := s.holdNext() // b and c's write
 	close(release)
 	<-held2
-	s.set(func(s *sink) { s.accept = recordLen(b) + 5 })
+	s.set(func(s *sink) { s.accept = sealedLen(b) + 5 })
 	close(release2)
-	if err := <-errB; err != nil {
-		t.Fatalf("record before the cut: %v", err)
-	}
-	if err := <-errC; !errors.Is(err, ErrUnavailable) {
-		t.Fatalf("cut record: %v", err)
+	for name, ch := range map[string]chan error{"b": errB, "c": errC} {
+		if err := <-ch; !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("commit %s of a cut write: %v", name, err)
+		}
 	}
 	mustCommit(t, l, &Record{RequestID: "d"})
 	lines := strings.Split(strings.TrimSpace(s.String()), "\n")
@@ -207,6 +245,9 @@ func TestShortWrite(t *testing.T) {
 		if err != nil || rec["requestId"] != want {
 			t.Fatalf("line %d %q: %v", i, lines[i], err)
 		}
+	}
+	if got := checkChain(t, s.String()); got != 3 || l.LastSeq() != 3 {
+		t.Fatalf("chain of %d records, last seq %d; want a, b, d as 1, 2, 3", got, l.LastSeq())
 	}
 }
 

@@ -1,9 +1,11 @@
 package audit
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,8 +21,8 @@ const DefaultRetryInterval = time.Second
 
 // DefaultStallTimeout is how long one write to the sink may take before
 // the sink counts as unavailable: a write that blocks (a full pipe whose
-// reader stopped, a hung network filesystem) would otherwise hold every
-// request, unseen by /readyz.
+// reader stopped, a hung network filesystem, a database that stopped
+// answering) would otherwise hold every request, unseen by /readyz.
 const DefaultStallTimeout = 5 * time.Second
 
 // maxOwedBytes bounds the records kept for a failed sink (those of the
@@ -28,15 +30,15 @@ const DefaultStallTimeout = 5 * time.Second
 // grow the gateway's memory without bound.
 const maxOwedBytes = 4 << 20
 
-// maxSpareBytes bounds the write buffer kept for the next batch.
+// maxSpareBytes bounds the buffers kept for the next batch.
 const maxSpareBytes = 1 << 20
 
 // Option configures a Logger.
 type Option func(*Logger)
 
-// WithSync calls sync after every write, before the batch's commits
-// return (--audit-fsync: os.File.Sync).
-func WithSync(sync func() error) Option { return func(l *Logger) { l.sync = sync } }
+// WithSync calls sync after every write to a writer given to NewLogger,
+// before the batch's commits return (--audit-fsync: os.File.Sync).
+func WithSync(sync func() error) Option { return func(l *Logger) { l.writerSync = sync } }
 
 // WithRetryInterval sets how often a failed sink is tried again while no
 // commit tries it.
@@ -46,16 +48,22 @@ func WithRetryInterval(d time.Duration) Option { return func(l *Logger) { l.retr
 // as unavailable (see DefaultStallTimeout).
 func WithStallTimeout(d time.Duration) Option { return func(l *Logger) { l.stall = d } }
 
-// Logger commits audit records to a sink, one JSON line each. It is safe
-// for concurrent use.
+// WithStream sets the stream name instead of a random one (tests).
+func WithStream(stream string) Option { return func(l *Logger) { l.stream = stream } }
+
+// Logger commits audit records to a sink. Every record is sealed into the
+// logger's stream: numbered (seq, from 1) and chained to the one before by
+// an HMAC, so that a record edited, removed, inserted or moved afterwards
+// shows. It is safe for concurrent use.
 type Logger struct {
 	hashers sync.Pool
 	bufs    sync.Pool
 
-	out   io.Writer
-	sync  func() error
-	retry time.Duration
-	stall time.Duration
+	sink       Sink
+	writerSync func() error
+	retry      time.Duration
+	stall      time.Duration
+	stream     string
 	// base is the logger's creation: writeStart counts from it, on the
 	// monotonic clock.
 	base time.Time
@@ -63,60 +71,168 @@ type Logger struct {
 	// plus one), 0 when none is.
 	writeStart atomic.Int64
 
-	// wmu is held by the goroutine writing to out: the first committer
-	// to take it writes every record committed so far, the others find
-	// their batch done when they get it (group commit).
-	wmu sync.Mutex
+	// wmu is held by the goroutine writing to the sink: the first
+	// committer to take it seals and stores every record committed so
+	// far, the others find their batch done when they get it (group
+	// commit). The fields below it, up to mu, belong to its holder.
+	wmu     sync.Mutex
+	chainer *Chainer
+	batch   Batch
+	// seq and chain are those of the last record in the sink.
+	seq   uint64
+	chain [ChainHexLen]byte
+	// unknown is set when a store's outcome is unknown: the sink is asked
+	// where the stream stands before the next batch is sealed.
+	unknown *unknownStore
 
 	mu   sync.Mutex
-	pend []byte // records committed since the last write began
-	cur  *batch // the batch pend belongs to; nil when pend is empty
+	pend records // records committed since the last write began
+	cur  *batch  // the outcome pend's records will share; nil when pend is empty
 	// spare is the buffer of the previous write, reused for pend.
-	spare []byte
+	spare records
 	// owed holds records of requests already answered without theirs
-	// (503 audit_unavailable), written before the next batch.
-	owed []byte
-	// midLine: the last write stopped inside a record; the next one
-	// starts a new line, so the cut record stays one (invalid) line and
-	// the following records stay whole.
-	midLine bool
+	// (503 audit_unavailable), stored before the next batch.
+	owed    records
 	timer   *time.Timer // the pending retry, if any
 	closed  bool
+	lastErr string
 
 	healthy     atomic.Bool
 	writeErrors atomic.Uint64
+	lastSeq     atomic.Uint64
 }
 
-// batch is the outcome of one write, shared by its commits. Its fields
+// unknownStore remembers a batch whose store may or may not have happened.
+type unknownStore struct {
+	firstSeq uint64 // the seq its first record was given
+	owed     int    // how many of its records, at its front, were owed ones
+}
+
+// records is a run of encoded records waiting to be sealed: their open
+// JSON bodies back to back, where each ends, and their fields.
+type records struct {
+	buf  []byte
+	ends []int
+	recs []*Record
+}
+
+func (r *records) add(body []byte, rec *Record) {
+	r.buf = append(r.buf, body...)
+	r.ends = append(r.ends, len(r.buf))
+	r.recs = append(r.recs, rec)
+}
+
+func (r *records) len() int { return len(r.ends) }
+
+func (r *records) body(i int) []byte {
+	start := 0
+	if i > 0 {
+		start = r.ends[i-1]
+	}
+	return r.buf[start:r.ends[i]]
+}
+
+// dropFront removes the first n records.
+func (r *records) dropFront(n int) {
+	if n == 0 {
+		return
+	}
+	if n >= r.len() {
+		*r = records{}
+		return
+	}
+	cut := r.ends[n-1]
+	rest := records{buf: append([]byte(nil), r.buf[cut:]...), recs: append([]*Record(nil), r.recs[n:]...)}
+	for _, e := range r.ends[n:] {
+		rest.ends = append(rest.ends, e-cut)
+	}
+	*r = rest
+}
+
+// appendAll appends o's records after r's.
+func (r *records) appendAll(o records) {
+	base := len(r.buf)
+	r.buf = append(r.buf, o.buf...)
+	for _, e := range o.ends {
+		r.ends = append(r.ends, base+e)
+	}
+	r.recs = append(r.recs, o.recs...)
+}
+
+func (r *records) reset() {
+	clear(r.recs) // no pointers kept into requests' memory
+	r.buf, r.ends, r.recs = r.buf[:0], r.ends[:0], r.recs[:0]
+}
+
+// batch is the outcome of one store, shared by its commits. Its fields
 // are set by the writer while it holds wmu, and read by the commits after
 // they took wmu in turn.
 type batch struct {
 	done bool
-	// committed counts the bytes of the batch that reached the sink (and
-	// were synced, with WithSync): a commit whose record ends within
-	// them succeeded.
-	committed int
-	err       error
+	err  error
 }
 
-// NewLogger writes records to out, hashing national IDs under key.
+// NewLogger writes records to out (a file, or stdout), one JSON line each,
+// hashing national IDs under key.
 func NewLogger(out io.Writer, key []byte, opts ...Option) (*Logger, error) {
+	name := "file"
+	if out == io.Writer(os.Stdout) {
+		name = "stdout"
+	}
+	l, err := newLogger(key, opts)
+	if err != nil {
+		return nil, err
+	}
+	l.sink = NewWriterSink(name, out, l.writerSync)
+	return l, nil
+}
+
+// New commits records to sink, hashing national IDs under key.
+func New(sink Sink, key []byte, opts ...Option) (*Logger, error) {
+	l, err := newLogger(key, opts)
+	if err != nil {
+		return nil, err
+	}
+	if l.writerSync != nil {
+		return nil, errors.New("WithSync applies to a writer given to NewLogger")
+	}
+	l.sink = sink
+	return l, nil
+}
+
+func newLogger(key []byte, opts []Option) (*Logger, error) {
 	if len(key) < MinKeyBytes {
 		return nil, fmt.Errorf("audit hash key has %d bytes, at least %d are required", len(key), MinKeyBytes)
 	}
 	key = append([]byte(nil), key...)
-	l := &Logger{out: out, retry: DefaultRetryInterval, stall: DefaultStallTimeout, base: time.Now()}
+	l := &Logger{retry: DefaultRetryInterval, stall: DefaultStallTimeout, base: time.Now(), chainer: NewChainer(key)}
 	for _, o := range opts {
 		o(l)
 	}
 	if l.retry <= 0 || l.stall <= 0 {
 		return nil, errors.New("audit retry interval and stall timeout must be positive")
 	}
+	if l.stream == "" {
+		s, err := NewStream()
+		if err != nil {
+			return nil, err
+		}
+		l.stream = s
+	}
 	l.healthy.Store(true)
 	l.hashers.New = func() any { return newHasher(key) }
 	l.bufs.New = func() any { b := make([]byte, 0, 512); return &b }
 	return l, nil
 }
+
+// Stream is the name of the logger's stream: its records' "stream".
+func (l *Logger) Stream() string { return l.stream }
+
+// LastSeq is the seq of the last record known to be in the sink.
+func (l *Logger) LastSeq() uint64 { return l.lastSeq.Load() }
+
+// SinkName says what the sink is: "stdout", "file" or "postgres".
+func (l *Logger) SinkName() string { return l.sink.Name() }
 
 // Healthy reports whether the last write to the sink succeeded and the
 // one in progress, if any, has not stalled.
@@ -136,11 +252,11 @@ func (l *Logger) stalled() bool {
 // because too many were waiting for a failed sink.
 func (l *Logger) WriteErrors() uint64 { return l.writeErrors.Load() }
 
-// Commit writes rec to the sink and returns when it is there: nil once
-// write(2) returned for it (and the sink was synced, with WithSync). An
-// error wraps ErrUnavailable; the record may then be in the sink in part
-// or not at all, and the caller answers 503 and Queues the record of that
-// answer.
+// Commit stores rec in the sink and returns when it is there: nil once
+// the sink took it (write(2) returned, synced with WithSync; a database
+// committed). An error wraps ErrUnavailable; the record may then be in
+// the sink or not, and the caller answers 503 and Queues the record of
+// that answer. rec must not change until Commit returns.
 func (l *Logger) Commit(rec *Record) error {
 	if l.stalled() {
 		// Not queued behind the stalled write: refused now.
@@ -153,8 +269,7 @@ func (l *Logger) Commit(rec *Record) error {
 		l.cur = &batch{}
 	}
 	bt := l.cur
-	l.pend = append(l.pend, b...)
-	end := len(l.pend)
+	l.pend.add(b, rec)
 	l.mu.Unlock()
 	*bp = b
 	l.bufs.Put(bp)
@@ -164,7 +279,7 @@ func (l *Logger) Commit(rec *Record) error {
 		l.writeLocked()
 	}
 	l.wmu.Unlock()
-	if end > bt.committed {
+	if bt.err != nil {
 		return fmt.Errorf("%w: %w", ErrUnavailable, bt.err)
 	}
 	return nil
@@ -173,32 +288,32 @@ func (l *Logger) Commit(rec *Record) error {
 // Queue keeps rec for the next write without waiting for it: for the
 // record of a request already answered 503 audit_unavailable. A retry is
 // scheduled, so it is written when the sink works again even if no
-// request comes.
+// request comes. rec is copied.
 func (l *Logger) Queue(rec *Record) {
-	bp := l.bufs.Get().(*[]byte)
-	b := appendRecord((*bp)[:0], rec)
+	c := *rec
+	c.NationalIDHashes = append([]string(nil), rec.NationalIDHashes...)
+	c.FieldsReturned = append([]string(nil), rec.FieldsReturned...)
+	b := appendRecord(nil, &c)
 	l.mu.Lock()
-	if len(l.owed)+len(b) > maxOwedBytes {
+	if len(l.owed.buf)+len(b) > maxOwedBytes {
 		l.writeErrors.Add(1)
 	} else {
-		l.owed = append(l.owed, b...)
+		l.owed.add(b, &c)
 	}
 	l.scheduleRetryLocked()
 	l.mu.Unlock()
-	*bp = b
-	l.bufs.Put(bp)
 }
 
-// Flush writes the queued records now.
+// Flush writes the queued records now. With nothing queued, it checks
+// that the sink works (a database is reachable).
 func (l *Logger) Flush() {
 	l.wmu.Lock()
 	l.writeLocked()
 	l.wmu.Unlock()
 }
 
-// Close writes what is still queued and reports whether everything
-// committed or queued reached the sink. Commits after Close still work:
-// each is written as it comes.
+// Close writes what is still queued, closes the sink and reports whether
+// everything committed or queued reached it.
 func (l *Logger) Close() error {
 	l.mu.Lock()
 	l.closed = true
@@ -209,68 +324,46 @@ func (l *Logger) Close() error {
 	l.mu.Unlock()
 	l.Flush()
 	l.mu.Lock()
-	owed := len(l.owed)
+	owed := len(l.owed.buf)
 	l.mu.Unlock()
+	err := l.sink.Close()
 	if owed > 0 || !l.Healthy() {
-		return fmt.Errorf("audit log: %d bytes of records could not be written (%d write errors)", owed, l.WriteErrors())
+		return errors.Join(fmt.Errorf("audit log: %d bytes of records could not be written (%d write errors)", owed, l.WriteErrors()), err)
 	}
-	return nil
+	return err
 }
 
-// writeLocked writes everything pending in one write: the owed records,
-// then the current batch. The caller holds wmu.
+// writeLocked seals everything pending, the owed records first, and
+// stores it in one batch. The caller holds wmu.
 func (l *Logger) writeLocked() {
 	l.mu.Lock()
-	bt, pend, owed, midLine := l.cur, l.pend, l.owed, l.midLine
-	l.cur, l.pend, l.spare = nil, l.spare[:0], nil
+	bt, pend, owed := l.cur, l.pend, l.owed
+	l.cur, l.pend, l.spare, l.owed = nil, l.spare, records{}, records{}
+	l.pend.reset()
 	l.mu.Unlock()
 
-	buf, prefix := pend, 0
-	if midLine || len(owed) > 0 { // only after a failure
-		buf = make([]byte, 0, 1+len(owed)+len(pend))
-		if midLine {
-			buf = append(buf, '\n')
-		}
-		buf = append(buf, owed...)
-		prefix = len(buf)
-		buf = append(buf, pend...)
-	}
-	n, err := l.write(buf)
-	committed := max(n-prefix, 0)
-	if err == nil && l.sync != nil && len(buf) > 0 {
-		if serr := l.sync(); serr != nil {
-			// The bytes are in the file but not known to be on disk:
-			// the batch's requests are refused, and nothing is written
-			// again (n stands), so no record appears twice.
-			err, committed = fmt.Errorf("syncing audit sink: %w", serr), 0
-		}
-	}
+	ctx, cancel := context.WithTimeout(context.Background(), l.stall)
+	defer cancel()
+	l.writeStart.Store(int64(time.Since(l.base)) + 1)
+	stored, err := l.storeLocked(ctx, owed, pend)
+	l.writeStart.Store(0)
 
 	l.mu.Lock()
-	wrote := n
-	if midLine && wrote > 0 {
-		wrote-- // the newline that ended the cut record
-		midLine = false
-	}
-	ow := min(wrote, len(owed))
-	l.owed = l.owed[ow:]
-	if len(l.owed) == 0 {
-		l.owed = nil
-	}
-	// A cut inside owed is resumed exactly by the next write; a cut inside
-	// the batch leaves a fragment whose request was refused.
-	pw := wrote - ow
-	l.midLine = midLine || (pw > 0 && pw < len(pend) && pend[pw-1] != '\n')
-	if cap(pend) <= maxSpareBytes {
-		l.spare = pend[:0]
+	owed.dropFront(min(stored, owed.len()))
+	owed.appendAll(l.owed) // owed first: those queued during the write come after
+	l.owed = owed
+	if cap(pend.buf) <= maxSpareBytes {
+		pend.reset()
+		l.spare = pend
 	}
 	if err != nil {
+		l.lastErr = err.Error()
 		l.scheduleRetryLocked()
 	}
 	l.mu.Unlock()
 
 	if bt != nil {
-		bt.done, bt.committed, bt.err = true, committed, err
+		bt.done, bt.err = true, err
 	}
 	if err != nil {
 		l.writeErrors.Add(1)
@@ -280,21 +373,69 @@ func (l *Logger) writeLocked() {
 	l.healthy.Store(true)
 }
 
-// write hands b to the sink; a short write without an error is one.
-func (l *Logger) write(b []byte) (int, error) {
-	if len(b) == 0 {
-		return 0, nil
+// storeLocked seals owed then pend into the stream and stores them. It
+// returns how many of the sealed records (owed ones first) are in the sink.
+func (l *Logger) storeLocked(ctx context.Context, owed, pend records) (int, error) {
+	if l.unknown != nil {
+		seq, chain, err := l.sink.Last(ctx, l.stream)
+		if err != nil {
+			return 0, fmt.Errorf("finding the last audit record after a failed write: %w", err)
+		}
+		if len(chain) != ChainHexLen && seq != 0 {
+			return 0, fmt.Errorf("the audit sink's last record of stream %s has a malformed chain", l.stream)
+		}
+		// The owed records of that batch which the sink holds are done.
+		done := int(min(max(int64(seq)-int64(l.unknown.firstSeq)+1, 0), int64(l.unknown.owed)))
+		owed.dropFront(min(done, owed.len()))
+		l.seq = seq
+		copy(l.chain[:], chain)
+		l.unknown = nil
+		l.lastSeq.Store(seq)
 	}
-	l.writeStart.Store(int64(time.Since(l.base)) + 1)
-	n, err := l.out.Write(b)
-	l.writeStart.Store(0)
-	if err == nil && n < len(b) {
-		err = io.ErrShortWrite
+	l.seal(owed, pend)
+	stored, err := l.sink.Store(ctx, &l.batch)
+	if err != nil && errors.Is(err, ErrOutcomeUnknown) {
+		l.unknown = &unknownStore{firstSeq: l.seq + 1, owed: owed.len()}
+		return 0, err
 	}
-	if err != nil {
-		return n, fmt.Errorf("writing audit records: %w", err)
+	stored = min(max(stored, 0), len(l.batch.Records))
+	if stored > 0 {
+		l.seq += uint64(stored)
+		copy(l.chain[:], l.batch.Chain(stored-1))
+		l.lastSeq.Store(l.seq)
 	}
-	return n, nil
+	l.batch.Records = l.batch.Records[:0] // no pointers kept into requests
+	return stored, err
+}
+
+// seal numbers and chains the records of owed then pend into l.batch,
+// after the last record in the sink.
+func (l *Logger) seal(owed, pend records) {
+	b := &l.batch
+	b.reset(l.stream)
+	prev := l.chain[:]
+	if l.seq == 0 {
+		prev = nil
+	}
+	var chain [ChainHexLen]byte
+	seq := l.seq
+	for _, rs := range [2]*records{&owed, &pend} {
+		for i := range rs.len() {
+			seq++
+			start := len(b.Lines)
+			b.Lines = append(b.Lines, rs.body(i)...)
+			b.Lines = appendSeal(b.Lines, l.stream, seq)
+			l.chainer.nextOpen(chain[:0], prev, b.Lines[start:])
+			b.Lines = append(b.Lines, `,"chain":"`...)
+			b.Lines = append(b.Lines, chain[:]...)
+			b.Lines = append(b.Lines, '"', '}', '\n')
+			prev = b.Lines[len(b.Lines)-3-ChainHexLen : len(b.Lines)-3]
+			b.Records = append(b.Records, Sealed{Record: rs.recs[i], Seq: seq, start: start, end: len(b.Lines)})
+		}
+	}
+	if cap(b.Lines) > maxSpareBytes && len(b.Lines) < maxSpareBytes/4 {
+		b.Lines = append([]byte(nil), b.Lines...)
+	}
 }
 
 // scheduleRetryLocked makes sure a write is tried again after the retry

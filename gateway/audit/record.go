@@ -5,8 +5,10 @@ import (
 	"unicode/utf8"
 )
 
-// appendRecord encodes r as one JSON line. Strings are escaped so that a
-// line never holds a raw newline: the newline ends the record.
+// appendRecord encodes r as a JSON object left open: the sealer ends it
+// with the record's stream, seq and chain, and a newline. Strings are
+// escaped so that a line never holds a raw newline: the newline ends the
+// record.
 func appendRecord(b []byte, r *Record) []byte {
 	b = append(b, `{"time":"`...)
 	b = r.Time.UTC().AppendFormat(b, "2006-01-02T15:04:05.000000Z07:00")
@@ -34,8 +36,7 @@ func appendRecord(b []byte, r *Record) []byte {
 		b = appendString(b, r.Reason)
 	}
 	b = append(b, `,"latencyMs":`...)
-	b = strconv.AppendFloat(b, float64(r.Latency.Microseconds())/1000, 'f', 3, 64)
-	return append(b, '}', '\n')
+	return strconv.AppendFloat(b, float64(r.Latency.Microseconds())/1000, 'f', 3, 64)
 }
 
 func appendStrings(b []byte, ss []string) []byte {
