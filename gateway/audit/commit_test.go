@@ -86,7 +86,9 @@ func recordLen(r *Record) int { return len(appendRecord(nil, r)) }
 
 // sealedLen is the length of r's line in a stream named testStream, for
 // seqs of one digit.
-func sealedLen(r *Record) int { return len(appendSeal(appendRecord(nil, r), testStream, 1)) + chainSuffixLen + 1 }
+func sealedLen(r *Record) int {
+	return len(appendSeal(appendRecord(nil, r), testStream, 1)) + chainSuffixLen + 1
+}
 
 const testStream = "0123456789abcdef0123456789abcdef"
 
