@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"io"
 	"net/http"
 	"os"
@@ -8,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/popconnect/popconnect/gateway/audit"
 	"github.com/popconnect/popconnect/internal/popdb"
 )
 
@@ -29,6 +31,12 @@ func TestAuditSinkFull(t *testing.T) {
 	status, body, err = get(t, plain, "http://"+gw.metricsAddr+"/readyz")
 	if err != nil || status != http.StatusServiceUnavailable || !strings.Contains(body, "audit") {
 		t.Fatalf("/readyz with a full audit disk: %d %s %v", status, body, err)
+	}
+	status, body, err = get(t, plain, "http://"+gw.metricsAddr+"/auditz")
+	var state audit.State
+	if err != nil || status != http.StatusServiceUnavailable || json.Unmarshal([]byte(body), &state) != nil ||
+		state.Healthy || state.Sink != "file" || !strings.Contains(state.LastError, "no space left") || len(state.Stream) != 32 {
+		t.Fatalf("/auditz with a full audit disk: %d %s %v", status, body, err)
 	}
 	_, metrics, err := get(t, plain, "http://"+gw.metricsAddr+"/metrics")
 	if err != nil {

@@ -28,6 +28,9 @@ type instance struct {
 	done                    chan error
 }
 
+// fixtureAuditKey is the fixture's audit hash key.
+const fixtureAuditKey = "0123456789abcdef0123456789abcdef"
+
 type fixture struct {
 	ca, otherCA *testpki.CA
 	dir         string
@@ -48,7 +51,7 @@ func newFixture(t *testing.T) *fixture {
 	testpki.WriteFile(t, f.dir, "tls.crt", server.CertPEM)
 	testpki.WriteFile(t, f.dir, "tls.key", server.KeyPEM)
 	testpki.WriteFile(t, f.dir, "ca.crt", f.ca.CertPEM)
-	testpki.WriteFile(t, f.dir, "audit.key", []byte("0123456789abcdef0123456789abcdef"))
+	testpki.WriteFile(t, f.dir, "audit.key", []byte(fixtureAuditKey))
 	f.writePolicy(t, false)
 	return f
 }
@@ -67,14 +70,7 @@ func (f *fixture) writePolicy(t *testing.T, suspendBYT bool) {
 func (f *fixture) start(t *testing.T, extra ...string) *instance {
 	t.Helper()
 	in := &instance{dir: f.dir, auditPath: filepath.Join(t.TempDir(), "audit.log"), done: make(chan error, 1)}
-	args := append([]string{
-		"--policy-file", filepath.Join(f.dir, "policy.json"),
-		"--upstream-url", f.upstream,
-		"--listen-address", "127.0.0.1:0", "--metrics-address", "127.0.0.1:0",
-		"--tls-cert-file", filepath.Join(f.dir, "tls.crt"), "--tls-key-file", filepath.Join(f.dir, "tls.key"),
-		"--client-ca-file", filepath.Join(f.dir, "ca.crt"),
-		"--audit-file", in.auditPath, "--audit-hash-key-file", filepath.Join(f.dir, "audit.key"),
-	}, extra...)
+	args := f.args(in.auditPath, extra...)
 	ctx, cancel := context.WithCancel(context.Background())
 	in.cancel = cancel
 	listening := make(chan struct{})
@@ -93,6 +89,18 @@ func (f *fixture) start(t *testing.T, extra ...string) *instance {
 	}
 	t.Cleanup(func() { in.stop(t) })
 	return in
+}
+
+// args are the gateway's flags for the fixture, auditing to auditPath.
+func (f *fixture) args(auditPath string, extra ...string) []string {
+	return append([]string{
+		"--policy-file", filepath.Join(f.dir, "policy.json"),
+		"--upstream-url", f.upstream,
+		"--listen-address", "127.0.0.1:0", "--metrics-address", "127.0.0.1:0",
+		"--tls-cert-file", filepath.Join(f.dir, "tls.crt"), "--tls-key-file", filepath.Join(f.dir, "tls.key"),
+		"--client-ca-file", filepath.Join(f.dir, "ca.crt"),
+		"--audit-file", auditPath, "--audit-hash-key-file", filepath.Join(f.dir, "audit.key"),
+	}, extra...)
 }
 
 func (in *instance) stop(t *testing.T) {
@@ -206,7 +214,7 @@ func TestGatewayEndToEnd(t *testing.T) {
 	}
 
 	// Metrics and probes on the plain-HTTP port.
-	for _, p := range []string{"/healthz", "/readyz"} {
+	for _, p := range []string{"/healthz", "/readyz", "/auditz"} {
 		if status, _, err := get(t, http.DefaultClient, "http://"+gw.metricsAddr+p); err != nil || status != 200 {
 			t.Fatalf("%s: %d %v", p, status, err)
 		}
@@ -214,7 +222,7 @@ func TestGatewayEndToEnd(t *testing.T) {
 	_, metrics, _ := get(t, http.DefaultClient, "http://"+gw.metricsAddr+"/metrics")
 	for _, m := range []string{`popconnect_gateway_requests_total{agency="BYT",code="200",operation="Lookup"} 1`,
 		`popconnect_gateway_quota_refused_total{agency="QUOTA",operation="Lookup"} 1`, `popconnect_gateway_policy_info{version="v-false"} 1`,
-		`popconnect_gateway_agencies_loaded 3`} {
+		`popconnect_gateway_agencies_loaded 3`, `popconnect_gateway_audit_last_seq{sink="file",stream="`} {
 		if !strings.Contains(metrics, m) {
 			t.Fatalf("metrics lack %s", m)
 		}

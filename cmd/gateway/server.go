@@ -66,6 +66,8 @@ func newServer(ctx context.Context, o *options, stdout, stderr io.Writer) (*serv
 		return nil, err
 	}
 	s.metrics.AuditWriteErrors(s.audit.WriteErrors)
+	s.metrics.AuditLastSeq(s.audit.Stream(), s.audit.SinkName(), s.audit.LastSeq)
+	log.Info("audit stream started", "stream", s.audit.Stream(), "sink", s.audit.SinkName())
 	upstreamURL, err := url.Parse(o.upstreamURL)
 	if err != nil {
 		return nil, fmt.Errorf("--upstream-url: %w", err)
@@ -112,7 +114,11 @@ func newServer(ctx context.Context, o *options, stdout, stderr io.Writer) (*serv
 func (s *server) serve(ctx context.Context, onListen listening) (err error) {
 	defer s.gw.Close()
 	defer func() {
-		if cerr := s.audit.Close(); cerr != nil && err == nil {
+		cerr := s.audit.Close()
+		// The last seq, shipped off the node with the pod's log, shows a
+		// truncated audit log for what it is.
+		s.log.Info("audit stream closed", "stream", s.audit.Stream(), "lastSeq", s.audit.LastSeq(), "healthy", cerr == nil)
+		if cerr != nil && err == nil {
 			err = cerr
 		}
 		if s.auditFile != nil {
@@ -211,6 +217,7 @@ func (s *server) serve(ctx context.Context, onListen listening) (err error) {
 func (s *server) metricsMux() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", s.metrics.Handler())
+	mux.Handle("GET /auditz", audit.StateHandler(s.audit))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, "ok\n")
 	})
