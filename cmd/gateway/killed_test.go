@@ -181,4 +181,3 @@ func readRecords(t *testing.T, path string, key []byte) map[string]int {
 	}
 	return status
 }
-
