@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -71,10 +72,10 @@ type Logger struct {
 	// plus one), 0 when none is.
 	writeStart atomic.Int64
 
-	// wmu is held by the goroutine writing to the sink: the first
-	// committer to take it seals and stores every record committed so
-	// far, the others find their batch done when they get it (group
-	// commit). The fields below it, up to mu, belong to its holder.
+	// wmu is held by the goroutine writing to the sink: the writer
+	// goroutine, or Flush. Each write seals and stores every record
+	// committed so far (group commit). The fields below it, up to wake,
+	// belong to its holder.
 	wmu     sync.Mutex
 	chainer *Chainer
 	batch   Batch
@@ -84,6 +85,10 @@ type Logger struct {
 	// unknown is set when a store's outcome is unknown: the sink is asked
 	// where the stream stands before the next batch is sealed.
 	unknown *unknownStore
+
+	// wake tells the writer goroutine that records wait; quit stops it,
+	// and writerDone says it stopped.
+	wake, quit, writerDone chan struct{}
 
 	mu   sync.Mutex
 	pend records // records committed since the last write began
@@ -164,11 +169,10 @@ func (r *records) reset() {
 	r.buf, r.ends, r.recs = r.buf[:0], r.ends[:0], r.recs[:0]
 }
 
-// batch is the outcome of one store, shared by its commits. Its fields
-// are set by the writer while it holds wmu, and read by the commits after
-// they took wmu in turn.
+// batch is the outcome of one store, shared by its commits: err is set
+// by the writer before it closes done.
 type batch struct {
-	done bool
+	done chan struct{}
 	err  error
 }
 
@@ -220,6 +224,8 @@ func newLogger(key []byte, opts []Option) (*Logger, error) {
 		l.stream = s
 	}
 	l.healthy.Store(true)
+	l.wake, l.quit, l.writerDone = make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
+	go l.writer()
 	l.hashers.New = func() any { return newHasher(key) }
 	l.bufs.New = func() any { b := make([]byte, 0, 512); return &b }
 	return l, nil
@@ -266,19 +272,24 @@ func (l *Logger) Commit(rec *Record) error {
 	b := appendRecord((*bp)[:0], rec)
 	l.mu.Lock()
 	if l.cur == nil {
-		l.cur = &batch{}
+		l.cur = &batch{done: make(chan struct{})}
 	}
 	bt := l.cur
 	l.pend.add(b, rec)
+	closed := l.closed
 	l.mu.Unlock()
 	*bp = b
 	l.bufs.Put(bp)
 
-	l.wmu.Lock()
-	if !bt.done {
-		l.writeLocked()
+	if closed {
+		l.Flush() // no writer goroutine any more
+	} else {
+		select {
+		case l.wake <- struct{}{}:
+		default: // the writer is already woken
+		}
 	}
-	l.wmu.Unlock()
+	<-bt.done
 	if bt.err != nil {
 		return fmt.Errorf("%w: %w", ErrUnavailable, bt.err)
 	}
@@ -312,16 +323,40 @@ func (l *Logger) Flush() {
 	l.wmu.Unlock()
 }
 
+// writer stores the records that commits leave, in batches, until the
+// logger is closed.
+func (l *Logger) writer() {
+	defer close(l.writerDone)
+	for {
+		select {
+		case <-l.wake:
+		case <-l.quit:
+			return
+		}
+		// Let the requests that are about to commit do so first: under
+		// load they join this batch, and one write serves them all; on
+		// an idle gateway this returns at once.
+		runtime.Gosched()
+		l.Flush()
+	}
+}
+
 // Close writes what is still queued, closes the sink and reports whether
-// everything committed or queued reached it.
+// everything committed or queued reached it. Commits after Close still
+// work: each is written as it comes.
 func (l *Logger) Close() error {
 	l.mu.Lock()
+	already := l.closed
 	l.closed = true
 	if l.timer != nil {
 		l.timer.Stop()
 		l.timer = nil
 	}
 	l.mu.Unlock()
+	if !already {
+		close(l.quit)
+		<-l.writerDone
+	}
 	l.Flush()
 	l.mu.Lock()
 	owed := len(l.owed.buf)
@@ -342,10 +377,11 @@ func (l *Logger) writeLocked() {
 	l.pend.reset()
 	l.mu.Unlock()
 
-	ctx, cancel := context.WithTimeout(context.Background(), l.stall)
-	defer cancel()
+	// No deadline here: a write(2) cannot be cancelled, and a database
+	// sink bounds its own calls; the stall check refuses new commits
+	// meanwhile.
 	l.writeStart.Store(int64(time.Since(l.base)) + 1)
-	stored, err := l.storeLocked(ctx, owed, pend)
+	stored, err := l.storeLocked(context.Background(), owed, pend)
 	l.writeStart.Store(0)
 
 	l.mu.Lock()
@@ -363,7 +399,8 @@ func (l *Logger) writeLocked() {
 	l.mu.Unlock()
 
 	if bt != nil {
-		bt.done, bt.err = true, err
+		bt.err = err
+		close(bt.done)
 	}
 	if err != nil {
 		l.writeErrors.Add(1)
@@ -401,7 +438,7 @@ func (l *Logger) storeLocked(ctx context.Context, owed, pend records) (int, erro
 	stored = min(max(stored, 0), len(l.batch.Records))
 	if stored > 0 {
 		l.seq += uint64(stored)
-		copy(l.chain[:], l.batch.Chain(stored-1))
+		copy(l.chain[:], l.batch.chain(stored-1))
 		l.lastSeq.Store(l.seq)
 	}
 	l.batch.Records = l.batch.Records[:0] // no pointers kept into requests

@@ -65,9 +65,11 @@ func (b *Batch) Body(i int) []byte {
 }
 
 // Chain returns the i-th record's chain value (hex).
-func (b *Batch) Chain(i int) string {
+func (b *Batch) Chain(i int) string { return string(b.chain(i)) }
+
+func (b *Batch) chain(i int) []byte {
 	l := b.Line(i)
-	return string(l[len(l)-2-ChainHexLen : len(l)-2])
+	return l[len(l)-2-ChainHexLen : len(l)-2]
 }
 
 func (b *Batch) reset(stream string) {
