@@ -23,8 +23,12 @@ type FileSource struct {
 }
 
 // NewFileSource reads r.
-func NewFileSource(r io.Reader) *FileSource {
-	return &FileSource{r: bufio.NewReaderSize(r, 256<<10), max: MaxLineBytes}
+func NewFileSource(r io.Reader) *FileSource { return newFileSource(r, 256<<10, MaxLineBytes) }
+
+// newFileSource reads r through a buffer of bufSize bytes, skipping lines
+// longer than max.
+func newFileSource(r io.Reader, bufSize, max int) *FileSource {
+	return &FileSource{r: bufio.NewReaderSize(r, bufSize), max: max}
 }
 
 // Next implements Source. Entries' Loc is "line N".
