@@ -563,3 +563,18 @@ func FuzzParseLine(f *testing.F) {
 		v.Report()
 	})
 }
+
+func BenchmarkVerifyFile(b *testing.B) {
+	l := newTestLog(b, key)
+	for i := range 10000 {
+		l.Commit(rec(i))
+	}
+	log := l.Bytes()
+	b.SetBytes(int64(len(log)))
+	for b.Loop() {
+		r, err := Run(NewFileSource(bytes.NewReader(log)), key, Options{})
+		if err != nil || !r.Intact() {
+			b.Fatal(err)
+		}
+	}
+}
