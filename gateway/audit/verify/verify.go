@@ -201,7 +201,7 @@ func (v *Verifier) Add(e Entry) {
 	stream, seq, ts, err := ParseBody(e.Body)
 	if err != nil {
 		v.report.Problems = append(v.report.Problems, Problem{Loc: e.Loc,
-			Message: "a record without a valid stream and seq: " + err.Error() + " (the record was altered)"})
+			Message: "a record without a valid stream and seq: " + err.Error() + " (the record was altered, or is the end of a line split in parts)"})
 		return
 	}
 	st := v.streams[stream]

@@ -272,6 +272,24 @@ func TestVerify(t *testing.T) {
 			failMsg: "seq 3 missing (found 4 after 2: a record was deleted)"}},
 		problems: 1,
 	}, {
+		// A collector that does not join a line the container runtime
+		// split: the first part is a fragment, the last a malformed
+		// record, and the seq is missing.
+		name: "a long record split in two lines",
+		build: func(t *testing.T) []byte {
+			l := newTestLog(t, key)
+			l.Commit(rec(1))
+			l.Commit(batchRec(2, 1000))
+			l.Commit(rec(3))
+			ls := lines(l.Bytes())
+			split := [][]byte{ls[1][:16<<10], ls[1][16<<10:]}
+			return join(append(ls[:1:1], append(split, ls[2])...))
+		},
+		want: []want{{records: 2, firstSeq: 1, lastSeq: 3, verified: 1, failSeq: 2,
+			failMsg: "seq 2 missing (found 3 after 1: a record was deleted)"}},
+		fragments: []string{"line 2"},
+		problems:  1,
+	}, {
 		name: "head removed by retention, trusted",
 		build: func(t *testing.T) []byte {
 			_, ls := logOf(t, 10)
