@@ -61,8 +61,9 @@ test: manifests generate vet envtest helm ## Run every test, the envtest suites 
 
 FUZZTIME ?= 60s
 .PHONY: fuzz
-fuzz: ## Fuzz the filter and the request parsers, FUZZTIME each (make test runs their seed corpora).
+fuzz: ## Fuzz the filter and the request and audit-line parsers, FUZZTIME each (make test runs their seed corpora).
 	go test ./gateway/filter -run '^$$' -fuzz '^FuzzFilter$$' -fuzztime $(FUZZTIME)
+	go test ./gateway/audit/verify -run '^$$' -fuzz '^FuzzParseLine$$' -fuzztime $(FUZZTIME)
 	go test ./gateway/h1server -run '^$$' -fuzz '^FuzzParseRequest$$' -fuzztime $(FUZZTIME)
 	for f in FuzzLookupPath FuzzFields FuzzVerifyBody FuzzBatchBody FuzzPolicyDocument; do \
 		go test ./gateway -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) || exit 1; \
@@ -75,9 +76,10 @@ verify: ## Regenerate every generated file and fail if any differs from what is 
 ##@ Build
 
 .PHONY: build
-build: manifests generate ## Build the manager and the gateway into bin/.
+build: manifests generate ## Build the manager, the gateway and the audit verifier into bin/.
 	go build -trimpath -o $(LOCALBIN)/manager .
 	go build -trimpath -o $(LOCALBIN)/gateway ./cmd/gateway
+	go build -trimpath -o $(LOCALBIN)/popconnect-audit ./cmd/popconnect-audit
 	go build -trimpath -o $(LOCALBIN)/popdb-sim ./cmd/popdb-sim
 
 .PHONY: run
