@@ -7,26 +7,36 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/popconnect/popconnect/gateway/audit"
 )
 
 var testKey = bytes.Repeat([]byte{7}, 32)
 
-// chainedLog writes n records in each of the streams named, chained under
-// key as the gateway writes them. (Once the Logger seals records, this can
-// be audit.NewLogger on a buffer.)
+// chainedLog writes n records in each of the streams named, with the
+// gateway's Logger under key, and returns the lines.
 func chainedLog(key []byte, n int, streams ...string) [][]byte {
 	var out [][]byte
 	for _, s := range streams {
-		c := audit.NewChainer(key)
-		var prev []byte
-		for seq := 1; seq <= n; seq++ {
-			body := fmt.Sprintf(`{"time":"2026-11-24T22:46:25.%06dZ","requestId":"r-%d","fieldsReturned":["fullName"],"status":200,"latencyMs":1.000,"stream":"%s","seq":%d}`, seq, seq, s, seq)
-			chain := c.Next(nil, prev, []byte(body))
-			out = append(out, []byte(body[:len(body)-1]+`,"chain":"`+string(chain)+`"}`))
-			prev = chain
+		var buf bytes.Buffer
+		l, err := audit.NewLogger(&buf, key, audit.WithStream(s))
+		if err != nil {
+			panic(err)
 		}
+		for seq := 1; seq <= n; seq++ {
+			rec := &audit.Record{
+				Time:      time.Date(2026, 11, 24, 22, 46, 25, seq*1000, time.UTC),
+				RequestID: fmt.Sprintf("r-%d", seq), FieldsReturned: []string{"fullName"}, Status: 200, Latency: time.Millisecond,
+			}
+			if err := l.Commit(rec); err != nil {
+				panic(err)
+			}
+		}
+		if err := l.Close(); err != nil {
+			panic(err)
+		}
+		out = append(out, bytes.Split(bytes.TrimSuffix(buf.Bytes(), []byte("\n")), []byte("\n"))...)
 	}
 	return out
 }

@@ -3,6 +3,7 @@ package verify
 import (
 	"bytes"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -39,7 +40,7 @@ func logOf(t testing.TB, n int) (*testLog, [][]byte) {
 // under a key that is not the gateway's: what someone without the key can
 // insert.
 func forgeLine(stream string, seq uint64, prevChain []byte) []byte {
-	body := sealedBody(rec(1000), stream, seq)
+	body := fmt.Appendf(nil, `{"time":"2026-11-24T22:46:26.000000Z","requestId":"forged","agency":"BYT","operation":"Lookup","nationalIdHash":"%064x","fieldsReturned":["fullName"],"status":200,"latencyMs":1.000,"stream":"%s","seq":%d}`, 1000, stream, seq)
 	chain := audit.NewChainer(otherKey).Next(nil, prevChain, body)
 	return append(append(body[:len(body)-1], `,"chain":"`...), append(chain, `"}`...)...)
 }
