@@ -40,6 +40,11 @@ type Record struct {
 	// Reason is the error code of a refused or failed request.
 	Reason  string
 	Latency time.Duration
+	// Purpose is the purpose of the agency's connection, and
+	// CaseReference the case the request named: written only when set,
+	// so that records without them keep their bytes.
+	Purpose       string
+	CaseReference string
 }
 
 // ReadKeyFile reads an audit hash key: the file's bytes as they are.

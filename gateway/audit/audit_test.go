@@ -122,3 +122,38 @@ func TestNoneLostOnClose(t *testing.T) {
 		t.Fatalf("%d lines, want 8000", n)
 	}
 }
+
+// TestRecordLine pins a record's bytes: the fields in order, the purpose
+// and case reference only when set (JSON-escaped), then stream, seq and
+// chain last; the chain checks out.
+func TestRecordLine(t *testing.T) {
+	out := &syncBuffer{}
+	l, err := NewLogger(out, testKey(), WithStream(testStream))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 1, 2, 3, 4, 5, 600_000_000, time.UTC)
+	mustCommit(t, l, &Record{Time: now, RequestID: "r1", Agency: "BYT", Operation: "Lookup", NationalIDHashes: []string{"ab"},
+		FieldsReturned: []string{"fullName"}, Status: 200, Latency: 1500 * time.Microsecond})
+	mustCommit(t, l, &Record{Time: now, RequestID: "r2", Agency: "CA", Operation: "Lookup", Status: 403, Reason: "field_not_allowed",
+		Purpose: "Criminal investigation", CaseReference: "HN-2026/\"77\"\n"})
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	want := []string{
+		`{"time":"2026-01-02T03:04:05.600000Z","requestId":"r1","agency":"BYT","operation":"Lookup","nationalIdHash":"ab","fieldsReturned":["fullName"],"status":200,"latencyMs":1.500,"stream":"` + testStream + `","seq":1,"chain":"`,
+		`{"time":"2026-01-02T03:04:05.600000Z","requestId":"r2","agency":"CA","operation":"Lookup","nationalIdHash":null,"fieldsReturned":[],"status":403,"reason":"field_not_allowed","latencyMs":0.000,"purpose":"Criminal investigation","caseReference":"HN-2026/\"77\"\u000a","stream":"` + testStream + `","seq":2,"chain":"`,
+	}
+	if len(lines) != len(want) {
+		t.Fatalf("lines %q", lines)
+	}
+	for i := range want {
+		if !strings.HasPrefix(lines[i], want[i]) || len(lines[i]) != len(want[i])+ChainHexLen+2 {
+			t.Fatalf("line %d:\n got %s\nwant %s<64 hex>\"}", i+1, lines[i], want[i])
+		}
+	}
+	if n := checkChain(t, out.String()); n != 2 {
+		t.Fatalf("chain of %d records", n)
+	}
+}

@@ -36,7 +36,16 @@ func appendRecord(b []byte, r *Record) []byte {
 		b = appendString(b, r.Reason)
 	}
 	b = append(b, `,"latencyMs":`...)
-	return strconv.AppendFloat(b, float64(r.Latency.Microseconds())/1000, 'f', 3, 64)
+	b = strconv.AppendFloat(b, float64(r.Latency.Microseconds())/1000, 'f', 3, 64)
+	if r.Purpose != "" {
+		b = append(b, `,"purpose":`...)
+		b = appendString(b, r.Purpose)
+	}
+	if r.CaseReference != "" {
+		b = append(b, `,"caseReference":`...)
+		b = appendString(b, r.CaseReference)
+	}
+	return b
 }
 
 func appendStrings(b []byte, ss []string) []byte {
