@@ -480,3 +480,19 @@ func freePort(t *testing.T) int {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
 }
+
+// TestRestartWhileIdle: the database restarts while the sink is idle; the
+// next Store finds its connection dead before the COPY (it pings a
+// connection idle for a second), reconnects and succeeds at once.
+func TestRestartWhileIdle(t *testing.T) {
+	srv := testpg.Start(t)
+	s := open(t, srv.URL())
+	at := time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC)
+	st := newStream(t)
+	store(t, s, st.seal(lookup(at, "1")))
+	srv.Stop()
+	srv.Start()
+	time.Sleep(1100 * time.Millisecond)
+	store(t, s, st.seal(lookup(at, "2")))
+	verify(t, scan(t, srv.URL()))
+}
