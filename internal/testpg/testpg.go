@@ -1,6 +1,7 @@
 // Package testpg runs a real PostgreSQL server for a test: its own cluster
 // (initdb) in the test's temporary directory, listening on a free port of
-// 127.0.0.1, stopped when the test ends.
+// 127.0.0.1, stopped when the test ends. New does the same for a program
+// (the demo), in a directory it chooses.
 //
 // The server binaries are Debian's (`make postgres` installs them): the
 // directory named by POSTGRES_BIN (the Makefile sets it), or else the newest
@@ -56,9 +57,10 @@ const (
 	stopTimeout = 30 * time.Second
 )
 
-// Server is a PostgreSQL server run by a test.
+// Server is a PostgreSQL server run by a test (or the demo).
 type Server struct {
-	t        testing.TB
+	t testing.TB // nil for New's
+
 	bin      string
 	dir      string // the test's temporary directory: data/, run/, server.log
 	data     string
@@ -74,34 +76,46 @@ type Server struct {
 
 // Start creates a cluster in t.TempDir(), starts its server and waits until
 // it accepts connections. The server is stopped when the test ends, also
-// when it fails.
+// when it fails (and its log is then shown).
 func Start(t testing.TB) *Server {
 	t.Helper()
-	bin, err := BinDir()
+	s, err := New(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Server{t: t, bin: bin, dir: t.TempDir()}
+	s.t = t
+	t.Cleanup(s.cleanup)
+	return s
+}
+
+// New creates a cluster in dir, an empty directory, starts its server and
+// waits until it accepts connections: for programs (the demo); tests use
+// Start. The caller stops the server with Close; should the program die
+// first, the server shuts down at once by itself.
+func New(dir string) (*Server, error) {
+	bin, err := BinDir()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{bin: bin, dir: dir}
 	s.data = filepath.Join(s.dir, "data")
 	s.password = "pw-" + randomHex(12)
 	if os.Geteuid() == 0 {
-		s.cred, err = postgresUser()
-		if err != nil {
-			t.Fatal(err)
+		if s.cred, err = postgresUser(); err != nil {
+			return nil, err
 		}
 	}
 	if err := s.prepareDir(); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	if err := s.initdb(); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	t.Cleanup(s.stop)
 	// A free port may be taken by someone else before postgres binds it:
 	// try a few.
 	for attempt := 0; ; attempt++ {
 		if s.port, err = freePort(); err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		err = s.start()
 		if err == nil || attempt == 4 || !strings.Contains(s.log(), "could not bind") {
@@ -109,9 +123,14 @@ func Start(t testing.TB) *Server {
 		}
 	}
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	return s
+	return s, nil
+}
+
+// Close stops the server (fast shutdown).
+func (s *Server) Close() error {
+	return s.signalAndWait(syscall.SIGINT, stopTimeout)
 }
 
 // URL returns the server's connection URL, password included.
@@ -135,31 +154,43 @@ func (s *Server) Password() string { return s.password }
 func (s *Server) Port() int { return s.port }
 
 // Stop shuts the server down (fast shutdown: sessions are ended, the data
-// is checkpointed) and waits for it to exit.
+// is checkpointed) and waits for it to exit. Stop, Kill and Start fail the
+// test on an error (they panic on a Server made by New).
 func (s *Server) Stop() {
-	s.t.Helper()
-	if err := s.signalAndWait(syscall.SIGINT, stopTimeout); err != nil {
-		s.t.Fatal(err)
+	if s.t != nil {
+		s.t.Helper()
 	}
+	s.fail(s.signalAndWait(syscall.SIGINT, stopTimeout))
 }
 
 // Kill ends the server and its processes at once with SIGKILL, as a crash
 // would: clients see their connections cut, with no goodbye; Start then
 // recovers the cluster from its WAL.
 func (s *Server) Kill() {
-	s.t.Helper()
-	if err := s.signalAndWait(syscall.SIGKILL, stopTimeout); err != nil {
-		s.t.Fatal(err)
+	if s.t != nil {
+		s.t.Helper()
 	}
+	s.fail(s.signalAndWait(syscall.SIGKILL, stopTimeout))
 }
 
 // Start starts the server again after Stop or Kill, on the same data
 // directory and port, and waits until it accepts connections.
 func (s *Server) Start() {
-	s.t.Helper()
-	if err := s.start(); err != nil {
-		s.t.Fatal(err)
+	if s.t != nil {
+		s.t.Helper()
 	}
+	s.fail(s.start())
+}
+
+func (s *Server) fail(err error) {
+	if err == nil {
+		return
+	}
+	if s.t == nil {
+		panic(err)
+	}
+	s.t.Helper()
+	s.t.Fatal(err)
 }
 
 // BinDir returns the directory of PostgreSQL's server binaries: $POSTGRES_BIN,
@@ -232,17 +263,17 @@ func (s *Server) prepareDir() error {
 	if s.cred == nil {
 		return nil
 	}
-	for p := s.dir; ; {
-		parent := filepath.Dir(p)
-		if parent == p || p == filepath.Clean(os.TempDir()) {
-			break
-		}
+	// Directories under the temporary directory (t.TempDir's are 0700)
+	// are opened to others for traversal (o+x); others are left as they
+	// are, and must be reachable already.
+	dir, _ := filepath.Abs(s.dir)
+	tmp := filepath.Clean(os.TempDir())
+	for p := dir; strings.HasPrefix(p, tmp+string(filepath.Separator)); p = filepath.Dir(p) {
 		if fi, err := os.Stat(p); err == nil && fi.Mode().Perm()&0o001 == 0 {
-			if err := os.Chmod(p, fi.Mode().Perm()|0o011); err != nil {
+			if err := os.Chmod(p, fi.Mode().Perm()|0o001); err != nil {
 				return fmt.Errorf("opening %s to the postgres user: %w", p, err)
 			}
 		}
-		p = parent
 	}
 	return filepath.Walk(s.dir, func(p string, _ os.FileInfo, err error) error {
 		if err != nil {
@@ -396,10 +427,10 @@ func (s *Server) signalAndWaitLocked(sig syscall.Signal, timeout time.Duration) 
 	return err
 }
 
-// stop is the test's cleanup: a fast shutdown, and the server's log when
-// the test failed.
-func (s *Server) stop() {
-	if err := s.signalAndWait(syscall.SIGINT, stopTimeout); err != nil {
+// cleanup is the test's: a fast shutdown, and the server's log when the
+// test failed.
+func (s *Server) cleanup() {
+	if err := s.Close(); err != nil {
 		s.t.Error(err)
 	}
 	if s.t.Failed() {

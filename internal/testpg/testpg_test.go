@@ -2,7 +2,6 @@ package testpg_test
 
 import (
 	"context"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -80,5 +79,28 @@ func TestMissingBinaries(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "make postgres") {
 		t.Fatalf("BinDir with an empty %s: %v", testpg.BinEnv, err)
 	}
-	_ = os.Getenv
+}
+
+// TestNew: a server for a program, in a directory it names, stopped by
+// Close.
+func TestNew(t *testing.T) {
+	s, err := testpg.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, s.URL())
+	if err != nil {
+		s.Close()
+		t.Fatalf("connect: %v", err)
+	}
+	conn.Close(ctx)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := pgx.Connect(ctx, s.URL()); err == nil {
+		c.Close(ctx)
+		t.Fatal("connected after Close")
+	}
 }
