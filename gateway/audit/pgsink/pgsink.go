@@ -258,30 +258,29 @@ func (s *Sink) Close() error {
 // connect returns the connection, made anew after an error, and makes sure
 // the schema exists.
 func (s *Sink) connect(ctx context.Context) (*pgx.Conn, error) {
-	if s.conn != nil && !s.conn.IsClosed() {
-		if time.Since(s.lastUsed) < idleCheck {
-			return s.conn, nil
-		}
-		if err := s.conn.Ping(ctx); err == nil {
+	if s.conn != nil && !s.conn.IsClosed() && time.Since(s.lastUsed) >= idleCheck {
+		if err := s.conn.Ping(ctx); err != nil {
+			s.drop()
+		} else {
 			s.lastUsed = time.Now()
-			return s.conn, nil
 		}
+	}
+	if s.conn == nil || s.conn.IsClosed() {
 		s.drop()
+		conn, err := pgx.ConnectConfig(ctx, s.cfg.Copy())
+		if err != nil {
+			return nil, s.wrap("connecting to the audit database", err)
+		}
+		s.conn, s.lastUsed, s.locked = conn, time.Now(), map[string]bool{}
 	}
-	s.drop()
-	conn, err := pgx.ConnectConfig(ctx, s.cfg.Copy())
-	if err != nil {
-		return nil, s.wrap("connecting to the audit database", err)
-	}
-	s.conn, s.lastUsed, s.locked = conn, time.Now(), map[string]bool{}
 	if !s.schema {
-		if err := s.ddl(ctx, conn, schemaDDL); err != nil {
+		if err := s.ddl(ctx, s.conn, schemaDDL); err != nil {
 			s.drop()
 			return nil, s.wrap("creating the audit schema", err)
 		}
 		s.schema = true
 	}
-	return conn, nil
+	return s.conn, nil
 }
 
 // ddl runs statements in one transaction under the schema lock.

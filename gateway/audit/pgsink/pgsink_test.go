@@ -342,6 +342,15 @@ func TestPartitionsAcrossMidnight(t *testing.T) {
 		t.Fatalf("later in %q", got)
 	}
 	verify(t, scan(t, srv.URL()))
+
+	// The whole table dropped: the sink makes it again.
+	if _, err := conn.Exec(ctxT(t, 10*time.Second), `DROP TABLE popconnect_audit_records`); err != nil {
+		t.Fatal(err)
+	}
+	store(t, s, st.seal(lookup(time.Date(2026, 12, 4, 9, 0, 0, 0, time.UTC), "after drop")))
+	if rows := scan(t, srv.URL()); len(rows) != 1 || rows[0].NationalIDHashes[0] != "after drop" {
+		t.Fatalf("after the table was dropped: %+v", rows)
+	}
 }
 
 // TestStoreWhileStopped: with the database stopped, Store and Last fail
