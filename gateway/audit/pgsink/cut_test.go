@@ -145,6 +145,21 @@ func TestOutcomeUnknown(t *testing.T) {
 	if n != 0 || !errors.Is(err, audit.ErrOutcomeUnknown) {
 		t.Fatalf("Store cut after CopyDone: %d, %v; want an unknown outcome", n, err)
 	}
+	// The server commits on its own; the old backend lives on, holding
+	// the stream.
+	conn := connect(t, srv.URL())
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var n int
+		if err := conn.QueryRow(ctxT(t, 10*time.Second), `SELECT count(*) FROM popconnect_audit_records`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d records committed, want 3", n)
+		}
+	}
 	if n := streamHolders(t, srv.URL()); n != 1 {
 		t.Fatalf("%d backends hold the stream's lock, want 1 (the cut one)", n)
 	}
