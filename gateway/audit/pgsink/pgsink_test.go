@@ -129,6 +129,7 @@ func TestSchemaConcurrent(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make(chan error, 4)
 	for i := range 4 {
+		st := newStream(t)
 		wg.Go(func() {
 			s, err := pgsink.Open(ctxT(t, 30*time.Second), srv.URL())
 			if err != nil {
@@ -136,7 +137,6 @@ func TestSchemaConcurrent(t *testing.T) {
 				return
 			}
 			defer s.Close()
-			st := newStream(t)
 			if _, err := s.Store(ctxT(t, 30*time.Second), st.seal(lookup(at, fmt.Sprint("h", i)))); err != nil {
 				errs <- fmt.Errorf("Store %d: %w", i, err)
 			}
