@@ -46,6 +46,14 @@
 // holds neither), as the record's JSON encoding does for invalid bytes;
 // Row.CheckColumns compares the two.
 //
+// # Privileges
+//
+// The gateway's role needs CREATE on its schema (the table once, a
+// partition a day; PostgreSQL 15 no longer grants it to everyone on
+// public), and INSERT and SELECT on what it creates, which it owns. Ending
+// its own earlier backend (see below) needs no more: a role may end its
+// own backends.
+//
 // # Writes
 //
 // Store writes a batch with one COPY (one autocommit transaction: all of
