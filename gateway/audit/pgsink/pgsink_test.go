@@ -505,3 +505,55 @@ func TestRestartWhileIdle(t *testing.T) {
 	store(t, s, st.seal(lookup(at, "2")))
 	verify(t, scan(t, srv.URL()))
 }
+
+// TestStoreBlocked: a COPY held up by a lock in the database returns when
+// its context ends, its outcome unknown (the rows went out); once the lock
+// goes, Last tells whether the batch committed, and the stream goes on
+// from there without a gap or a seq used twice.
+func TestStoreBlocked(t *testing.T) {
+	srv := testpg.Start(t)
+	s := open(t, srv.URL())
+	at := time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC)
+	st := newStream(t)
+	store(t, s, st.seal(lookup(at, "1")))
+
+	locker := connect(t, srv.URL())
+	tx, err := locker.Begin(ctxT(t, 10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctxT(t, 10*time.Second), `LOCK TABLE popconnect_audit_records IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	seq0, chain0 := st.seq, st.chain
+	b := st.seal(lookup(at, "2"))
+	start := time.Now()
+	n, err := s.Store(ctxT(t, time.Second), b)
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("Store blocked for %v with a 1s context", d)
+	}
+	if n != 0 || !errors.Is(err, audit.ErrOutcomeUnknown) {
+		t.Fatalf("Store blocked: %d, %v; want an unknown outcome", n, err)
+	}
+	if err := tx.Commit(ctxT(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	seq, chain, err := s.Last(ctxT(t, 10*time.Second), st.name)
+	switch {
+	case err != nil:
+		t.Fatalf("Last: %v", err)
+	case seq == 2 && chain == b.Chain(0):
+		t.Log("the blocked COPY committed once the lock went")
+	case seq == seq0 && chain == chain0:
+		t.Log("the blocked COPY was rolled back")
+	default:
+		t.Fatalf("Last: %d %s", seq, chain)
+	}
+	st.seq, st.chain = seq, chain
+	store(t, s, st.seal(lookup(at, "3")))
+	rows := scan(t, srv.URL())
+	if len(rows) != int(st.seq) {
+		t.Fatalf("%d rows, want %d", len(rows), st.seq)
+	}
+	verify(t, rows)
+}
