@@ -19,6 +19,9 @@ GO_TEST_FLAGS ?= -count=1
 # KUBEBUILDER_ASSETS is where envtest finds kube-apiserver and etcd. It lives
 # outside the clone (setup-envtest's cache) so fresh clones reuse the build.
 ENVTEST_ASSETS = $(shell K8S_VERSION=$(ENVTEST_K8S_VERSION) ETCD_VERSION=$(ENVTEST_ETCD_VERSION) hack/envtest-binaries.sh --print)
+# POSTGRES_BIN is where the tests find Debian's PostgreSQL server (initdb,
+# postgres) to run a real database of their own; `make postgres` installs it.
+POSTGRES_BIN = $(shell hack/postgres.sh --print)
 
 .PHONY: all
 all: build
@@ -52,12 +55,16 @@ vet: ## Run go vet.
 envtest: ## Build (once) the envtest kube-apiserver and etcd from source; prints their directory.
 	@K8S_VERSION=$(ENVTEST_K8S_VERSION) ETCD_VERSION=$(ENVTEST_ETCD_VERSION) hack/envtest-binaries.sh
 
+.PHONY: postgres
+postgres: ## Install (once) Debian's PostgreSQL server, which the audit sink's tests run; prints its bin directory.
+	@hack/postgres.sh
+
 .PHONY: test
-test: manifests generate vet envtest helm ## Run every test, the envtest suites included.
-	HELM="$(HELM)" KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test $(GO_TEST_FLAGS) ./...
+test: manifests generate vet envtest helm postgres ## Run every test, the envtest and PostgreSQL ones included.
+	HELM="$(HELM)" KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" POSTGRES_BIN="$(POSTGRES_BIN)" go test $(GO_TEST_FLAGS) ./...
 	# The gateway again under the race detector: it swaps policies, reloads
 	# certificates and flushes audit records while requests run.
-	go test -race $(GO_TEST_FLAGS) ./gateway/...
+	POSTGRES_BIN="$(POSTGRES_BIN)" go test -race $(GO_TEST_FLAGS) ./gateway/...
 
 FUZZTIME ?= 60s
 .PHONY: fuzz
@@ -170,8 +177,8 @@ KEEP ?=
 DEMO_FLAGS = $(if $(filter 1 true yes,$(KEEP)),-keep)
 
 .PHONY: demo
-demo: build envtest ## Run popconnect end to end on a local control plane (KEEP=1 leaves it up).
-	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go run ./hack/demo $(DEMO_FLAGS)
+demo: build envtest postgres ## Run popconnect end to end on a local control plane (KEEP=1 leaves it up).
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" POSTGRES_BIN="$(POSTGRES_BIN)" go run ./hack/demo $(DEMO_FLAGS)
 
 ##@ Docs
 
