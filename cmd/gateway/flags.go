@@ -28,7 +28,9 @@ type options struct {
 	metricsAddress string
 
 	auditFile        string
+	auditFileSet     bool
 	auditFsync       bool
+	auditPostgresURL string
 	auditHashKeyFile string
 	timezone         string
 
@@ -63,6 +65,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.allowTLS12, "allow-tls12", false, "accept TLS 1.2 clients (default: TLS 1.3 only)")
 	fs.StringVar(&o.metricsAddress, "metrics-address", ":9090", "plain-HTTP address for /metrics, /healthz and /readyz")
 	fs.StringVar(&o.auditFile, "audit-file", "-", "audit log file, appended to; - is stdout")
+	fs.StringVar(&o.auditPostgresURL, "audit-postgres-url-file", "", "file holding the URL of the PostgreSQL database that stores the audit records (surrounding whitespace ignored), instead of --audit-file")
 	fs.BoolVar(&o.auditFsync, "audit-fsync", false, "sync the audit file to disk before each batch of answers leaves (needs --audit-file)")
 	fs.StringVar(&o.auditHashKeyFile, "audit-hash-key-file", "", "file whose bytes (at least 32) key the HMAC-SHA256 of national IDs in the audit log")
 	fs.StringVar(&o.timezone, "timezone", "Asia/Ho_Chi_Minh", "time zone whose midnight resets daily quotas")
@@ -79,6 +82,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
+	fs.Visit(func(f *flag.Flag) { o.auditFileSet = o.auditFileSet || f.Name == "audit-file" })
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
@@ -98,6 +102,8 @@ func (o *options) validate() error {
 		return errors.New("--upstream-url is required")
 	case o.tlsCertFile == "" || o.tlsKeyFile == "" || o.clientCAFile == "":
 		return errors.New("--tls-cert-file, --tls-key-file and --client-ca-file are required")
+	case o.auditPostgresURL != "" && (o.auditFileSet || o.auditFsync):
+		return errors.New("--audit-postgres-url-file stores the audit records in PostgreSQL: it goes with neither --audit-file nor --audit-fsync")
 	case o.auditFsync && (o.auditFile == "" || o.auditFile == "-"):
 		return errors.New("--audit-fsync needs an --audit-file to sync")
 	case o.auditHashKeyFile == "":

@@ -50,24 +50,21 @@ func newServer(ctx context.Context, o *options, stdout, stderr io.Writer) (*serv
 		return nil, err
 	}
 	s := &server{opts: o, log: log, metrics: metrics.New()}
-	out := stdout
-	var auditOpts []audit.Option
-	if o.auditFile != "" && o.auditFile != "-" {
-		f, err := os.OpenFile(o.auditFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-		if err != nil {
-			return nil, fmt.Errorf("opening audit file: %w", err)
-		}
-		out, s.auditFile = f, f
-		if o.auditFsync {
-			auditOpts = append(auditOpts, audit.WithSync(f.Sync))
-		}
-	}
-	if s.audit, err = audit.NewLogger(out, key, auditOpts...); err != nil {
+	if s.audit, s.auditFile, err = openAudit(o, stdout, key); err != nil {
 		return nil, err
 	}
 	s.metrics.AuditWriteErrors(s.audit.WriteErrors)
 	s.metrics.AuditLastSeq(s.audit.Stream(), s.audit.SinkName(), s.audit.LastSeq)
 	log.Info("audit stream started", "stream", s.audit.Stream(), "sink", s.audit.SinkName())
+	if s.audit.SinkName() == "postgres" {
+		// Connect now, so that a database out of reach shows at once
+		// (/readyz 503) rather than at the first request; the logger
+		// keeps trying every second and the gateway serves when it can.
+		s.audit.Flush()
+		if st := s.audit.State(); !st.Healthy {
+			log.Warn("audit database unreachable; requests are refused until it is", "error", st.LastError)
+		}
+	}
 	upstreamURL, err := url.Parse(o.upstreamURL)
 	if err != nil {
 		return nil, fmt.Errorf("--upstream-url: %w", err)

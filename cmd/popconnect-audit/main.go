@@ -10,6 +10,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"strings"
 
 	"github.com/popconnect/popconnect/gateway/audit"
+	"github.com/popconnect/popconnect/gateway/audit/pgsink"
 	"github.com/popconnect/popconnect/gateway/audit/verify"
 )
 
@@ -102,9 +104,6 @@ func runVerify(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return printReport(stdout, rep)
 }
 
-// errNotSupported: the source is parsed but not wired yet.
-var errNotSupported = errors.New("not yet supported")
-
 // openSource returns the records to verify and how to release them. Each
 // kind of audit sink the gateway writes to has its source here: a file
 // (verify.FileSource), and a PostgreSQL table, whose source yields the rows
@@ -113,7 +112,11 @@ var errNotSupported = errors.New("not yet supported")
 func openSource(c *verifyConfig, stdin io.Reader) (verify.Source, func() error, error) {
 	switch {
 	case c.postgresURL != "":
-		return nil, nil, fmt.Errorf("--postgres-url: %w", errNotSupported)
+		src, err := pgsink.NewSource(context.Background(), c.postgresURL)
+		if err != nil {
+			return nil, nil, err
+		}
+		return src, src.Close, nil
 	case c.file == "-":
 		return verify.NewFileSource(stdin), func() error { return nil }, nil
 	default:

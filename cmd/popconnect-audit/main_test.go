@@ -88,7 +88,7 @@ func TestRun(t *testing.T) {
 		{"wrong key", []string{"verify", "--file", intact, "--key-file", otherKey}, 1,
 			[]string{"BROKEN at seq 1 (line 1): seq 1: chain does not match", "nothing verified", "check that --key-file is this gateway's audit key"}, nil, nil},
 		{"empty file", []string{"verify", "--file", empty, "--key-file", keyFile}, 1, []string{"verdict: NOTHING PROVEN"}, nil, nil},
-		{"postgres", []string{"verify", "--postgres-url", "postgres://x", "--key-file", keyFile}, 2, nil, []string{"--postgres-url: not yet supported"}, nil},
+		{"postgres unreachable", []string{"verify", "--postgres-url", "postgres://u:pw@127.0.0.1:1/db", "--key-file", keyFile}, 2, nil, []string{"connecting to the audit database"}, nil},
 		{"file and postgres", []string{"verify", "--file", intact, "--postgres-url", "postgres://x", "--key-file", keyFile}, 2, nil, []string{"one of --file and --postgres-url"}, nil},
 		{"no key", []string{"verify", "--file", intact}, 2, nil, []string{"--key-file is required"}, nil},
 		{"short key", []string{"verify", "--file", intact, "--key-file", shortKey}, 2, nil, []string{"at least 32 are required"}, nil},

@@ -122,6 +122,12 @@ var columns = []string{"time", "stream", "seq", "request_id", "agency", "operati
 // Option configures a Sink.
 type Option func(*Sink)
 
+// WithTimeout bounds each Store and Last, connecting included (default
+// audit.DefaultStallTimeout): the Logger gives them no deadline of its own.
+func WithTimeout(d time.Duration) Option {
+	return func(s *Sink) { s.timeout = d }
+}
+
 // WithApplicationName sets the connection's application_name, which the
 // database shows in pg_stat_activity (default "popconnect-gateway"; a name
 // in the URL wins).
@@ -135,6 +141,7 @@ type Sink struct {
 	cfg     *pgx.ConnConfig
 	secrets []string // removed from every error message
 	appName string
+	timeout time.Duration
 
 	conn     *pgx.Conn // nil after an error: the next call reconnects
 	lastUsed time.Time
@@ -149,9 +156,27 @@ var _ audit.Sink = (*Sink)(nil)
 // or key=value, as libpq) and creates the schema if it is not there. After
 // Open, a lost connection is made again by the next Store or Last.
 func Open(ctx context.Context, url string, opts ...Option) (*Sink, error) {
-	s := &Sink{appName: "popconnect-gateway", days: map[string]bool{}}
+	s, err := New(url, opts...)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.connect(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// New is Open without connecting: the first Store connects and creates the
+// schema. A gateway starts with it, so that a database down at its start
+// makes it unready (and ready again when the database is back) rather
+// than fail to start.
+func New(url string, opts ...Option) (*Sink, error) {
+	s := &Sink{appName: "popconnect-gateway", days: map[string]bool{}, timeout: audit.DefaultStallTimeout}
 	for _, o := range opts {
 		o(s)
+	}
+	if s.timeout <= 0 {
+		return nil, errors.New("pgsink: the timeout must be positive")
 	}
 	secrets := guessSecrets(url)
 	cfg, err := pgx.ParseConfig(url)
@@ -163,9 +188,6 @@ func Open(ctx context.Context, url string, opts ...Option) (*Sink, error) {
 	if _, ok := cfg.RuntimeParams["application_name"]; !ok && s.appName != "" {
 		cfg.RuntimeParams["application_name"] = s.appName
 	}
-	if _, err := s.connect(ctx); err != nil {
-		return nil, err
-	}
 	return s, nil
 }
 
@@ -176,9 +198,13 @@ func (s *Sink) Name() string { return "postgres" }
 // error that leaves the outcome unknown (the connection lost, or ctx done,
 // after the rows were sent) wraps audit.ErrOutcomeUnknown; any other error
 // means nothing was stored.
+// An empty batch checks that the database can be reached.
 func (s *Sink) Store(ctx context.Context, b *audit.Batch) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
 	if len(b.Records) == 0 {
-		return 0, nil
+		_, err := s.connect(ctx)
+		return 0, err
 	}
 	n, err, retry := s.store(ctx, b)
 	if retry {
@@ -235,6 +261,8 @@ func (s *Sink) store(ctx context.Context, b *audit.Batch) (stored int, err error
 // Last implements audit.Sink. It first takes the stream's lock, so that a
 // COPY sent on an earlier connection has committed or failed when it reads.
 func (s *Sink) Last(ctx context.Context, stream string) (uint64, string, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
 	conn, err := s.connect(ctx)
 	if err != nil {
 		return 0, "", err

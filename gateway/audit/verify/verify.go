@@ -43,6 +43,10 @@ type Entry struct {
 	// Only Loc and Note are set.
 	Fragment bool
 	Note     string
+	// Mismatch, from a source whose columns repeat the record's fields,
+	// names the columns that disagree with the record (edited in place,
+	// where the chain does not reach); empty when they agree.
+	Mismatch string
 }
 
 // Source yields the entries to verify. The records of one stream must come
@@ -227,6 +231,10 @@ func (v *Verifier) Add(e Entry) {
 	if (e.Stream != "" && e.Stream != stream) || (e.Seq != 0 && e.Seq != seq) {
 		fail(seq, "filed as stream %s seq %d, but the record says stream %s seq %d (the record or its columns were altered)",
 			e.Stream, e.Seq, stream, seq)
+		return
+	}
+	if e.Mismatch != "" {
+		fail(seq, "seq %d: the table's columns disagree with the record (%s): a column was edited", seq, e.Mismatch)
 		return
 	}
 	if len(e.Chain) != audit.ChainHexLen || !allHex(e.Chain) {

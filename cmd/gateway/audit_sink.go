@@ -1,0 +1,51 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/popconnect/popconnect/gateway/audit"
+	"github.com/popconnect/popconnect/gateway/audit/pgsink"
+)
+
+// openAudit makes the audit logger the flags ask for: PostgreSQL with
+// --audit-postgres-url-file, else --audit-file (stdout for "-"). It also
+// returns the file to close after the logger, if it opened one.
+func openAudit(o *options, stdout io.Writer, key []byte) (*audit.Logger, io.Closer, error) {
+	if o.auditPostgresURL != "" {
+		raw, err := os.ReadFile(o.auditPostgresURL)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--audit-postgres-url-file: %w", err)
+		}
+		url := strings.TrimSpace(string(raw))
+		if url == "" {
+			return nil, nil, fmt.Errorf("--audit-postgres-url-file %s is empty", o.auditPostgresURL)
+		}
+		sink, err := pgsink.New(url, pgsink.WithApplicationName("popconnect-gateway"))
+		if err != nil {
+			return nil, nil, err // the error never holds the password
+		}
+		l, err := audit.New(sink, key)
+		return l, nil, err
+	}
+	if o.auditFile == "" || o.auditFile == "-" {
+		l, err := audit.New(audit.NewWriterSink("stdout", stdout, nil), key)
+		return l, nil, err
+	}
+	f, err := os.OpenFile(o.auditFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, nil, fmt.Errorf("opening audit file: %w", err)
+	}
+	var sync func() error
+	if o.auditFsync {
+		sync = f.Sync
+	}
+	l, err := audit.New(audit.NewWriterSink("file", f, sync), key)
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return l, f, nil
+}
