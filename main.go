@@ -17,6 +17,7 @@ import (
 	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -191,6 +192,9 @@ func managerPeer(o options) (render.ManagerPeer, error) {
 		if data, err := os.ReadFile(inClusterNamespaceFile); err == nil {
 			ns = strings.TrimSpace(string(data))
 		}
+	}
+	if errs := validation.IsDNS1123Label(ns); ns != "" && len(errs) > 0 {
+		return render.ManagerPeer{}, fmt.Errorf("--manager-namespace %q: %s", ns, strings.Join(errs, "; "))
 	}
 	podLabels, err := labels.ConvertSelectorToLabelsMap(o.managerPodLabels)
 	if err != nil {

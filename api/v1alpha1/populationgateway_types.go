@@ -276,6 +276,7 @@ type PopulationGatewayStatus struct {
 // +kubebuilder:printcolumn:name="Connections",type=integer,JSONPath=`.status.activeConnections`
 // +kubebuilder:printcolumn:name="Reason",type=string,priority=1,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
 // +kubebuilder:printcolumn:name="Policy",type=string,priority=1,JSONPath=`.status.policyVersion`
+// +kubebuilder:printcolumn:name="Audit",type=string,priority=1,JSONPath=`.status.conditions[?(@.type=="AuditReady")].reason`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type PopulationGateway struct {
 	metav1.TypeMeta `json:",inline"`
