@@ -9,12 +9,15 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/KimMachineGun/automemlimit/memlimit"
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -23,6 +26,7 @@ import (
 
 	popv1 "github.com/popconnect/popconnect/api/v1alpha1"
 	"github.com/popconnect/popconnect/controllers"
+	"github.com/popconnect/popconnect/internal/render"
 )
 
 // options are the manager's command-line flags.
@@ -38,8 +42,18 @@ type options struct {
 	qps              float64
 	burst            int
 	certGrace        time.Duration
+	managerNS        string
+	managerPodLabels string
 	zap              zap.Options
 }
+
+// inClusterNamespaceFile holds the namespace of the pod whose ServiceAccount
+// token is mounted: the manager's own.
+const inClusterNamespaceFile = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+// defaultManagerPodLabels are the labels the manager's pods carry both in
+// config/default and in the chart with its default values.
+const defaultManagerPodLabels = "app.kubernetes.io/name=popconnect,app.kubernetes.io/component=manager"
 
 func main() {
 	if err := run(); err != nil {
@@ -71,6 +85,13 @@ func parseFlags() options {
 	flag.DurationVar(&o.certGrace, "certificate-grace-period", controllers.DefaultCertificateGrace,
 		"How long gateways keep accepting an agency's previous client certificate after cert-manager renews it "+
 			"(its clients must load the new one first); a revoked certificate is refused at once regardless.")
+	flag.StringVar(&o.managerNS, "manager-namespace", "",
+		"The manager's own namespace, whose manager pods gateways' NetworkPolicies let reach the gateway pods' "+
+			"metrics port (GET /auditz, for AuditReady); read from the pod's ServiceAccount mount when empty. "+
+			"Outside a cluster, where it is unknown, nothing is let in and AuditReady stays Unknown.")
+	flag.StringVar(&o.managerPodLabels, "manager-pod-labels", defaultManagerPodLabels,
+		"The labels of the manager's pods (k=v,k=v), with --manager-namespace; set it when the pods' labels "+
+			"differ (e.g. the chart's nameOverride).")
 	o.zap = zap.Options{Development: false}
 	o.zap.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -133,11 +154,20 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("creating manager: %w", err)
 	}
+	managerPeer, err := managerPeer(o)
+	if err != nil {
+		return err
+	}
+	if managerPeer.Namespace == "" {
+		log.Info("The manager's namespace is unknown: gateways' NetworkPolicies let nothing reach their pods' " +
+			"metrics port, and AuditReady stays Unknown")
+	}
 	ctx := ctrl.SetupSignalHandler()
 	if err := controllers.SetupWithManager(ctx, mgr, controllers.Options{
 		GatewayImage:            o.gatewayImage,
 		MaxConcurrentReconciles: o.concurrency,
 		CertificateGrace:        o.certGrace,
+		Manager:                 managerPeer,
 	}); err != nil {
 		return err
 	}
@@ -152,4 +182,23 @@ func run() error {
 		return fmt.Errorf("running manager: %w", err)
 	}
 	return nil
+}
+
+// managerPeer is where the manager's pods are: --manager-namespace, or the
+// namespace of the pod's ServiceAccount mount, and --manager-pod-labels.
+func managerPeer(o options) (render.ManagerPeer, error) {
+	ns := o.managerNS
+	if ns == "" {
+		if data, err := os.ReadFile(inClusterNamespaceFile); err == nil {
+			ns = strings.TrimSpace(string(data))
+		}
+	}
+	if errs := validation.IsDNS1123Label(ns); ns != "" && len(errs) > 0 {
+		return render.ManagerPeer{}, fmt.Errorf("--manager-namespace %q: %s", ns, strings.Join(errs, "; "))
+	}
+	podLabels, err := labels.ConvertSelectorToLabelsMap(o.managerPodLabels)
+	if err != nil {
+		return render.ManagerPeer{}, fmt.Errorf("--manager-pod-labels: %w", err)
+	}
+	return render.ManagerPeer{Namespace: ns, PodLabels: podLabels}, nil
 }

@@ -3,21 +3,25 @@ package controllers
 import (
 	"context"
 	"errors"
+	"net/http"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	popv1 "github.com/popconnect/popconnect/api/v1alpha1"
+	"github.com/popconnect/popconnect/internal/render"
 )
 
 // PopulationGatewayReconciler runs a gateway: its workload (ServiceAccount,
 // policy-reader Role, serving Certificate, Deployment, Service,
 // PodDisruptionBudget, default-deny NetworkPolicy, audit key) and its policy
-// shards, rendered from every admitted connection that references it.
+// shards, rendered from every admitted connection that references it; and
+// it asks the gateway's pods whether they can write their audit records.
 type PopulationGatewayReconciler struct {
 	Client client.Client
 	// APIReader reads past the cache: whether a name the cache does not
@@ -26,6 +30,16 @@ type PopulationGatewayReconciler struct {
 	Clock     clock.PassiveClock
 	// GatewayImage is the image of gateways that do not set spec.image.
 	GatewayImage string
+	// Recorder emits the Warning event of a gateway whose audit sink fails.
+	Recorder events.EventRecorder
+	// Manager names the operator's own pods, which the gateway's
+	// NetworkPolicy lets reach the pods' metrics port.
+	Manager render.ManagerPeer
+	// AuditProbePort is the pods' port of GET /auditz;
+	// DefaultAuditProbePort when 0. Tests point it at a local server.
+	AuditProbePort int
+	// AuditProbeClient asks the pods; newAuditProbeClient's when nil.
+	AuditProbeClient *http.Client
 
 	echo        *shardEcho
 	memo        *policyMemo
@@ -86,6 +100,7 @@ func (r *PopulationGatewayReconciler) Reconcile(ctx context.Context, req ctrl.Re
 		r.reconcileAuditKey,
 		r.reconcileWorkload,
 		r.reconcilePolicy,
+		r.reconcileAudit,
 	} {
 		if err := phase(ctx, s); err != nil {
 			errs = append(errs, err)

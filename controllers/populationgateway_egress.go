@@ -32,7 +32,7 @@ func (r *PopulationGatewayReconciler) gatewayEgress(ctx context.Context, s *gate
 		client.MatchingLabels{discoveryv1.LabelServiceName: apiServerServiceName}); err != nil {
 		return nil, fmt.Errorf("listing the API server's EndpointSlices: %w", err)
 	}
-	egress := render.GatewayDefaultDenyNetworkPolicy(s.gw, render.GatewayEgressPeers{APIServer: list.Items})
+	egress := render.GatewayDefaultDenyNetworkPolicy(s.gw, render.GatewayEgressPeers{APIServer: list.Items, Manager: r.Manager})
 	if len(egress.Unresolved) > 0 {
 		s.setCondition(popv1.ConditionNetworkReady, metav1.ConditionFalse, popv1.ReasonEgressUnresolved,
 			strings.Join(egress.Unresolved, " "))

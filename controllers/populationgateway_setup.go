@@ -34,6 +34,9 @@ func (r *PopulationGatewayReconciler) SetupWithManager(mgr ctrl.Manager, opts co
 	if r.auditKeys == nil {
 		r.auditKeys = newAuditKeyMemo()
 	}
+	if r.AuditProbeClient == nil {
+		r.AuditProbeClient = newAuditProbeClient()
+	}
 	if r.connections == nil {
 		lister, err := storeConnectionLister(context.Background(), mgr.GetCache())
 		if err != nil {
@@ -65,6 +68,9 @@ func (r *PopulationGatewayReconciler) SetupWithManager(mgr ctrl.Manager, opts co
 			builder.WithPredicates(specChanged)).
 		// The API server's endpoints, which every gateway's egress names.
 		Watches(&discoveryv1.EndpointSlice{}, handler.EnqueueRequestsFromMapFunc(r.allGateways)).
+		// The gateway's pods, for AuditReady: whom to ask, and when again.
+		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.podGateway),
+			builder.WithPredicates(gatewayPodChanged)).
 		Complete(r)
 }
 

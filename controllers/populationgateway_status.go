@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -16,7 +17,10 @@ import (
 )
 
 // gatewayReady is True when the serving certificate is issued, pods are
-// available and the policy is written.
+// available and the policy is written, and no pod says it cannot write its
+// audit records: such a pod refuses every request, so AuditReady=False
+// makes Ready False with its reason, first. AuditReady Unknown (no pod
+// could be asked) leaves Ready alone: Available says whether pods run.
 func gatewayReady(s *gatewayState) metav1.Condition {
 	var notReady []string
 	for _, t := range []string{popv1.ConditionCertificateReady, popv1.ConditionAvailable, popv1.ConditionPolicyReady} {
@@ -30,7 +34,10 @@ func gatewayReady(s *gatewayState) metav1.Condition {
 		}
 	}
 	cond := metav1.Condition{Type: popv1.ConditionReady, ObservedGeneration: s.gw.Generation}
+	auditReady, auditKnown := s.conditions[popv1.ConditionAuditReady]
 	switch {
+	case auditKnown && auditReady.Status == metav1.ConditionFalse:
+		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, auditReady.Reason, auditReady.Message
 	case len(notReady) == 0:
 		cond.Status, cond.Reason, cond.Message = metav1.ConditionTrue, popv1.ReasonReady,
 			fmt.Sprintf("The gateway serves %d agencies.", s.activeConnections)
@@ -66,10 +73,32 @@ func (r *PopulationGatewayReconciler) patchStatus(ctx context.Context, s *gatewa
 	if equality.Semantic.DeepEqual(status, s.gw.Status) {
 		return nil
 	}
+	before := meta.FindStatusCondition(s.gw.Status.Conditions, popv1.ConditionAuditReady)
 	patch := client.MergeFrom(s.gw.DeepCopy())
 	s.gw.Status = status
-	if err := r.Client.Status().Patch(ctx, s.gw, patch); err != nil && !apierrors.IsNotFound(err) {
+	if err := r.Client.Status().Patch(ctx, s.gw, patch); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
 		return fmt.Errorf("patching status: %w", err)
 	}
+	r.recordAuditEvent(s.gw, before, meta.FindStatusCondition(status.Conditions, popv1.ConditionAuditReady))
 	return nil
+}
+
+// recordAuditEvent emits one event per transition of AuditReady into False
+// (Warning: the gateway refuses requests until someone fixes the sink) and
+// out of it to True (Normal), never for a refresh that changed only the
+// message, nor for Unknown, which says nothing about the sink.
+func (r *PopulationGatewayReconciler) recordAuditEvent(gw *popv1.PopulationGateway, before, after *metav1.Condition) {
+	if r.Recorder == nil || after == nil {
+		return
+	}
+	wasFalse := before != nil && before.Status == metav1.ConditionFalse
+	switch {
+	case after.Status == metav1.ConditionFalse && !wasFalse:
+		r.Recorder.Eventf(gw, nil, corev1.EventTypeWarning, after.Reason, "Reconcile", "%s", after.Message)
+	case after.Status == metav1.ConditionTrue && wasFalse:
+		r.Recorder.Eventf(gw, nil, corev1.EventTypeNormal, after.Reason, "Reconcile", "%s", after.Message)
+	}
 }

@@ -34,6 +34,13 @@ type Options struct {
 	// CertificateGrace is how long a renewed client certificate's
 	// predecessor stays pinned; DefaultCertificateGrace when 0.
 	CertificateGrace time.Duration
+	// Manager names the operator's own pods (namespace and labels), which
+	// gateways' NetworkPolicies let reach the pods' metrics port for
+	// GET /auditz; nothing is let in when its namespace is empty.
+	Manager render.ManagerPeer
+	// AuditProbePort is the gateway pods' port of GET /auditz;
+	// DefaultAuditProbePort when 0.
+	AuditProbePort int
 }
 
 // CacheOptions limit the manager's informers to the objects the operator
@@ -55,6 +62,8 @@ func CacheOptions() cache.Options {
 			&rbacv1.RoleBinding{}:           managed,
 			&networkingv1.NetworkPolicy{}:   managed,
 			&cmapi.Certificate{}:            managed,
+			// Gateway pods, slimmed to what AuditReady reads.
+			&corev1.Pod{}: {Label: managed.Label, Transform: auditPodFields},
 			// Only the API server's own endpoints, which gateways' egress
 			// policies name.
 			&discoveryv1.EndpointSlice{}: {
@@ -108,6 +117,7 @@ func SetupWithManager(ctx context.Context, mgr ctrl.Manager, opts Options) error
 	}
 	if err := (&PopulationGatewayReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Clock: clk, GatewayImage: opts.GatewayImage,
+		Recorder: mgr.GetEventRecorder("popconnect-manager"), Manager: opts.Manager, AuditProbePort: opts.AuditProbePort,
 	}).SetupWithManager(mgr, copts); err != nil {
 		return fmt.Errorf("setting up the PopulationGateway controller: %w", err)
 	}

@@ -3,9 +3,13 @@ package controllers_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,6 +28,7 @@ import (
 	popv1 "github.com/popconnect/popconnect/api/v1alpha1"
 	"github.com/popconnect/popconnect/controllers"
 	"github.com/popconnect/popconnect/internal/cmrunner"
+	"github.com/popconnect/popconnect/internal/render"
 	"github.com/popconnect/popconnect/internal/testenv"
 )
 
@@ -45,6 +50,51 @@ type suite struct {
 	writes *writeLog
 	// stopManager stops the running manager and waits for it.
 	stopManager func()
+	// auditz answers the managers' GET /auditz for every gateway pod:
+	// test pods have IP 127.0.0.1, and the managers ask its port.
+	auditz *auditzServer
+}
+
+// suiteManager is where the suite's managers say they run: the gateways'
+// NetworkPolicies let these pods reach the metrics port.
+var suiteManager = render.ManagerPeer{
+	Namespace: "popconnect-system",
+	PodLabels: map[string]string{"app.kubernetes.io/name": "popconnect", "app.kubernetes.io/component": "manager"},
+}
+
+// auditzServer is a local HTTP server whose handler a test sets: no kubelet
+// runs gateway pods under envtest, so a test's pod (IP 127.0.0.1) is
+// answered by whatever the test serves. 404 (an old gateway) when unset.
+type auditzServer struct {
+	srv     *httptest.Server
+	port    int
+	handler atomic.Pointer[http.Handler]
+}
+
+func startAuditzServer() (*auditzServer, error) {
+	a := &auditzServer{}
+	a.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if h := a.handler.Load(); h != nil {
+			(*h).ServeHTTP(w, r)
+			return
+		}
+		http.NotFound(w, r)
+	}))
+	_, port, err := net.SplitHostPort(a.srv.Listener.Addr().String())
+	if err == nil {
+		a.port, err = strconv.Atoi(port)
+	}
+	if err != nil {
+		a.srv.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+// serve makes h answer until the test ends.
+func (a *auditzServer) serve(t *testing.T, h http.Handler) {
+	a.handler.Store(&h)
+	t.Cleanup(func() { a.handler.Store(nil) })
 }
 
 var s *suite // set once by TestMain, read-only afterwards
@@ -80,7 +130,12 @@ func runSuite(m *testing.M) (int, error) {
 	if err := cmrunner.BootstrapCA(ctx, env.Client, cmrunner.CA{Name: caIssuer}); err != nil {
 		return 0, fmt.Errorf("bootstrapping the CA: %w", err)
 	}
-	s = &suite{env: env, c: env.Client, writes: &writeLog{}}
+	auditz, err := startAuditzServer()
+	if err != nil {
+		return 0, fmt.Errorf("starting the /auditz server: %w", err)
+	}
+	defer auditz.srv.Close()
+	s = &suite{env: env, c: env.Client, writes: &writeLog{}, auditz: auditz}
 	stop, _, err := startManager(env, s.writes, "")
 	if err != nil {
 		return 0, err
@@ -128,6 +183,7 @@ func startManager(env *testenv.Env, writes *writeLog, leaderElectionID string) (
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := controllers.SetupWithManager(ctx, mgr, controllers.Options{
 		GatewayImage: "ghcr.io/popconnect/popconnect-gateway:test", MaxConcurrentReconciles: 2,
+		Manager: suiteManager, AuditProbePort: s.auditz.port,
 	}); err != nil {
 		cancel()
 		return nil, nil, err

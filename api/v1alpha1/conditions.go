@@ -23,6 +23,10 @@ const (
 	// ConditionPolicyReady is True when the gateway's policy objects are
 	// written and current.
 	ConditionPolicyReady = "PolicyReady"
+	// ConditionAuditReady is True when every gateway pod that answered
+	// GET /auditz can write its audit records; False when one cannot (it
+	// then refuses requests); Unknown when no pod could be asked.
+	ConditionAuditReady = "AuditReady"
 )
 
 // Condition reasons. A reason that names a problem only the user can fix is
@@ -76,4 +80,14 @@ const (
 	// DNS name outside the cluster and spec.upstream.cidrs is empty), so no
 	// egress to it is opened.
 	ReasonEgressUnresolved = "EgressUnresolved"
+	// ReasonAuditSinkWritable: every gateway pod that answered writes its
+	// audit records.
+	ReasonAuditSinkWritable = "AuditSinkWritable"
+	// ReasonAuditSinkFailing: a gateway pod cannot write its audit records
+	// (the database is unreachable, refuses the login, is full...), so it
+	// refuses requests with 503 audit_unavailable.
+	ReasonAuditSinkFailing = "AuditSinkFailing"
+	// ReasonAuditStateUnknown: no gateway pod could be asked for its audit
+	// state (none runs, or none answered).
+	ReasonAuditStateUnknown = "AuditStateUnknown"
 )

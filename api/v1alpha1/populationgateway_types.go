@@ -1,6 +1,7 @@
 package v1alpha1
 
 import (
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -116,6 +117,70 @@ type AllowedConnections struct {
 	Namespaces *AllowedNamespaces `json:"namespaces,omitempty"`
 }
 
+// SecretKeyReference names one data key of a Secret in the namespace of the
+// referring object.
+type SecretKeyReference struct {
+	// name is the name of the Secret.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	Name string `json:"name"`
+
+	// key is the data key of the Secret that holds the value: letters,
+	// digits, '-', '_' and '.', as every Secret data key.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	// +kubebuilder:validation:XValidation:rule="self != '.' && !self.startsWith('..')",message="key must be a Secret data key: not '.' and not starting with '..'"
+	Key string `json:"key"`
+}
+
+// PostgresAuditSpec says where the gateway stores its audit records in
+// PostgreSQL.
+type PostgresAuditSpec struct {
+	// urlSecretRef names the Secret, in the gateway's namespace, and its
+	// key that holds the database's connection URL
+	// (postgres://user:password@host:5432/db?sslmode=verify-full; whitespace
+	// around it is ignored). The gateway pods mount that key as a read-only
+	// file: a change of the Secret's name or key rolls the pods, a change of
+	// its content is read at the pods' next start (restart the Deployment
+	// to apply a rotated password).
+	// +required
+	URLSecretRef SecretKeyReference `json:"urlSecretRef"`
+
+	// to are the networks (ipBlock) or pods (podSelector, namespaceSelector)
+	// of the database, as in a NetworkPolicy's egress rule. The gateway's
+	// default-deny NetworkPolicy lets its pods reach only these peers, on
+	// port, over TCP: a policy cannot match the URL's host name. Without
+	// them the gateway pods may not reach the database at all, and the
+	// gateway's NetworkReady condition is False (EgressUnresolved).
+	// +optional
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:XValidation:rule="self.all(p, has(p.ipBlock) != (has(p.podSelector) || has(p.namespaceSelector)))",message="each peer in to must set either ipBlock, or podSelector and/or namespaceSelector"
+	// +kubebuilder:validation:XValidation:rule="self.all(p, !has(p.ipBlock) || isCIDR(p.ipBlock.cidr))",message="to[].ipBlock.cidr must be a valid IPv4 or IPv6 CIDR, e.g. 10.20.0.0/16"
+	To []networkingv1.NetworkPolicyPeer `json:"to,omitempty"`
+
+	// port is the database's TCP port that to's peers listen on (the pods'
+	// port, for a database behind a Service), 1 to 65535.
+	// +optional
+	// +kubebuilder:default=5432
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	Port *int32 `json:"port,omitempty"`
+}
+
+// AuditSpec says where the gateway stores its audit records. Without it
+// (or without postgres) they are written to the gateway's stdout, one JSON
+// line each, for the node's log pipeline.
+type AuditSpec struct {
+	// postgres stores the audit records in a PostgreSQL database, each
+	// committed before the request it records is answered.
+	// +optional
+	Postgres *PostgresAuditSpec `json:"postgres,omitempty"`
+}
+
 // PopulationGatewaySpec is the desired state of a gateway.
 type PopulationGatewaySpec struct {
 	// replicas is the number of gateway pods, 0 to 100.
@@ -163,6 +228,12 @@ type PopulationGatewaySpec struct {
 	// policy entry. Only the gateway's own namespace when omitted.
 	// +optional
 	AllowedConnections *AllowedConnections `json:"allowedConnections,omitempty"`
+
+	// audit says where the gateway stores its audit records; its stdout
+	// when omitted. The gateway's AuditReady condition says whether its
+	// pods can write them.
+	// +optional
+	Audit *AuditSpec `json:"audit,omitempty"`
 }
 
 // PopulationGatewayStatus is the observed state of a gateway.
@@ -171,8 +242,8 @@ type PopulationGatewayStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// conditions are Ready, CertificateReady, Available, PolicyReady and
-	// NetworkReady.
+	// conditions are Ready, CertificateReady, Available, PolicyReady,
+	// NetworkReady and AuditReady.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -205,6 +276,7 @@ type PopulationGatewayStatus struct {
 // +kubebuilder:printcolumn:name="Connections",type=integer,JSONPath=`.status.activeConnections`
 // +kubebuilder:printcolumn:name="Reason",type=string,priority=1,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
 // +kubebuilder:printcolumn:name="Policy",type=string,priority=1,JSONPath=`.status.policyVersion`
+// +kubebuilder:printcolumn:name="Audit",type=string,priority=1,JSONPath=`.status.conditions[?(@.type=="AuditReady")].reason`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type PopulationGateway struct {
 	metav1.TypeMeta `json:",inline"`

@@ -1,5 +1,7 @@
 package v1alpha1_test
 
+import "fmt"
+
 // invalidObjects lists objects the API server must refuse, each with the
 // text its error must contain: the field path and what is allowed.
 func invalidObjects() []validationCase {
@@ -81,6 +83,29 @@ func gatewayCases() []validationCase {
 			[]string{"spec.image", "should match"}},
 		{"gateway: unknown spec field", gatewaySample, set("spec.tls", true),
 			[]string{`unknown field "spec.tls"`}},
+		{"gateway: audit postgres without urlSecretRef", gatewaySample, set("spec.audit", map[string]any{"postgres": map[string]any{}}),
+			[]string{"spec.audit.postgres.urlSecretRef: Required value"}},
+		{"gateway: audit postgres urlSecretRef without key", gatewaySample, set("spec.audit", auditPostgres(map[string]any{"name": "audit-db"}, nil)),
+			[]string{"spec.audit.postgres.urlSecretRef.key: Required value"}},
+		{"gateway: audit postgres key with a slash", gatewaySample, set("spec.audit", auditPostgres(map[string]any{"name": "audit-db", "key": "db/url"}, nil)),
+			[]string{"spec.audit.postgres.urlSecretRef.key", "should match"}},
+		{"gateway: audit postgres key ..", gatewaySample, set("spec.audit", auditPostgres(map[string]any{"name": "audit-db", "key": "..url"}, nil)),
+			[]string{"spec.audit.postgres.urlSecretRef.key", "key must be a Secret data key"}},
+		{"gateway: audit postgres secret name not a DNS name", gatewaySample, set("spec.audit", auditPostgres(map[string]any{"name": "Audit_DB", "key": "url"}, nil)),
+			[]string{"spec.audit.postgres.urlSecretRef.name", "should match"}},
+		{"gateway: audit postgres port zero", gatewaySample, set("spec.audit", auditPostgres(map[string]any{"name": "audit-db", "key": "url"}, map[string]any{"port": 0})),
+			[]string{"spec.audit.postgres.port", "greater than or equal to 1"}},
+		{"gateway: audit postgres empty peer", gatewaySample, set("spec.audit", auditPostgres(map[string]any{"name": "audit-db", "key": "url"}, map[string]any{"to": []any{map[string]any{}}})),
+			[]string{"spec.audit.postgres.to", "each peer in to must set either ipBlock"}},
+		{"gateway: audit postgres peer with ipBlock and podSelector", gatewaySample, set("spec.audit", auditPostgres(map[string]any{"name": "audit-db", "key": "url"},
+			map[string]any{"to": []any{map[string]any{"ipBlock": map[string]any{"cidr": "10.0.0.0/8"}, "podSelector": map[string]any{}}}})),
+			[]string{"spec.audit.postgres.to", "each peer in to must set either ipBlock"}},
+		{"gateway: audit postgres peer cidr invalid", gatewaySample, set("spec.audit", auditPostgres(map[string]any{"name": "audit-db", "key": "url"},
+			map[string]any{"to": []any{map[string]any{"ipBlock": map[string]any{"cidr": "db.example"}}}})),
+			[]string{"spec.audit.postgres.to", "to[].ipBlock.cidr must be a valid IPv4 or IPv6 CIDR"}},
+		{"gateway: audit postgres more than 16 peers", gatewaySample, set("spec.audit", auditPostgres(map[string]any{"name": "audit-db", "key": "url"},
+			map[string]any{"to": manyPeers(17)})),
+			[]string{"spec.audit.postgres.to", "must have at most 16 items"}},
 	}
 }
 
@@ -174,4 +199,23 @@ func connectionCases() []validationCase {
 		{"connection: unknown spec field", vcbSample, set("spec.allowedRecords", 10),
 			[]string{`unknown field "spec.allowedRecords"`}},
 	}
+}
+
+// auditPostgres is a spec.audit with postgres.urlSecretRef ref and the
+// other postgres fields of extra.
+func auditPostgres(ref map[string]any, extra map[string]any) map[string]any {
+	pg := map[string]any{"urlSecretRef": ref}
+	for k, v := range extra {
+		pg[k] = v
+	}
+	return map[string]any{"postgres": pg}
+}
+
+// manyPeers is n distinct ipBlock peers.
+func manyPeers(n int) []any {
+	peers := make([]any, 0, n)
+	for i := range n {
+		peers = append(peers, map[string]any{"ipBlock": map[string]any{"cidr": fmt.Sprintf("10.0.%d.0/24", i)}})
+	}
+	return peers
 }

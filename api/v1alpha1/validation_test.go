@@ -55,6 +55,24 @@ func TestAPIServerValidation(t *testing.T) {
 		}
 	})
 
+	t.Run("audit postgres is accepted and its port defaulted", func(t *testing.T) {
+		o := loadSample(t, gatewaySample)
+		set("spec.audit", auditPostgres(map[string]any{"name": "audit-db", "key": "url"}, map[string]any{"to": []any{
+			map[string]any{"ipBlock": map[string]any{"cidr": "10.20.0.0/16"}},
+			map[string]any{"namespaceSelector": map[string]any{"matchLabels": map[string]any{"kubernetes.io/metadata.name": "db"}},
+				"podSelector": map[string]any{"matchLabels": map[string]any{"app": "postgres"}}},
+		}}))(o)
+		u := toUnstructured(o)
+		u.SetNamespace(nsFor(u))
+		if err := env.Client.Create(ctx, u, client.FieldValidation("Strict"), client.DryRunAll); err != nil {
+			t.Fatalf("refused: %v", err)
+		}
+		port, found, err := unstructured.NestedInt64(u.Object, "spec", "audit", "postgres", "port")
+		if err != nil || !found || port != 5432 {
+			t.Errorf("spec.audit.postgres.port = %d (found %v, %v), want the default 5432", port, found, err)
+		}
+	})
+
 	for _, tc := range invalidObjects() {
 		t.Run(tc.desc, func(t *testing.T) {
 			o := loadSample(t, tc.base)

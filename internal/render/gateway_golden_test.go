@@ -37,9 +37,15 @@ func gatewayObjects(gw *popv1.PopulationGateway, opts GatewayOptions) []client.O
 }
 
 // goldenEgressPeers is an API server with two addresses behind one slice
-// (the dual-stack case) on 6443, as the reconciler would read it.
+// (the dual-stack case) on 6443, as the reconciler would read it, and the
+// operator installed by config/default.
 func goldenEgressPeers() GatewayEgressPeers {
-	return GatewayEgressPeers{APIServer: []discoveryv1.EndpointSlice{apiServerSlice(6443, "10.0.0.2", "fd00::2")}}
+	return GatewayEgressPeers{
+		APIServer: []discoveryv1.EndpointSlice{apiServerSlice(6443, "10.0.0.2", "fd00::2")},
+		Manager: ManagerPeer{Namespace: "popconnect-system", PodLabels: map[string]string{
+			LabelName: "popconnect", "app.kubernetes.io/component": "manager",
+		}},
+	}
 }
 
 // gatewayCases reads testdata/gateway/*.in.yaml, keyed by case name.

@@ -2,6 +2,7 @@ package render
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"net/url"
 	"slices"
@@ -26,6 +27,20 @@ type GatewayEgressPeers struct {
 	// APIServer are the EndpointSlices of the kubernetes Service in
 	// namespace default: where the API server really listens.
 	APIServer []discoveryv1.EndpointSlice
+	// Manager is where the operator's own pods run: they ask each gateway
+	// pod for its audit state on the metrics port. The zero value (a
+	// manager outside the cluster, which cannot reach pod IPs anyway) lets
+	// nothing in.
+	Manager ManagerPeer
+}
+
+// ManagerPeer names the operator's pods: their namespace and labels.
+type ManagerPeer struct {
+	// Namespace is the operator's namespace; "" when unknown.
+	Namespace string
+	// PodLabels select the operator's pods in Namespace; every pod of the
+	// namespace when empty.
+	PodLabels map[string]string
 }
 
 // GatewayEgress is the default-deny policy and what it could not allow.
@@ -36,13 +51,15 @@ type GatewayEgress struct {
 	Unresolved []string
 }
 
-// GatewayDefaultDenyNetworkPolicy isolates gw's pods in both directions. It
-// allows no ingress at all: each AgencyConnection adds its own policy that
-// lets its sources in on the gateway port (NetworkPolicies are additive).
-// Egress is allowed only to DNS, the upstream and the API server's own
-// endpoints, each on its own ports, so that a compromised gateway pod cannot
-// send data to any other address. A peer it cannot name gets no egress,
-// and is reported in Unresolved.
+// GatewayDefaultDenyNetworkPolicy isolates gw's pods in both directions. Its
+// only ingress is the operator's pods on the plain-HTTP metrics port, where
+// they read each pod's audit state (GET /auditz): each AgencyConnection adds
+// its own policy that lets its sources in on the gateway port
+// (NetworkPolicies are additive). Egress is allowed only to DNS, the
+// upstream, the PostgreSQL audit store and the API server's own endpoints,
+// each on its own ports, so that a compromised gateway pod cannot send data
+// to any other address. A peer it cannot name gets no egress, and is
+// reported in Unresolved.
 func GatewayDefaultDenyNetworkPolicy(gw *popv1.PopulationGateway, peers GatewayEgressPeers) GatewayEgress {
 	var unresolved []string
 	egress := []networkingv1.NetworkPolicyEgressRule{{
@@ -54,6 +71,11 @@ func GatewayDefaultDenyNetworkPolicy(gw *popv1.PopulationGateway, peers GatewayE
 		},
 	}}
 	if rule, problem := gatewayUpstreamRule(gw.Spec.Upstream); problem != "" {
+		unresolved = append(unresolved, problem)
+	} else if rule != nil {
+		egress = append(egress, *rule)
+	}
+	if rule, problem := gatewayAuditRule(gw); problem != "" {
 		unresolved = append(unresolved, problem)
 	} else if rule != nil {
 		egress = append(egress, *rule)
@@ -78,6 +100,7 @@ func GatewayDefaultDenyNetworkPolicy(gw *popv1.PopulationGateway, peers GatewayE
 			Spec: networkingv1.NetworkPolicySpec{
 				PodSelector: *gatewaySelector(gw),
 				PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress},
+				Ingress:     managerIngress(peers.Manager),
 				Egress:      egress,
 			},
 		},
@@ -120,6 +143,52 @@ func gatewayUpstreamRule(spec popv1.UpstreamSpec) (*networkingv1.NetworkPolicyEg
 			"so the gateway pods may not reach it: list the networks its addresses are in.", up.host)
 	}
 	return rule, ""
+}
+
+// gatewayAuditRule allows the PostgreSQL audit store's peers on its port.
+// It returns a problem sentence, and no rule, for a store without peers;
+// neither for a gateway whose audit records go to stdout.
+func gatewayAuditRule(gw *popv1.PopulationGateway) (*networkingv1.NetworkPolicyEgressRule, string) {
+	pg := gatewayAuditPostgres(gw)
+	if pg == nil {
+		return nil, ""
+	}
+	if len(pg.To) == 0 {
+		return nil, "spec.audit.postgres.to is empty, so the gateway pods may not reach the PostgreSQL audit " +
+			"database and refuse every request: list the networks or pods of the database."
+	}
+	port := int32(gatewayDefaultPostgresPort)
+	if pg.Port != nil {
+		port = *pg.Port
+	}
+	to := make([]networkingv1.NetworkPolicyPeer, 0, len(pg.To))
+	for _, p := range pg.To {
+		to = append(to, *p.DeepCopy())
+	}
+	return &networkingv1.NetworkPolicyEgressRule{
+		To:    to,
+		Ports: []networkingv1.NetworkPolicyPort{gatewayPolicyPort(corev1.ProtocolTCP, port)},
+	}, ""
+}
+
+// managerIngress lets the operator's pods reach the metrics port, and
+// nothing else: not the agencies' port, and no other pod of the operator's
+// namespace unless the operator's pod labels are unknown.
+func managerIngress(m ManagerPeer) []networkingv1.NetworkPolicyIngressRule {
+	if m.Namespace == "" {
+		return nil
+	}
+	peer := networkingv1.NetworkPolicyPeer{
+		NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{corev1.LabelMetadataName: m.Namespace}},
+		PodSelector:       &metav1.LabelSelector{},
+	}
+	if len(m.PodLabels) > 0 {
+		peer.PodSelector.MatchLabels = maps.Clone(m.PodLabels)
+	}
+	return []networkingv1.NetworkPolicyIngressRule{{
+		From:  []networkingv1.NetworkPolicyPeer{peer},
+		Ports: []networkingv1.NetworkPolicyPort{gatewayPolicyPort(corev1.ProtocolTCP, gatewayMetricsPort)},
+	}}
 }
 
 // apiServerRules allows each EndpointSlice's ready addresses on its ports,

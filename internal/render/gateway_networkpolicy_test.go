@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
 	popv1 "github.com/popconnect/popconnect/api/v1alpha1"
@@ -59,8 +60,8 @@ func TestGatewayDefaultDenyWithoutUpstream(t *testing.T) {
 	gw := gatewayNamed("gw")
 	gw.Spec.Upstream.URL = "ftp://popdb"
 	np := GatewayDefaultDenyNetworkPolicy(gw, goldenEgressPeers()).Policy
-	if len(np.Spec.Ingress) != 0 {
-		t.Errorf("ingress rules: %+v", np.Spec.Ingress)
+	if diff := cmp.Diff(managerIngress(goldenEgressPeers().Manager), np.Spec.Ingress); diff != "" || len(np.Spec.Ingress) != 1 {
+		t.Errorf("ingress rules: want the manager's only (-want +got):\n%s", diff)
 	}
 	want := []networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress}
 	if len(np.Spec.PolicyTypes) != 2 || np.Spec.PolicyTypes[0] != want[0] || np.Spec.PolicyTypes[1] != want[1] {
@@ -170,6 +171,82 @@ func TestGatewayEgressNamesItsPeers(t *testing.T) {
 				if !strings.Contains(got.Unresolved[i], w) {
 					t.Errorf("unresolved[%d] = %q, want it to contain %q", i, got.Unresolved[i], w)
 				}
+			}
+		})
+	}
+}
+
+func TestGatewayAuditRule(t *testing.T) {
+	db := networkingv1.NetworkPolicyPeer{IPBlock: &networkingv1.IPBlock{CIDR: "10.20.0.0/16"}}
+	pods := networkingv1.NetworkPolicyPeer{
+		NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{corev1.LabelMetadataName: "db"}},
+		PodSelector:       &metav1.LabelSelector{MatchLabels: map[string]string{"app": "postgres"}},
+	}
+	tests := []struct {
+		name        string
+		audit       *popv1.AuditSpec
+		wantRule    *networkingv1.NetworkPolicyEgressRule
+		wantProblem string
+	}{
+		{name: "no audit spec: stdout, no rule"},
+		{name: "audit without postgres: stdout, no rule", audit: &popv1.AuditSpec{}},
+		{name: "postgres without to: unresolved",
+			audit:       &popv1.AuditSpec{Postgres: &popv1.PostgresAuditSpec{}},
+			wantProblem: "spec.audit.postgres.to is empty"},
+		{name: "postgres to, default port",
+			audit: &popv1.AuditSpec{Postgres: &popv1.PostgresAuditSpec{To: []networkingv1.NetworkPolicyPeer{db, pods}}},
+			wantRule: &networkingv1.NetworkPolicyEgressRule{To: []networkingv1.NetworkPolicyPeer{db, pods},
+				Ports: []networkingv1.NetworkPolicyPort{gatewayPolicyPort(corev1.ProtocolTCP, 5432)}}},
+		{name: "postgres to, own port",
+			audit: &popv1.AuditSpec{Postgres: &popv1.PostgresAuditSpec{To: []networkingv1.NetworkPolicyPeer{db}, Port: ptr.To[int32](6432)}},
+			wantRule: &networkingv1.NetworkPolicyEgressRule{To: []networkingv1.NetworkPolicyPeer{db},
+				Ports: []networkingv1.NetworkPolicyPort{gatewayPolicyPort(corev1.ProtocolTCP, 6432)}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			gw := gatewayNamed("gw")
+			gw.Spec.Audit = tt.audit
+			rule, problem := gatewayAuditRule(gw)
+			if diff := cmp.Diff(tt.wantRule, rule); diff != "" {
+				t.Errorf("rule (-want +got):\n%s", diff)
+			}
+			if (tt.wantProblem == "") != (problem == "") || !strings.Contains(problem, tt.wantProblem) {
+				t.Errorf("problem = %q, want one containing %q", problem, tt.wantProblem)
+			}
+			egress := GatewayDefaultDenyNetworkPolicy(gw, goldenEgressPeers())
+			if got := strings.Join(egress.Unresolved, " "); tt.wantProblem != "" && !strings.Contains(got, tt.wantProblem) {
+				t.Errorf("Unresolved = %q, want it to contain %q", got, tt.wantProblem)
+			}
+			if rule != nil {
+				rule.To[0].IPBlock.CIDR = "0.0.0.0/0"
+				if gw.Spec.Audit.Postgres.To[0].IPBlock.CIDR != "10.20.0.0/16" {
+					t.Error("the rule shares its peers with the spec")
+				}
+			}
+		})
+	}
+}
+
+func TestManagerIngress(t *testing.T) {
+	metrics := []networkingv1.NetworkPolicyPort{gatewayPolicyPort(corev1.ProtocolTCP, gatewayMetricsPort)}
+	nsSelector := &metav1.LabelSelector{MatchLabels: map[string]string{corev1.LabelMetadataName: "popconnect-system"}}
+	tests := []struct {
+		name string
+		in   ManagerPeer
+		want []networkingv1.NetworkPolicyIngressRule
+	}{
+		{name: "namespace unknown: no ingress at all"},
+		{name: "labels unknown: the namespace's pods", in: ManagerPeer{Namespace: "popconnect-system"},
+			want: []networkingv1.NetworkPolicyIngressRule{{Ports: metrics, From: []networkingv1.NetworkPolicyPeer{
+				{NamespaceSelector: nsSelector, PodSelector: &metav1.LabelSelector{}}}}}},
+		{name: "the manager's pods", in: ManagerPeer{Namespace: "popconnect-system", PodLabels: map[string]string{"app.kubernetes.io/component": "manager"}},
+			want: []networkingv1.NetworkPolicyIngressRule{{Ports: metrics, From: []networkingv1.NetworkPolicyPeer{
+				{NamespaceSelector: nsSelector, PodSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app.kubernetes.io/component": "manager"}}}}}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if diff := cmp.Diff(tt.want, managerIngress(tt.in)); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
 			}
 		})
 	}

@@ -40,6 +40,8 @@ const (
 	gatewayDefaultReplicas = 2
 	gatewayDefaultPort     = 8443
 	gatewayDefaultTimeout  = "5s"
+	// gatewayDefaultPostgresPort is spec.audit.postgres.port's default.
+	gatewayDefaultPostgresPort = 5432
 )
 
 // The gateway container's layout: fixed ports, and where each Secret is
@@ -59,6 +61,10 @@ const (
 	gatewayClientCADir   = "/etc/popconnect/client-ca"
 	gatewayUpstreamCADir = "/etc/popconnect/upstream-ca"
 	gatewayAuditKeyDir   = "/etc/popconnect/audit-key"
+	// gatewayAuditPostgresDir holds the PostgreSQL audit store's connection
+	// URL, in the file gatewayAuditPostgresFile, whatever the Secret's key.
+	gatewayAuditPostgresDir  = "/etc/popconnect/audit-postgres"
+	gatewayAuditPostgresFile = "url"
 	// gatewayCAKey is the data key of a CA bundle in the client and upstream
 	// CA Secrets, as in cert-manager's Secrets.
 	gatewayCAKey = "ca.crt"
@@ -212,8 +218,11 @@ func GatewayDeployment(gw *popv1.PopulationGateway, opts GatewayOptions) *appsv1
 	if gw.Spec.Replicas != nil {
 		replicas = *gw.Spec.Replicas
 	}
-	podLabels := GatewayPodLabels(gw.Name)
-	podLabels[LabelComponent] = GatewayComponentGateway
+	// The pods carry the managed-by and gateway labels too (not in the
+	// selector, which cannot change): the operator's pod cache holds only
+	// managed-by=popconnect pods and maps each to its gateway by the
+	// gateway label.
+	podLabels := gatewayLabels(gw, GatewayComponentGateway)
 
 	return &appsv1.Deployment{
 		TypeMeta:   metav1.TypeMeta{APIVersion: appsv1.SchemeGroupVersion.String(), Kind: "Deployment"},
@@ -317,17 +326,35 @@ func gatewayArgs(gw *popv1.PopulationGateway, port int32) []string {
 	if gw.Spec.Upstream.CASecretRef != nil {
 		args = append(args, "--upstream-ca-file="+gatewayUpstreamCADir+"/"+gatewayCAKey)
 	}
-	return append(args,
+	args = append(args,
 		"--listen-address=:"+strconv.Itoa(int(port)),
 		"--tls-cert-file="+gatewayServingDir+"/"+corev1.TLSCertKey,
 		"--tls-key-file="+gatewayServingDir+"/"+corev1.TLSPrivateKeyKey,
 		"--client-ca-file="+gatewayClientCADir+"/"+gatewayCAKey,
 		"--metrics-address=:"+strconv.Itoa(gatewayMetricsPort),
+	)
+	if gatewayAuditPostgres(gw) != nil {
+		// The URL is read from a file, never from an argument or the
+		// environment, where anyone who may read the pod would see the
+		// password. Its Secret's name and key are in the volume, so a
+		// change of either rolls the pods; a change of the Secret's
+		// content is read at the pods' next start.
+		args = append(args, "--audit-postgres-url-file="+gatewayAuditPostgresDir+"/"+gatewayAuditPostgresFile)
+	} else {
 		// Audit records go to stdout, where the node's log pipeline
 		// collects them; the root filesystem is read-only anyway.
-		"--audit-file=-",
-		"--audit-hash-key-file="+gatewayAuditKeyDir+"/"+gatewayAuditKeyKey,
-	)
+		args = append(args, "--audit-file=-")
+	}
+	return append(args, "--audit-hash-key-file="+gatewayAuditKeyDir+"/"+gatewayAuditKeyKey)
+}
+
+// gatewayAuditPostgres is gw's PostgreSQL audit store, nil when its audit
+// records go to stdout.
+func gatewayAuditPostgres(gw *popv1.PopulationGateway) *popv1.PostgresAuditSpec {
+	if gw.Spec.Audit == nil {
+		return nil
+	}
+	return gw.Spec.Audit.Postgres
 }
 
 // gatewayVolumes are the Secrets the gateway reads, each projected to the
@@ -335,35 +362,46 @@ func gatewayArgs(gw *popv1.PopulationGateway, port int32) []string {
 func gatewayVolumes(gw *popv1.PopulationGateway, names GatewayNames) ([]corev1.Volume, []corev1.VolumeMount) {
 	type secretVolume struct {
 		name, secret, dir string
-		keys              []string
+		items             []corev1.KeyToPath
 	}
 	secrets := []secretVolume{
-		{"serving-tls", names.ServingSecret, gatewayServingDir, []string{corev1.TLSCertKey, corev1.TLSPrivateKeyKey}},
-		{"client-ca", gw.Spec.ClientCA.SecretRef.Name, gatewayClientCADir, []string{gatewayCAKey}},
+		{"serving-tls", names.ServingSecret, gatewayServingDir, sameKeys(corev1.TLSCertKey, corev1.TLSPrivateKeyKey)},
+		{"client-ca", gw.Spec.ClientCA.SecretRef.Name, gatewayClientCADir, sameKeys(gatewayCAKey)},
 	}
 	if ref := gw.Spec.Upstream.CASecretRef; ref != nil {
-		secrets = append(secrets, secretVolume{"upstream-ca", ref.Name, gatewayUpstreamCADir, []string{gatewayCAKey}})
+		secrets = append(secrets, secretVolume{"upstream-ca", ref.Name, gatewayUpstreamCADir, sameKeys(gatewayCAKey)})
 	}
-	secrets = append(secrets, secretVolume{"audit-key", names.AuditKeySecret, gatewayAuditKeyDir, []string{gatewayAuditKeyKey}})
+	secrets = append(secrets, secretVolume{"audit-key", names.AuditKeySecret, gatewayAuditKeyDir, sameKeys(gatewayAuditKeyKey)})
+	if pg := gatewayAuditPostgres(gw); pg != nil {
+		// Only the one key, under a fixed file name: the Secret may hold
+		// other credentials the gateway has no use for.
+		secrets = append(secrets, secretVolume{"audit-postgres", pg.URLSecretRef.Name, gatewayAuditPostgresDir,
+			[]corev1.KeyToPath{{Key: pg.URLSecretRef.Key, Path: gatewayAuditPostgresFile}}})
+	}
 
 	volumes := make([]corev1.Volume, 0, len(secrets))
 	mounts := make([]corev1.VolumeMount, 0, len(secrets))
 	for _, s := range secrets {
-		items := make([]corev1.KeyToPath, 0, len(s.keys))
-		for _, k := range s.keys {
-			items = append(items, corev1.KeyToPath{Key: k, Path: k})
-		}
 		volumes = append(volumes, corev1.Volume{
 			Name: s.name,
 			VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
 				SecretName:  s.secret,
-				Items:       items,
+				Items:       s.items,
 				DefaultMode: ptr.To(gatewaySecretMode),
 			}},
 		})
 		mounts = append(mounts, corev1.VolumeMount{Name: s.name, MountPath: s.dir, ReadOnly: true})
 	}
 	return volumes, mounts
+}
+
+// sameKeys projects each key to a file of its own name.
+func sameKeys(keys ...string) []corev1.KeyToPath {
+	items := make([]corev1.KeyToPath, 0, len(keys))
+	for _, k := range keys {
+		items = append(items, corev1.KeyToPath{Key: k, Path: k})
+	}
+	return items
 }
 
 // gatewayProbe probes path on the metrics port.

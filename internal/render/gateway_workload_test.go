@@ -1,9 +1,12 @@
 package render
 
 import (
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
@@ -71,5 +74,51 @@ func TestGatewayDeploymentDefaults(t *testing.T) {
 	}
 	if diff := cmp.Diff(wantArgs, c.Args); diff != "" {
 		t.Errorf("args (-want +got):\n%s", diff)
+	}
+}
+
+// TestGatewayDeploymentAuditPostgres checks that the PostgreSQL store's URL
+// is mounted from its Secret key only, read from a file, and that a change
+// of the Secret's name or key changes the pod template (the pods roll).
+func TestGatewayDeploymentAuditPostgres(t *testing.T) {
+	gw := gatewayNamed("gw")
+	gw.Spec.Upstream.URL = "http://popdb.data.svc:8080"
+	gw.Spec.Audit = &popv1.AuditSpec{Postgres: &popv1.PostgresAuditSpec{
+		URLSecretRef: popv1.SecretKeyReference{Name: "audit-db", Key: "dsn"},
+	}}
+	d := GatewayDeployment(gw, GatewayOptions{DefaultImage: gatewayTestImage})
+	pod := d.Spec.Template.Spec
+	args := pod.Containers[0].Args
+	if !slices.Contains(args, "--audit-postgres-url-file=/etc/popconnect/audit-postgres/url") {
+		t.Errorf("args %q lack the URL file", args)
+	}
+	for _, a := range args {
+		if strings.HasPrefix(a, "--audit-file") || strings.Contains(a, "postgres://") {
+			t.Errorf("arg %q: the URL is read from its file only, and stdout is not the sink", a)
+		}
+	}
+	i := slices.IndexFunc(pod.Volumes, func(v corev1.Volume) bool { return v.Name == "audit-postgres" })
+	if i < 0 || pod.Volumes[i].Secret == nil {
+		t.Fatalf("no audit-postgres Secret volume in %+v", pod.Volumes)
+	}
+	src := pod.Volumes[i].Secret
+	if src.SecretName != "audit-db" || !cmp.Equal(src.Items, []corev1.KeyToPath{{Key: "dsn", Path: "url"}}) {
+		t.Errorf("volume = %+v, want key dsn of audit-db as url", src)
+	}
+	j := slices.IndexFunc(pod.Containers[0].VolumeMounts, func(m corev1.VolumeMount) bool { return m.Name == "audit-postgres" })
+	if j < 0 || !pod.Containers[0].VolumeMounts[j].ReadOnly || pod.Containers[0].VolumeMounts[j].MountPath != "/etc/popconnect/audit-postgres" {
+		t.Errorf("mounts = %+v", pod.Containers[0].VolumeMounts)
+	}
+
+	for _, change := range []func(*popv1.PopulationGateway){
+		func(g *popv1.PopulationGateway) { g.Spec.Audit.Postgres.URLSecretRef.Name = "audit-db-2" },
+		func(g *popv1.PopulationGateway) { g.Spec.Audit.Postgres.URLSecretRef.Key = "url" },
+		func(g *popv1.PopulationGateway) { g.Spec.Audit = nil },
+	} {
+		changed := gw.DeepCopy()
+		change(changed)
+		if cmp.Equal(d.Spec.Template, GatewayDeployment(changed, GatewayOptions{DefaultImage: gatewayTestImage}).Spec.Template) {
+			t.Errorf("a change of the audit store left the pod template alone: %+v", changed.Spec.Audit)
+		}
 	}
 }

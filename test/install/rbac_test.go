@@ -47,12 +47,17 @@ var managerGrants = map[string]string{
 	// label kubernetes.io/service-name=kubernetes).
 	"discovery.k8s.io/endpointslices:list,watch": "the gateway's egress names the API server's addresses",
 	"events.k8s.io/events:create,patch":          "Warning events with the conditions' reasons",
+	// Read only, never exec, log, evict or write: the cache holds only
+	// managed-by=popconnect pods (the gateways'), slimmed to their
+	// readiness and IPs.
+	"core/pods:get,list,watch": "AuditReady: which gateway pods to ask for their audit state (GET /auditz on their IP), and when (their readiness)",
 }
 
 // TestManagerRBACIsLeastPrivilege reads the generated manager ClusterRole
 // and checks that it grants exactly managerGrants: in particular no list or
 // watch of Secrets (finding 8: the manager could read every Secret of the
-// cluster), no wildcard and no escalate, bind or impersonate.
+// cluster), no wildcard and no escalate, bind or impersonate; and, whatever
+// managerGrants says, no exec into pods and no write to them.
 func TestManagerRBACIsLeastPrivilege(t *testing.T) {
 	u := onlyOne(t, readObjects(t, "config/rbac/role.yaml"), "ClusterRole")
 	var role rbacv1.ClusterRole
@@ -75,6 +80,22 @@ func TestManagerRBACIsLeastPrivilege(t *testing.T) {
 				got[key] = true
 				if _, ok := managerGrants[key]; !ok {
 					t.Errorf("the manager's ClusterRole grants %s, which managerGrants does not justify", key)
+				}
+			}
+		}
+	}
+	// Whatever managerGrants says: the manager asks gateway pods for their
+	// audit state over the network, and never needs a shell in them, their
+	// logs, or to change them.
+	for key := range got {
+		resource, verbs, _ := strings.Cut(key, ":")
+		switch resource {
+		case "core/pods/exec", "core/pods/attach", "core/pods/portforward", "core/pods/proxy", "core/pods/eviction", "core/pods/ephemeralcontainers":
+			t.Errorf("the manager's ClusterRole grants %s", key)
+		case "core/pods", "core/pods/status":
+			for _, v := range strings.Split(verbs, ",") {
+				if v != "get" && v != "list" && v != "watch" {
+					t.Errorf("the manager's ClusterRole grants %s: %s on pods", key, v)
 				}
 			}
 		}

@@ -18,6 +18,7 @@ DO NOT EDIT: change the +kubebuilder:rbac markers and run 'make manifests chart-
   - ""
   resources:
   - namespaces
+  - pods
   verbs:
   - get
   - list

@@ -1,0 +1,158 @@
+package controllers
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	popv1 "github.com/popconnect/popconnect/api/v1alpha1"
+	"github.com/popconnect/popconnect/gateway/audit"
+	"github.com/popconnect/popconnect/internal/render"
+)
+
+// Asking the gateway pods for their audit state.
+const (
+	// DefaultAuditProbePort is the gateway's plain-HTTP metrics port, where
+	// it serves GET /auditz.
+	DefaultAuditProbePort = 9090
+	// auditProbeTimeout bounds one pod's answer: /auditz reads memory only,
+	// so a pod that takes longer is not answering.
+	auditProbeTimeout = 2 * time.Second
+	// auditProbeParallel bounds the pods asked at once.
+	auditProbeParallel = 8
+	// auditStateMaxBytes bounds an answer read; a State is ~200 bytes.
+	auditStateMaxBytes = 64 << 10
+)
+
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
+
+// newAuditProbeClient is the client that asks gateway pods for their audit
+// state: never through a proxy (pod IPs are reached directly), no
+// connection kept between reconciles.
+func newAuditProbeClient() *http.Client {
+	return &http.Client{
+		Timeout: auditProbeTimeout,
+		Transport: &http.Transport{
+			Proxy:             nil,
+			DialContext:       (&net.Dialer{Timeout: auditProbeTimeout}).DialContext,
+			DisableKeepAlives: true,
+		},
+		// /auditz does not redirect; a redirect is not an answer.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// reconcileAudit asks every running gateway pod for its audit state and
+// sets AuditReady from the answers. It writes nothing.
+func (r *PopulationGatewayReconciler) reconcileAudit(ctx context.Context, s *gatewayState) error {
+	var pods corev1.PodList
+	if err := r.Client.List(ctx, &pods, client.InNamespace(s.gw.Namespace), client.MatchingLabels{
+		render.LabelGateway:   render.GatewayLabelValue(s.gw.Name),
+		render.LabelComponent: render.GatewayComponentGateway,
+	}); err != nil {
+		s.setCondition(popv1.ConditionAuditReady, metav1.ConditionUnknown, popv1.ReasonAuditStateUnknown,
+			"Listing the gateway pods failed and will be retried.")
+		return fmt.Errorf("listing the gateway pods: %w", err)
+	}
+	obs := auditObservation{replicas: gatewayReplicas(s.gw), port: r.auditProbePort()}
+	var ask []*corev1.Pod
+	for i := range pods.Items {
+		pod := &pods.Items[i]
+		if !pod.DeletionTimestamp.IsZero() || pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
+			continue
+		}
+		obs.pods++
+		if pod.Status.Phase == corev1.PodRunning && pod.Status.PodIP != "" {
+			ask = append(ask, pod)
+		}
+	}
+	obs.probed = r.probeAudit(ctx, ask)
+	status, reason, message, refresh := auditReady(obs)
+	s.setCondition(popv1.ConditionAuditReady, status, reason, message)
+	if refresh {
+		s.wakeAt = append(s.wakeAt, s.now.Add(auditRefresh))
+	}
+	return nil
+}
+
+// probeAudit asks the pods, a few at a time, and returns one answer each.
+func (r *PopulationGatewayReconciler) probeAudit(ctx context.Context, pods []*corev1.Pod) []podAudit {
+	out := make([]podAudit, len(pods))
+	sem := make(chan struct{}, auditProbeParallel)
+	var wg sync.WaitGroup
+	for i, pod := range pods {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			out[i] = podAudit{pod: pod.Name}
+			state, err := r.getAuditState(ctx, pod.Status.PodIP)
+			if err != nil {
+				out[i].err = err.Error()
+				return
+			}
+			out[i].state = state
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// getAuditState is one pod's GET /auditz: its State, whether the pod says
+// 200 (healthy) or 503 (failing).
+func (r *PopulationGatewayReconciler) getAuditState(ctx context.Context, podIP string) (*audit.State, error) {
+	ctx, cancel := context.WithTimeout(ctx, auditProbeTimeout)
+	defer cancel()
+	url := "http://" + net.JoinHostPort(podIP, strconv.Itoa(r.auditProbePort())) + "/auditz"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	httpClient := r.AuditProbeClient
+	if httpClient == nil {
+		httpClient = newAuditProbeClient()
+	}
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		// The URL (pod IP and port) is in the error already.
+		return nil, err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusServiceUnavailable {
+		// An older gateway that does not serve /auditz answers 404.
+		return nil, fmt.Errorf("GET %s: HTTP %d", url, resp.StatusCode)
+	}
+	var state audit.State
+	if err := json.NewDecoder(io.LimitReader(resp.Body, auditStateMaxBytes)).Decode(&state); err != nil {
+		return nil, fmt.Errorf("GET %s: HTTP %d, not an audit state: %w", url, resp.StatusCode, err)
+	}
+	if state.Sink == "" {
+		return nil, fmt.Errorf("GET %s: HTTP %d, not an audit state (no sink)", url, resp.StatusCode)
+	}
+	return &state, nil
+}
+
+func (r *PopulationGatewayReconciler) auditProbePort() int {
+	if r.AuditProbePort != 0 {
+		return r.AuditProbePort
+	}
+	return DefaultAuditProbePort
+}
+
+// gatewayReplicas is spec.replicas, defaulted.
+func gatewayReplicas(gw *popv1.PopulationGateway) int32 {
+	if gw.Spec.Replicas != nil {
+		return *gw.Spec.Replicas
+	}
+	return 2
+}
