@@ -70,7 +70,12 @@ func (f *fixture) writePolicy(t *testing.T, suspendBYT bool) {
 func (f *fixture) start(t *testing.T, extra ...string) *instance {
 	t.Helper()
 	in := &instance{dir: f.dir, auditPath: filepath.Join(t.TempDir(), "audit.log"), done: make(chan error, 1)}
-	args := f.args(in.auditPath, extra...)
+	return f.launch(t, in, f.args(in.auditPath, extra...))
+}
+
+// launch runs the gateway in-process with args.
+func (f *fixture) launch(t *testing.T, in *instance, args []string) *instance {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	in.cancel = cancel
 	listening := make(chan struct{})
@@ -91,16 +96,21 @@ func (f *fixture) start(t *testing.T, extra ...string) *instance {
 	return in
 }
 
-// args are the gateway's flags for the fixture, auditing to auditPath.
+// args are the gateway's flags for the fixture, auditing to auditPath (to
+// what extra says when auditPath is empty).
 func (f *fixture) args(auditPath string, extra ...string) []string {
-	return append([]string{
+	args := []string{
 		"--policy-file", filepath.Join(f.dir, "policy.json"),
 		"--upstream-url", f.upstream,
 		"--listen-address", "127.0.0.1:0", "--metrics-address", "127.0.0.1:0",
 		"--tls-cert-file", filepath.Join(f.dir, "tls.crt"), "--tls-key-file", filepath.Join(f.dir, "tls.key"),
 		"--client-ca-file", filepath.Join(f.dir, "ca.crt"),
-		"--audit-file", auditPath, "--audit-hash-key-file", filepath.Join(f.dir, "audit.key"),
-	}, extra...)
+		"--audit-hash-key-file", filepath.Join(f.dir, "audit.key"),
+	}
+	if auditPath != "" {
+		args = append(args, "--audit-file", auditPath)
+	}
+	return append(args, extra...)
 }
 
 func (in *instance) stop(t *testing.T) {
