@@ -32,7 +32,7 @@ const (
 
 func main() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) }
 
-const usage = `usage: popconnect-audit verify --key-file PATH (--file PATH | --postgres-url URL) [--trust-head]
+const usage = `usage: popconnect-audit verify --key-file PATH (--file PATH | --postgres-url URL | --postgres-url-file PATH) [--trust-head]
 
 verify checks the audit records' sequence and chain, stream by stream.
 Exit status: 0 every stream intact, 1 a stream broken or no record found,
@@ -56,6 +56,7 @@ type verifyConfig struct {
 	file        string
 	keyFile     string
 	postgresURL string
+	urlFile     string
 	trustHead   bool
 }
 
@@ -66,12 +67,28 @@ func runVerify(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.StringVar(&c.file, "file", "", "audit file to verify, as the gateway wrote it (- for stdin)")
 	fs.StringVar(&c.keyFile, "key-file", "", "the gateway's audit hash key (the raw bytes of Secret <gw>-audit-key, data key `key`)")
 	fs.StringVar(&c.postgresURL, "postgres-url", "", "verify the records of the gateway's PostgreSQL audit table instead of a file")
+	fs.StringVar(&c.urlFile, "postgres-url-file", "", "as --postgres-url, the URL read from this file (surrounding whitespace ignored), so that its password is not in the command line")
 	fs.BoolVar(&c.trustHead, "trust-head", false,
 		"accept streams whose first records were removed by retention: the first record present of each such stream is trusted unchecked")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitIntact
 		}
+		return exitUsage
+	}
+	if c.urlFile != "" && c.postgresURL == "" {
+		raw, err := os.ReadFile(c.urlFile)
+		if err != nil {
+			fmt.Fprintln(stderr, "popconnect-audit verify: --postgres-url-file:", err)
+			return exitUsage
+		}
+		c.postgresURL = strings.TrimSpace(string(raw))
+		if c.postgresURL == "" {
+			fmt.Fprintf(stderr, "popconnect-audit verify: --postgres-url-file %s is empty\n", c.urlFile)
+			return exitUsage
+		}
+	} else if c.urlFile != "" {
+		fmt.Fprintln(stderr, "popconnect-audit verify: give one of --postgres-url and --postgres-url-file")
 		return exitUsage
 	}
 	switch {

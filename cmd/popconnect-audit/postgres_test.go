@@ -41,9 +41,19 @@ func TestVerifyPostgres(t *testing.T) {
 			t.Fatalf("%s: %v", sql, err)
 		}
 	}
+	urlFile := filepath.Join(t.TempDir(), "url")
+	if err := os.WriteFile(urlFile, []byte(srv.URL()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	calls := 0
 	verifyDB := func() (int, string) {
+		// Both ways of naming the database, in turn.
+		args := []string{"verify", "--postgres-url", srv.URL(), "--key-file", keyFile}
+		if calls++; calls%2 == 0 {
+			args = []string{"verify", "--postgres-url-file", urlFile, "--key-file", keyFile}
+		}
 		var out, errOut bytes.Buffer
-		code := run([]string{"verify", "--postgres-url", srv.URL(), "--key-file", keyFile}, nil, &out, &errOut)
+		code := run(args, nil, &out, &errOut)
 		return code, out.String() + errOut.String()
 	}
 	if code, out := verifyDB(); code != 0 || strings.Count(out, "intact") != 2 || strings.Contains(out, srv.Password()) {
