@@ -122,7 +122,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 		return err
 	}
 	fmt.Fprintf(opts.Out, "%s\n", r.n.style(styleBold, "popconnect demo: agencies, a gateway and an operator on a local control plane"))
-	fmt.Fprintf(opts.Out, "work dir %s (kubeconfig, certificates, audit log, child logs)\n", opts.WorkDir)
+	fmt.Fprintf(opts.Out, "work dir %s (kubeconfig, certificates, audit database, child logs)\n", opts.WorkDir)
 	defer func() {
 		if opts.sensitive != nil && r.env != nil {
 			err = errors.Join(err, r.collectSensitive(opts.sensitive))
@@ -161,7 +161,8 @@ func (r *runner) steps() []step {
 		{"Run the operator and the population database", "bin/manager reconciles our CRDs from outside the cluster; bin/popdb-sim serves synthetic citizens", r.startManagerAndSim},
 		{"Apply the samples", "a FieldCatalog, one PopulationGateway and five AgencyConnections, applied with kubectl like a platform team would", r.applySamples},
 		{"Wait for the connections", "the operator checks each against the catalog, cert-manager issues its client certificate, its policy is written", r.waitConnections},
-		{"Run the gateway", "bin/gateway with the serving certificate, client CA and audit key taken from the Secrets the operator made; policy watched via the API", r.startGateway},
+		{"An audit database", "PostgreSQL from Debian's package; its URL in a Secret, named by the PopulationGateway's spec.audit.postgres", r.startAuditDatabase},
+		{"Run the gateway", "bin/gateway with the serving certificate, client CA and audit key taken from the Secrets the operator made, and the audit database's URL; policy watched via the API", r.startGateway},
 		{"Data minimisation: a Ministry of Health lookup", "BYT reads a citizen record; only its allowed fields leave the gateway", r.lookupMinimised},
 		{"Asking for a field not granted", "?fields= naming a field outside the agency's allow-list is refused and the error names it", r.fieldNotAllowed},
 		{"An operation not granted", "Vietcombank may only Verify; a Lookup is refused", r.operationNotAllowed},
@@ -170,7 +171,7 @@ func (r *runner) steps() []step {
 		{"Instant revocation", "suspending the tax authority with kubectl cuts its access at once (contract: within 2s), no gateway restart; resuming restores it; deleting social security's connection cuts it as fast", r.suspendResume},
 		{"Identity comes only from a verified certificate", "no client certificate, or one from a foreign CA claiming to be BYT, is refused", r.identity},
 		{"A borrowed identity from the real CA", "a namespace editor gets cert-manager to issue BYT's URI from the shared ClusterIssuer; the gateway refuses it: BYT is pinned to its own connection's certificates", r.borrowedIdentity},
-		{"The audit trail", "one JSON line per request; the national ID appears only as a keyed hash", r.audit},
+		{"The audit trail", "one record per request, committed before the answer; the national ID appears only as a keyed hash; popconnect-audit proves nothing was changed", r.audit},
 		{"What kubectl shows", "the objects and their conditions as tools like Argo CD read them", r.summary},
 	}
 }
@@ -183,7 +184,7 @@ func (r *runner) prepareWorkDir() error {
 			return fmt.Errorf("demo: creating %s: %w", d, err)
 		}
 	}
-	for _, f := range []string{r.auditPath(), r.kubeconfigPath()} {
+	for _, f := range []string{r.kubeconfigPath()} {
 		if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("demo: clearing %s: %w", f, err)
 		}
@@ -194,7 +195,6 @@ func (r *runner) prepareWorkDir() error {
 func (r *runner) logDir() string         { return filepath.Join(r.opts.WorkDir, "logs") }
 func (r *runner) gatewayDir() string     { return filepath.Join(r.opts.WorkDir, "gateway") }
 func (r *runner) agenciesDir() string    { return filepath.Join(r.opts.WorkDir, "agencies") }
-func (r *runner) auditPath() string      { return filepath.Join(r.opts.WorkDir, "audit.log") }
 func (r *runner) kubeconfigPath() string { return filepath.Join(r.opts.WorkDir, "kubeconfig") }
 
 // rel shortens a path under the repository for the transcript.

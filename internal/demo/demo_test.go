@@ -21,7 +21,7 @@ func buildBinaries(t *testing.T, dir string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, pkg := range map[string]string{"manager": ".", "gateway": "./cmd/gateway", "popdb-sim": "./cmd/popdb-sim"} {
+	for name, pkg := range map[string]string{"manager": ".", "gateway": "./cmd/gateway", "popdb-sim": "./cmd/popdb-sim", "popconnect-audit": "./cmd/popconnect-audit"} {
 		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, name), pkg)
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
@@ -57,8 +57,8 @@ func TestDemoScenario(t *testing.T) {
 	}
 	// No secret in any log: the national IDs asked about, PEM blocks, the
 	// audit key and every private key of the run's Secrets.
-	if len(secrets.nationalIDs) == 0 || len(secrets.secrets) < 6 {
-		t.Errorf("the leak check collected %d national IDs and %d secrets; the demo has at least 1 and 6 (5 agencies, serving, CA, audit key)",
+	if len(secrets.nationalIDs) == 0 || len(secrets.secrets) < 7 {
+		t.Errorf("the leak check collected %d national IDs and %d secrets; the demo has at least 1 and 7 (5 agencies, serving, CA, audit key, audit database password)",
 			len(secrets.nationalIDs), len(secrets.secrets))
 	}
 	// The operator records Events (e.g. Ready) in every run: none means the

@@ -64,7 +64,11 @@ func (r *runner) startGateway(ctx context.Context) error {
 	if r.auditKey, err = os.ReadFile(key["key"]); err != nil {
 		return fmt.Errorf("reading audit key: %w", err)
 	}
-	r.n.info("Secrets %s-serving-tls, %s and %s-audit-key written to %s", gatewayName, clientCA, gatewayName, r.rel(dir))
+	dbURL, err := r.auditDBURLFile(ctx)
+	if err != nil {
+		return err
+	}
+	r.n.info("Secrets %s-serving-tls, %s, %s-audit-key and %s written to %s, as the gateway pod mounts them", gatewayName, clientCA, gatewayName, auditDBSecret, r.rel(dir))
 
 	port, err := freePort()
 	if err != nil {
@@ -86,7 +90,7 @@ func (r *runner) startGateway(ctx context.Context) error {
 		"--tls-cert-file=" + serving["tls.crt"],
 		"--tls-key-file=" + serving["tls.key"],
 		"--client-ca-file=" + ca["ca.crt"],
-		"--audit-file=" + r.auditPath(),
+		"--audit-postgres-url-file=" + dbURL,
 		"--audit-hash-key-file=" + key["key"],
 		// Short, so teardown does not wait on idle keep-alive connections.
 		"--shutdown-grace=2s",

@@ -14,6 +14,7 @@ import (
 
 	"github.com/popconnect/popconnect/internal/cmrunner"
 	"github.com/popconnect/popconnect/internal/testenv"
+	"github.com/popconnect/popconnect/internal/testpg"
 )
 
 // runner holds what one demo run started, so teardown can stop it all in
@@ -28,6 +29,8 @@ type runner struct {
 	manager *proc
 	sim     *proc
 	gateway *proc
+	db      *testpg.Server
+	dbDir   string // the database cluster's directory, removed at teardown
 
 	simURL     string
 	gwAddr     string // host:port agencies connect to
@@ -143,6 +146,10 @@ func (r *runner) teardown() error {
 	}
 	errs = append(errs, r.env.Stop())
 	r.n.info("stopped kube-apiserver and etcd")
+	if r.db != nil {
+		errs = append(errs, r.stopAuditDatabase())
+		r.n.info("stopped PostgreSQL (its log kept in %s)", r.rel(filepath.Join(r.logDir(), "postgres.log")))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("teardown: %w", err)
 	}
@@ -166,7 +173,7 @@ func (r *runner) keep(ctx context.Context) {
 		fmt.Sprintf("%s https://%s:%s/v1/citizens/%s", curl, servingName, port, id),
 		fmt.Sprintf("%s 'https://%s:%s/v1/citizens/%s?fields=fullName,religion'", curl, servingName, port, id),
 		"curl " + r.metricsURL + "/metrics",
-		"tail -f " + r.auditPath(),
+		"bin/popconnect-audit verify --postgres-url-file " + r.auditDBURLPath() + " --key-file " + filepath.Join(r.gatewayDir(), "audit.key"),
 		"ls " + r.logDir() + "   # manager, gateway and popdb-sim logs",
 	}
 	for _, l := range lines {

@@ -48,6 +48,9 @@ func (r *runner) collectSensitive(s *sensitive) error {
 	if len(r.auditKey) > 0 {
 		s.secrets = append(s.secrets, secretForms{what: "the audit hash key", forms: encodings(r.auditKey)})
 	}
+	if r.db != nil {
+		s.secrets = append(s.secrets, secretForms{what: "the audit database password", forms: encodings([]byte(r.db.Password()))})
+	}
 	events, err := r.eventText(ctx)
 	if err != nil {
 		return err

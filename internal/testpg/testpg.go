@@ -133,6 +133,9 @@ func (s *Server) Close() error {
 	return s.signalAndWait(syscall.SIGINT, stopTimeout)
 }
 
+// LogPath is the server's log file.
+func (s *Server) LogPath() string { return s.logPath() }
+
 // URL returns the server's connection URL, password included.
 func (s *Server) URL() string {
 	u := url.URL{
