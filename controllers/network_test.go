@@ -255,11 +255,16 @@ func TestGatewayEgressFollowsAPIServerEndpoints(t *testing.T) {
 		err := s.c.Get(ctx, client.ObjectKeyFromObject(np), np)
 		return err == nil && hasRule(), client.IgnoreNotFound(err)
 	})
+	// The status is written after the policy: wait for it rather than
+	// read it at once.
 	gw := &popv1.PopulationGateway{}
-	must(t, s.c.Get(ctx, client.ObjectKeyFromObject(f.gateway), gw), "reading gateway")
-	if c := meta.FindStatusCondition(gw.Status.Conditions, popv1.ConditionNetworkReady); c == nil || c.Status != metav1.ConditionTrue {
-		t.Errorf("NetworkReady = %+v, want True", c)
-	}
+	testenv.Poll(t, waitShort, func() (bool, error) {
+		if err := s.c.Get(ctx, client.ObjectKeyFromObject(f.gateway), gw); err != nil {
+			return false, err
+		}
+		c := meta.FindStatusCondition(gw.Status.Conditions, popv1.ConditionNetworkReady)
+		return c != nil && c.Status == metav1.ConditionTrue && c.ObservedGeneration == gw.Generation, nil
+	})
 	must(t, s.c.Delete(ctx, slice), "deleting the EndpointSlice")
 	testenv.Poll(t, waitShort, func() (bool, error) {
 		err := s.c.Get(ctx, client.ObjectKeyFromObject(np), np)
