@@ -17,7 +17,10 @@
 # BASELINE_GATEWAY=path/to/gateway adds that binary as a fourth target
 # (e.g. one built from the previous commit) for a side-by-side comparison;
 # PROTO (h1): h2 drives every target over HTTP/2 instead, CONCURRENCY
-# streams in flight shared by H2_CONNECTIONS (8) connections.
+# streams in flight shared by H2_CONNECTIONS (8) connections;
+# AUDIT_POSTGRES=1 adds the gateway once more, its audit records committed
+# to a PostgreSQL server of its own (bench/pgserver: Debian's binaries,
+# `make postgres`) instead of a file.
 set -euo pipefail
 
 DURATION=${DURATION:-20s}
@@ -26,6 +29,9 @@ RECORDS=${RECORDS:-1000000}
 PROFILE=${PROFILE:-0}
 ROUNDS=${ROUNDS:-1}
 BASELINE_GATEWAY=${BASELINE_GATEWAY:-}
+AUDIT_POSTGRES=${AUDIT_POSTGRES:-0}
+PORT_GW_PG=${PORT_GW_PG:-18446}
+PORT_GW_PG_METRICS=${PORT_GW_PG_METRICS:-19092}
 PROTO=${PROTO:-h1}
 H2_CONNECTIONS=${H2_CONNECTIONS:-8}
 case "$PROTO" in
@@ -59,7 +65,7 @@ if ! command -v nginx >/dev/null; then
 fi
 
 echo "building..." >&2
-(cd "$root" && go build -o "$work/" ./cmd/gateway ./cmd/popdb-sim ./bench/loadgen)
+(cd "$root" && go build -o "$work/" ./cmd/gateway ./cmd/popdb-sim ./bench/loadgen ./bench/pgserver)
 
 echo "generating certificates..." >&2
 cd "$work"
@@ -150,13 +156,30 @@ start_gateway() {
 	gateway_pid=$!
 	pids+=("$gateway_pid")
 }
-start_gateway ./gateway "$PORT_GW" "$PORT_GW_METRICS" "$work/audit.log" "${profile_args[@]}"
+# The audit files are in a directory of their own, as in a deployment: the
+# gateway watches the directories of its certificate and policy files, and
+# every audit write there would wake its file watcher.
+mkdir -p audit
+start_gateway ./gateway "$PORT_GW" "$PORT_GW_METRICS" "$work/audit/audit.log" "${profile_args[@]}"
 gw_pid=$gateway_pid
 ports=("$PORT_UP" "$PORT_UP_TLS" "$PORT_NGINX" "$PORT_GW")
 if [ -n "$BASELINE_GATEWAY" ]; then
-	start_gateway "$BASELINE_GATEWAY" "$PORT_GW_BASE" "$PORT_GW_BASE_METRICS" "$work/audit-baseline.log"
+	start_gateway "$BASELINE_GATEWAY" "$PORT_GW_BASE" "$PORT_GW_BASE_METRICS" "$work/audit/audit-baseline.log"
 	base_pid=$gateway_pid
 	ports+=("$PORT_GW_BASE")
+fi
+if [ "$AUDIT_POSTGRES" = 1 ]; then
+	./pgserver --url-file "$work/audit-db.url" 2>pgserver.log &
+	pids+=($!)
+	for _ in $(seq 1 600); do [ -s "$work/audit-db.url" ] && break; sleep 0.1; done
+	[ -s "$work/audit-db.url" ] || { echo "the PostgreSQL server did not start" >&2; cat pgserver.log >&2; exit 1; }
+	"./gateway" --policy-file policy.json --upstream-url "http://127.0.0.1:$PORT_UP" \
+		--listen-address "127.0.0.1:$PORT_GW_PG" --metrics-address "127.0.0.1:$PORT_GW_PG_METRICS" \
+		--tls-cert-file server.crt --tls-key-file server.key --client-ca-file ca.crt \
+		--audit-postgres-url-file "$work/audit-db.url" --audit-hash-key-file audit.key --log-level warn 2>>gateway-pg.log &
+	pg_gw_pid=$!
+	pids+=("$pg_gw_pid")
+	ports+=("$PORT_GW_PG")
 fi
 for p in "${ports[@]}"; do wait_port "$p"; done
 
@@ -185,6 +208,13 @@ targets=("popdb-sim direct (HTTPS)|https://127.0.0.1:$PORT_UP_TLS|$direct_pid"
 if [ -n "$BASELINE_GATEWAY" ]; then
 	targets+=("gateway (baseline binary)|https://127.0.0.1:$PORT_GW_BASE|$base_pid")
 fi
+if [ "$AUDIT_POSTGRES" = 1 ]; then
+	# The database's CPU is the gateway's cost too: count its processes.
+	# (the postmaster and its children: the gateway's backend among them).
+	postmaster=$(pgrep -u postgres -f "popconnect-bench-postgres-" | head -1)
+	pg_pids="$postmaster $(pgrep -P "$postmaster" | tr '\n' ' ')"
+	targets+=("gateway, PostgreSQL audit|https://127.0.0.1:$PORT_GW_PG|$pg_gw_pid $pg_pids")
+fi
 
 if [ "$PROTO" = h2 ]; then
 	echo "running: HTTP/2, $CONCURRENCY streams over $H2_CONNECTIONS connections, $DURATION per leg, $ROUNDS round(s)..." >&2
@@ -209,10 +239,11 @@ for ((round = 1; round <= ROUNDS; round++)); do
 		sum_sys[$name]=$((${sum_sys[$name]:-0} + sys_after - sys_before))
 	done
 done
-audit_lines_running=$(wc -l <audit.log)
+audit_lines_running=$(wc -l <audit/audit.log)
+audit_batches=$(curl -s "http://127.0.0.1:$PORT_GW_METRICS/metrics" | sed -n 's/^popconnect_gateway_audit_batches_total \(.*\)/\1/p')
 kill -TERM "$gw_pid"
 wait "$gw_pid" || true
-audit_lines=$(wc -l <audit.log)
+audit_lines=$(wc -l <audit/audit.log)
 
 hz=$(getconf CLK_TCK)
 printf '\n%-28s %10s %9s %9s %8s %12s %14s\n' target "req/s" "p50 ms" "p99 ms" errors "CPU µs/req" "(user + sys)"
@@ -233,5 +264,12 @@ awk -v g="$g" -v n="$n" -v d="$d" 'BEGIN { printf "gateway/nginx = %.2f   gatewa
 if [ -n "$BASELINE_GATEWAY" ]; then
 	awk -v g="$g" -v b="${rps["gateway (baseline binary)"]}" 'BEGIN { printf "gateway/baseline = %.2f\n", g / b }'
 fi
+if [ "$AUDIT_POSTGRES" = 1 ]; then
+	awk -v g="$g" -v p="${rps["gateway, PostgreSQL audit"]}" 'BEGIN { printf "gateway PostgreSQL/file = %.2f\n", p / g }'
+	if [ -n "$BASELINE_GATEWAY" ]; then
+		awk -v p="${rps["gateway, PostgreSQL audit"]}" -v b="${rps["gateway (baseline binary)"]}" 'BEGIN { printf "gateway PostgreSQL/baseline = %.2f\n", p / b }'
+	fi
+fi
+echo "audit writes: ${audit_batches:-?} for $audit_lines_running records ($(awk -v r="$audit_lines_running" -v b="${audit_batches:-0}" 'BEGIN { if (b > 0) printf "%.1f", r / b; else print "?" }') per write)"
 echo "audit records: $audit_lines (requests served: ${sum_ok["popconnect gateway"]} ok + ${sum_err["popconnect gateway"]} errors; $audit_lines_running flushed before shutdown)"
 echo "machine: $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), $(date -u +%Y-%m-%dT%H:%MZ)"

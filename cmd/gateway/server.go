@@ -54,6 +54,7 @@ func newServer(ctx context.Context, o *options, stdout, stderr io.Writer) (*serv
 		return nil, err
 	}
 	s.metrics.AuditWriteErrors(s.audit.WriteErrors)
+	s.metrics.AuditBatches(s.audit.Batches)
 	s.metrics.AuditLastSeq(s.audit.Stream(), s.audit.SinkName(), s.audit.LastSeq)
 	log.Info("audit stream started", "stream", s.audit.Stream(), "sink", s.audit.SinkName())
 	if s.audit.SinkName() == "postgres" {

@@ -105,6 +105,7 @@ type Logger struct {
 	healthy     atomic.Bool
 	writeErrors atomic.Uint64
 	lastSeq     atomic.Uint64
+	batches     atomic.Uint64
 }
 
 // unknownStore remembers a batch whose store may or may not have happened.
@@ -253,6 +254,10 @@ func (l *Logger) stalled() bool {
 	start := l.writeStart.Load()
 	return start != 0 && time.Since(l.base)-time.Duration(start-1) > l.stall
 }
+
+// Batches counts the writes (or COPYs) of records to the sink: the
+// records stored divided by it is the group commit's batch size.
+func (l *Logger) Batches() uint64 { return l.batches.Load() }
 
 // WriteErrors counts failed writes to the sink, and records dropped
 // because too many were waiting for a failed sink.
@@ -430,6 +435,9 @@ func (l *Logger) storeLocked(ctx context.Context, owed, pend records) (int, erro
 		l.lastSeq.Store(seq)
 	}
 	l.seal(owed, pend)
+	if len(l.batch.Records) > 0 {
+		l.batches.Add(1)
+	}
 	stored, err := l.sink.Store(ctx, &l.batch)
 	if err != nil && errors.Is(err, ErrOutcomeUnknown) {
 		l.unknown = &unknownStore{firstSeq: l.seq + 1, owed: owed.len()}

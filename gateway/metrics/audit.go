@@ -21,3 +21,13 @@ func (m *Metrics) AuditLastSeq(stream, sink string, seq func() uint64) {
 		ConstLabels: prometheus.Labels{"stream": stream, "sink": sink},
 	}, func() float64 { return float64(seq()) }))
 }
+
+// AuditBatches exports the number of writes (or COPYs) of audit records:
+// popconnect_gateway_audit_last_seq divided by it is the records per
+// group commit.
+func (m *Metrics) AuditBatches(count func() uint64) {
+	m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "popconnect_gateway_audit_batches_total",
+		Help: "Writes (or COPYs) of audit records to the sink, each holding every record committed meanwhile.",
+	}, func() float64 { return float64(count()) }))
+}
