@@ -244,6 +244,11 @@ audit_batches=$(curl -s "http://127.0.0.1:$PORT_GW_METRICS/metrics" | sed -n 's/
 kill -TERM "$gw_pid"
 wait "$gw_pid" || true
 audit_lines=$(wc -l <audit/audit.log)
+if [ "$AUDIT_POSTGRES" = 1 ]; then
+	pg_page=$(curl -s "http://127.0.0.1:$PORT_GW_PG_METRICS/metrics")
+	pg_records=$(sed -n 's/^popconnect_gateway_audit_last_seq{[^}]*} \(.*\)/\1/p' <<<"$pg_page")
+	pg_batches=$(sed -n 's/^popconnect_gateway_audit_batches_total \(.*\)/\1/p' <<<"$pg_page")
+fi
 
 hz=$(getconf CLK_TCK)
 printf '\n%-28s %10s %9s %9s %8s %12s %14s\n' target "req/s" "p50 ms" "p99 ms" errors "CPU µs/req" "(user + sys)"
@@ -271,5 +276,8 @@ if [ "$AUDIT_POSTGRES" = 1 ]; then
 	fi
 fi
 echo "audit writes: ${audit_batches:-?} for $audit_lines_running records ($(awk -v r="$audit_lines_running" -v b="${audit_batches:-0}" 'BEGIN { if (b > 0) printf "%.1f", r / b; else print "?" }') per write)"
+if [ "$AUDIT_POSTGRES" = 1 ]; then
+	echo "PostgreSQL audit: ${pg_batches:-?} COPYs for ${pg_records:-?} records ($(awk -v r="${pg_records:-0}" -v b="${pg_batches:-0}" 'BEGIN { if (b > 0) printf "%.1f", r / b; else print "?" }') per COPY)"
+fi
 echo "audit records: $audit_lines (requests served: ${sum_ok["popconnect gateway"]} ok + ${sum_err["popconnect gateway"]} errors; $audit_lines_running flushed before shutdown)"
 echo "machine: $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), $(date -u +%Y-%m-%dT%H:%MZ)"
