@@ -157,3 +157,27 @@ func TestRecordLine(t *testing.T) {
 		t.Fatalf("chain of %d records", n)
 	}
 }
+
+// TestSealBatchAsLogger: the batches SealBatch builds for sink and verifier
+// tests hold exactly the lines the Logger writes.
+func TestSealBatchAsLogger(t *testing.T) {
+	out := &syncBuffer{}
+	l, err := NewLogger(out, testKey(), WithStream(testStream))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	recs := []*Record{
+		{Time: now, RequestID: "r1", Agency: "BYT", Operation: "Lookup", NationalIDHashes: []string{"ab"}, Status: 200},
+		{Time: now, RequestID: "r2", Agency: "CA", Operation: "Lookup", Status: 403, Reason: "field_not_allowed", Purpose: "p", CaseReference: "c"},
+	}
+	for _, r := range recs {
+		mustCommit(t, l, r)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := string(SealBatch(testKey(), testStream, 1, "", recs).Lines); got != out.String() {
+		t.Fatalf("SealBatch:\n%s\nLogger:\n%s", got, out.String())
+	}
+}

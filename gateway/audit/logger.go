@@ -462,20 +462,11 @@ func (l *Logger) seal(owed, pend records) {
 	if l.seq == 0 {
 		prev = nil
 	}
-	var chain [ChainHexLen]byte
 	seq := l.seq
 	for _, rs := range [2]*records{&owed, &pend} {
 		for i := range rs.len() {
 			seq++
-			start := len(b.Lines)
-			b.Lines = append(b.Lines, rs.body(i)...)
-			b.Lines = appendSeal(b.Lines, l.stream, seq)
-			l.chainer.nextOpen(chain[:0], prev, b.Lines[start:])
-			b.Lines = append(b.Lines, `,"chain":"`...)
-			b.Lines = append(b.Lines, chain[:]...)
-			b.Lines = append(b.Lines, '"', '}', '\n')
-			prev = b.Lines[len(b.Lines)-3-ChainHexLen : len(b.Lines)-3]
-			b.Records = append(b.Records, Sealed{Record: rs.recs[i], Seq: seq, start: start, end: len(b.Lines)})
+			prev = b.appendSealed(l.chainer, seq, prev, rs.body(i), rs.recs[i])
 		}
 	}
 	if cap(b.Lines) > maxSpareBytes && len(b.Lines) < maxSpareBytes/4 {

@@ -72,6 +72,22 @@ func (b *Batch) chain(i int) []byte {
 	return l[len(l)-2-ChainHexLen : len(l)-2]
 }
 
+// appendSealed appends the record whose open body (appendRecord's) is
+// body as record seq of b's stream, chained after prev, and returns its
+// chain value (which stays valid while b is not reset).
+func (b *Batch) appendSealed(c *Chainer, seq uint64, prev, body []byte, rec *Record) []byte {
+	var chain [ChainHexLen]byte
+	start := len(b.Lines)
+	b.Lines = append(b.Lines, body...)
+	b.Lines = appendSeal(b.Lines, b.Stream, seq)
+	c.nextOpen(chain[:0], prev, b.Lines[start:])
+	b.Lines = append(b.Lines, `,"chain":"`...)
+	b.Lines = append(b.Lines, chain[:]...)
+	b.Lines = append(b.Lines, '"', '}', '\n')
+	b.Records = append(b.Records, Sealed{Record: rec, Seq: seq, start: start, end: len(b.Lines)})
+	return b.Lines[len(b.Lines)-3-ChainHexLen : len(b.Lines)-3]
+}
+
 func (b *Batch) reset(stream string) {
 	b.Stream, b.Lines, b.Records = stream, b.Lines[:0], b.Records[:0]
 }

@@ -18,6 +18,8 @@
 //	    reason             text        NOT NULL, -- '' when none
 //	    record             text        NOT NULL, -- the record's exact bytes, without its chain field
 //	    chain              text        NOT NULL, -- hex HMAC-SHA256 over the previous chain and record
+//	    purpose            text        NOT NULL DEFAULT '', -- the connection's purpose, '' when none
+//	    case_reference     text        NOT NULL DEFAULT '', -- Popconnect-Case-Reference, '' when none
 //	    PRIMARY KEY (stream, seq, time)
 //	) PARTITION BY RANGE (time);
 //	CREATE INDEX popconnect_audit_records_citizen
@@ -113,11 +115,19 @@ CREATE TABLE IF NOT EXISTS ` + Table + ` (
     PRIMARY KEY (stream, seq, time)
 ) PARTITION BY RANGE (time);
 CREATE INDEX IF NOT EXISTS ` + Table + `_citizen ON ` + Table + ` USING gin (national_id_hashes);
+` + columnsAddedDDL
+
+// columnsAddedDDL adds the columns that came after the table's first
+// version, so that a table made by an older gateway takes them: this is
+// how the schema grows (a column added with a constant default is cheap).
+const columnsAddedDDL = `ALTER TABLE ` + Table + `
+    ADD COLUMN IF NOT EXISTS purpose text NOT NULL DEFAULT '',
+    ADD COLUMN IF NOT EXISTS case_reference text NOT NULL DEFAULT '';
 `
 
 // columns are COPY's columns, in rowValues' order.
 var columns = []string{"time", "stream", "seq", "request_id", "agency", "operation",
-	"national_id_hashes", "fields_returned", "status", "reason", "record", "chain"}
+	"national_id_hashes", "fields_returned", "status", "reason", "record", "chain", "purpose", "case_reference"}
 
 // Option configures a Sink.
 type Option func(*Sink)
@@ -439,6 +449,8 @@ func rowValues(b *audit.Batch, i int) []any {
 		Text(r.Reason),
 		string(b.Body(i)),
 		b.Chain(i),
+		Text(r.Purpose),
+		Text(r.CaseReference),
 	}
 }
 

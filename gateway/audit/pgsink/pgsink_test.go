@@ -179,7 +179,8 @@ func TestStoreAndScan(t *testing.T) {
 		lookup(at, "aa"),
 		{Time: at, RequestID: "r2", Agency: "police", Operation: "BatchLookup", Batch: true,
 			NationalIDHashes: []string{"b1", "b2", "b3"}, FieldsReturned: []string{"address"}, Status: 200},
-		{Time: at, RequestID: "r3", Agency: "police", Operation: "Verify", Status: 403, Reason: "forbidden_field"},
+		{Time: at, RequestID: "r3", Agency: "police", Operation: "Verify", Status: 403, Reason: "forbidden_field",
+			Purpose: "Criminal investigation", CaseReference: "HN-2026/77"},
 		{Time: at, RequestID: "nul\x00bad\xff\xfe", Agency: "x\"y", Operation: "Lookup", Status: 400, Reason: "bad_request"},
 	}
 	st := newStream(t)
@@ -209,7 +210,8 @@ func TestStoreAndScan(t *testing.T) {
 	if r := rows[1]; !slices.Equal(r.NationalIDHashes, []string{"b1", "b2", "b3"}) || r.Operation != "BatchLookup" {
 		t.Errorf("batch row: %+v", r)
 	}
-	if r := rows[2]; len(r.NationalIDHashes) != 0 || r.NationalIDHashes == nil || len(r.FieldsReturned) != 0 || r.Status != 403 || r.Reason != "forbidden_field" {
+	if r := rows[2]; len(r.NationalIDHashes) != 0 || r.NationalIDHashes == nil || len(r.FieldsReturned) != 0 || r.Status != 403 || r.Reason != "forbidden_field" ||
+		r.Purpose != "Criminal investigation" || r.CaseReference != "HN-2026/77" || rows[0].Purpose != "" {
 		t.Errorf("refused row: %+v", r)
 	}
 	if r := rows[3]; r.RequestID != "nul\uFFFDbad\uFFFD\uFFFD" || r.Agency != `x"y` {
@@ -224,11 +226,14 @@ func TestStoreAndScan(t *testing.T) {
 	}
 
 	// Columns edited in place: the chain still holds, CheckColumns does not.
+	// (Row 3, seq 3, has a purpose and a case reference to edit.)
 	for col, set := range map[string]string{
 		"agency":             "agency = 'health'",
 		"national_id_hashes": "national_id_hashes = '{b1,b3}'",
 		"status":             "status = 500",
 		"time":               "time = time + interval '1 microsecond'",
+		"purpose":            "purpose = 'Statistics'",
+		"case_reference":     "case_reference = 'HN-2026/78'",
 	} {
 		t.Run(col, func(t *testing.T) {
 			tx, err := conn.Begin(ctxT(t, 10*time.Second))
@@ -236,7 +241,7 @@ func TestStoreAndScan(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer tx.Rollback(context.Background())
-			if _, err := tx.Exec(ctxT(t, 10*time.Second), `UPDATE popconnect_audit_records SET `+set+` WHERE seq = 2`); err != nil {
+			if _, err := tx.Exec(ctxT(t, 10*time.Second), `UPDATE popconnect_audit_records SET `+set+` WHERE seq = 3`); err != nil {
 				t.Fatal(err)
 			}
 			var caught error
@@ -249,7 +254,7 @@ func TestStoreAndScan(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if caught == nil || !strings.Contains(caught.Error(), "seq 2:") || !strings.Contains(caught.Error(), col) {
+			if caught == nil || !strings.Contains(caught.Error(), "seq 3:") || !strings.Contains(caught.Error(), col) {
 				t.Fatalf("edit of %s: %v", col, caught)
 			}
 		})

@@ -30,6 +30,9 @@ type Row struct {
 	Record []byte
 	// Chain is the record's chain value (hex).
 	Chain string
+	// Purpose and CaseReference are '' when the record has none.
+	Purpose       string
+	CaseReference string
 }
 
 // Line returns the record as the file sink writes it (without the
@@ -49,7 +52,7 @@ func (r *Row) Line() []byte {
 // ScanQuery is the query Scan runs: every record, in (stream, seq) order,
 // which the primary key's index gives without a sort.
 const ScanQuery = `SELECT time, stream, seq, request_id, agency, operation, national_id_hashes,
-	fields_returned, status, reason, record, chain FROM ` + Table + ` ORDER BY stream, seq, time`
+	fields_returned, status, reason, record, chain, purpose, case_reference FROM ` + Table + ` ORDER BY stream, seq, time`
 
 // Scan calls fn with every record in the table, ordered by stream and then
 // seq, as the rows arrive (the table is never held in memory). It stops at
@@ -67,7 +70,7 @@ func Scan(ctx context.Context, conn *pgx.Conn, fn func(Row) error) error {
 		var seq int64
 		var status int32
 		if err := rows.Scan(&r.Time, &r.Stream, &seq, &r.RequestID, &r.Agency, &r.Operation,
-			&r.NationalIDHashes, &r.FieldsReturned, &status, &r.Reason, &r.Record, &r.Chain); err != nil {
+			&r.NationalIDHashes, &r.FieldsReturned, &status, &r.Reason, &r.Record, &r.Chain, &r.Purpose, &r.CaseReference); err != nil {
 			return fmt.Errorf("pgsink: reading an audit record: %w", err)
 		}
 		r.Seq, r.Status = uint64(seq), int(status)
@@ -119,6 +122,8 @@ type recordFields struct {
 	Reason         string          `json:"reason"`
 	Stream         string          `json:"stream"`
 	Seq            uint64          `json:"seq"`
+	Purpose        string          `json:"purpose"`
+	CaseReference  string          `json:"caseReference"`
 }
 
 // CheckColumns reports whether the row's columns hold what its record
@@ -163,6 +168,8 @@ func (r *Row) CheckColumns() error {
 	check("fields_returned", slices.Equal(texts(f.FieldsReturned), r.FieldsReturned))
 	check("status", f.Status == r.Status)
 	check("reason", Text(f.Reason) == r.Reason)
+	check("purpose", Text(f.Purpose) == r.Purpose)
+	check("case_reference", Text(f.CaseReference) == r.CaseReference)
 	if len(bad) > 0 {
 		return fmt.Errorf("columns %v differ from the record", bad)
 	}
