@@ -66,14 +66,10 @@ func Scan(ctx context.Context, conn *pgx.Conn, fn func(Row) error) error {
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var r Row
-		var seq int64
-		var status int32
-		if err := rows.Scan(&r.Time, &r.Stream, &seq, &r.RequestID, &r.Agency, &r.Operation,
-			&r.NationalIDHashes, &r.FieldsReturned, &status, &r.Reason, &r.Record, &r.Chain, &r.Purpose, &r.CaseReference); err != nil {
-			return fmt.Errorf("pgsink: reading an audit record: %w", err)
+		r, err := scanRow(rows)
+		if err != nil {
+			return err
 		}
-		r.Seq, r.Status = uint64(seq), int(status)
 		if err := fn(r); err != nil {
 			return err
 		}
@@ -88,18 +84,41 @@ func Scan(ctx context.Context, conn *pgx.Conn, fn func(Row) error) error {
 	return nil
 }
 
-// ScanURL connects to the database at url, runs Scan, and disconnects.
-// Error messages do not show the URL's password.
-func ScanURL(ctx context.Context, url string, fn func(Row) error) error {
+// scanRow reads the current row of ScanQuery.
+func scanRow(rows pgx.Rows) (Row, error) {
+	var r Row
+	var seq int64
+	var status int32
+	if err := rows.Scan(&r.Time, &r.Stream, &seq, &r.RequestID, &r.Agency, &r.Operation,
+		&r.NationalIDHashes, &r.FieldsReturned, &status, &r.Reason, &r.Record, &r.Chain, &r.Purpose, &r.CaseReference); err != nil {
+		return Row{}, fmt.Errorf("pgsink: reading an audit record: %w", err)
+	}
+	r.Seq, r.Status = uint64(seq), int(status)
+	return r, nil
+}
+
+// connectURL connects to the database at url for reading, and returns the
+// strings to remove from error messages (the URL's password).
+func connectURL(ctx context.Context, url string) (*pgx.Conn, []string, error) {
 	secrets := guessSecrets(url)
 	cfg, err := pgx.ParseConfig(url)
 	if err != nil {
-		return errors.New(redact("pgsink: the audit database URL is not valid: "+err.Error(), secrets))
+		return nil, nil, errors.New(redact("pgsink: the audit database URL is not valid: "+err.Error(), secrets))
 	}
 	secrets = append(secrets, cfg.Password)
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return &secretError{msg: redact("pgsink: connecting to the audit database: "+err.Error(), secrets), err: err}
+		return nil, nil, &secretError{msg: redact("pgsink: connecting to the audit database: "+err.Error(), secrets), err: err}
+	}
+	return conn, secrets, nil
+}
+
+// ScanURL connects to the database at url, runs Scan, and disconnects.
+// Error messages do not show the URL's password.
+func ScanURL(ctx context.Context, url string, fn func(Row) error) error {
+	conn, secrets, err := connectURL(ctx, url)
+	if err != nil {
+		return err
 	}
 	defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
 	err = Scan(ctx, conn, fn)

@@ -2,7 +2,6 @@ package pgsink
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 
@@ -26,15 +25,9 @@ var _ verify.Source = (*Source)(nil)
 // NewSource connects to the database at url and starts reading. Close it.
 // Error messages do not show the URL's password.
 func NewSource(ctx context.Context, url string) (*Source, error) {
-	secrets := guessSecrets(url)
-	cfg, err := pgx.ParseConfig(url)
+	conn, secrets, err := connectURL(ctx, url)
 	if err != nil {
-		return nil, errors.New(redact("pgsink: the audit database URL is not valid: "+err.Error(), secrets))
-	}
-	secrets = append(secrets, cfg.Password)
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return nil, &secretError{msg: redact("pgsink: connecting to the audit database: "+err.Error(), secrets), err: err}
+		return nil, err
 	}
 	rows, err := conn.Query(ctx, ScanQuery)
 	if err != nil {
@@ -52,14 +45,10 @@ func (s *Source) Next() (verify.Entry, error) {
 		}
 		return verify.Entry{}, io.EOF
 	}
-	var r Row
-	var seq int64
-	var status int32
-	if err := s.rows.Scan(&r.Time, &r.Stream, &seq, &r.RequestID, &r.Agency, &r.Operation,
-		&r.NationalIDHashes, &r.FieldsReturned, &status, &r.Reason, &r.Record, &r.Chain, &r.Purpose, &r.CaseReference); err != nil {
-		return verify.Entry{}, fmt.Errorf("pgsink: reading an audit record: %w", err)
+	r, err := scanRow(s.rows)
+	if err != nil {
+		return verify.Entry{}, err
 	}
-	r.Seq, r.Status = uint64(seq), int(status)
 	e := verify.Entry{
 		Stream: r.Stream, Seq: r.Seq, Body: r.Record, Chain: []byte(r.Chain),
 		Loc: fmt.Sprintf("row stream=%s seq=%d", r.Stream, r.Seq),
