@@ -71,11 +71,16 @@ func TestTimeouts(t *testing.T) {
 
 	// The head's bound counts from its first byte, not from the end of
 	// the previous response.
+	// A server of its own, whose idle bound is far beyond the wait: on a
+	// loaded machine the wait may run long, and the idle bound must not
+	// be what closes the connection.
 	t.Run("head trickled after an idle wait", func(t *testing.T) {
+		ts := start(t, Config{ReadHeaderTimeout: header, ReadTimeout: read, IdleTimeout: 20 * idle, WriteTimeout: write},
+			http.HandlerFunc(echo))
 		c := ts.dial(t)
 		c.send(t, req)
 		c.response(t)
-		time.Sleep(idle / 2)
+		time.Sleep(2 * header) // longer than the head's bound, so a bound kept from the last response would have expired
 		start := time.Now()
 		go trickle(c, req, 20*time.Millisecond)
 		if took, _ := closedAfter(t, c, start, header+slop); took < header*8/10 {
