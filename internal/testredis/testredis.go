@@ -1,6 +1,6 @@
 // Package testredis runs a real Redis server for a test: its own
 // redis-server on a free port of 127.0.0.1, with its working directory in
-// the test's temporary directory, no persistence (--save ” --appendonly
+// the test's temporary directory, no persistence (no RDB snapshots, no AOF: --save "" --appendonly
 // no), a random password, stopped when the test ends.
 //
 // The server is Debian's (`make redis` installs it): the binary named by
