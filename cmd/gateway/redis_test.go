@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"path/filepath"
 	"strconv"
@@ -229,5 +230,40 @@ func TestParseRedisURL(t *testing.T) {
 		if err != nil || got != tc.want {
 			t.Errorf("%s: %+v %v, want %+v", tc.in, got, err, tc.want)
 		}
+	}
+}
+
+// TestRedisBatchChargesPerID: a BatchLookup charges its N IDs to the shared
+// quota, all or nothing, whichever gateway it reaches.
+func TestRedisBatchChargesPerID(t *testing.T) {
+	f, srv := redisFixture(t)
+	gws := []*instance{startShared(t, f, srv, 2, "--ratelimit-redis-timeout", "2s"), startShared(t, f, srv, 2, "--ratelimit-redis-timeout", "2s")}
+	c := f.client(f.ca.Agency(t, "SHARED"), 0)
+	batch := func(gw *instance, n int) (int, string) {
+		t.Helper()
+		ids := make([]string, n)
+		for i := range ids {
+			ids[i], _ = popdb.NationalID(int64(i + 1))
+		}
+		body := `{"nationalIds":["` + strings.Join(ids, `","`) + `"]}`
+		resp, err := c.Post("https://"+gw.agencyAddr+"/v1/citizens:batchLookup", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for i, want := range []struct {
+		n      int
+		status int
+	}{{60, 200}, {35, 200}, {10, 429}, {5, 200}, {1, 429}} {
+		status, body := batch(gws[i%2], want.n)
+		if status != want.status || status == 429 && !strings.Contains(body, "quota_exceeded") {
+			t.Fatalf("batch %d of %d: %d %s, want %d", i, want.n, status, body, want.status)
+		}
+	}
+	if got := redisCount(t, srv); got != sharedQuota {
+		t.Fatalf("count in Redis %d, want %d", got, sharedQuota)
 	}
 }
