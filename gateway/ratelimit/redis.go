@@ -163,6 +163,7 @@ func (r *Redis) Next(prev Admitter, agency string, limit policy.RateLimit, loc *
 // rate per second, the burst, n, the daily quota (-1: none) and the Unix
 // time at which the quota key expires. It returns {allowed (0/1), quota
 // exceeded (0/1), microseconds to wait for the rate, units used today}.
+// The quota key gets its expiry when INCRBY creates it.
 const admitScript = `
 local rps = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
@@ -184,7 +185,9 @@ if wait > 0 then
 end
 redis.call('SET', KEYS[1], string.format('%.0f', math.ceil(new_tat)), 'PX', math.ceil((new_tat - now) / 1000) + 1000)
 used = redis.call('INCRBY', KEYS[2], n)
-redis.call('EXPIREAT', KEYS[2], ARGV[5])
+if used == n then
+  redis.call('EXPIREAT', KEYS[2], ARGV[5])
+end
 return {1, 0, 0, used}
 `
 
