@@ -223,3 +223,28 @@ func TestRedisHungServerIsBounded(t *testing.T) {
 		t.Fatalf("count %d, want 22 (23 with the timed-out call)", got)
 	}
 }
+
+// BenchmarkRedisAllowN: one admission through the script, the round trip
+// to a local redis-server included, from parallel callers (as requests).
+func BenchmarkRedisAllowN(b *testing.B) {
+	srv := testredis.Start(b)
+	r, err := NewRedis(RedisConfig{Addr: srv.Addr(), Password: srv.Password(), Timeout: time.Second})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close()
+	q := int64(1 << 50)
+	a := r.Next(nil, "BENCH", policy.RateLimit{RequestsPerSecond: 1 << 30, Burst: 1 << 30, DailyQuota: &q}, time.UTC)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if !a.AllowN(time.Now(), 1).Allowed {
+				b.Error("refused")
+				return
+			}
+		}
+	})
+	if !r.Shared() {
+		b.Fatal("fell back to the share")
+	}
+}
