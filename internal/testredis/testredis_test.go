@@ -2,6 +2,7 @@ package testredis
 
 import (
 	"net"
+	"strings"
 	"testing"
 )
 
@@ -24,5 +25,14 @@ func TestStartStopStart(t *testing.T) {
 	}
 	if err := s.ping(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestBinaryMissingNamesMakeRedis: without the server, the error says how
+// to get it (tests fail with it rather than skip).
+func TestBinaryMissingNamesMakeRedis(t *testing.T) {
+	t.Setenv(BinEnv, t.TempDir()+"/no-redis-server")
+	if _, err := Binary(); err == nil || !strings.Contains(err.Error(), "make redis") {
+		t.Fatalf("Binary() = %v, want an error naming `make redis`", err)
 	}
 }
