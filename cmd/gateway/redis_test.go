@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -265,5 +266,43 @@ func TestRedisBatchChargesPerID(t *testing.T) {
 	}
 	if got := redisCount(t, srv); got != sharedQuota {
 		t.Fatalf("count in Redis %d, want %d", got, sharedQuota)
+	}
+}
+
+// TestRedisHungServer: a Redis that accepts connections but never answers
+// holds a request at most --ratelimit-redis-timeout, once; the gateway then
+// answers from its share, without a 5xx, until Redis answers again.
+func TestRedisHungServer(t *testing.T) {
+	f, srv := redisFixture(t)
+	gw := startShared(t, f, srv, 2, "--ratelimit-redis-timeout", "100ms")
+	c := f.client(f.ca.Agency(t, "SHARED"), 0)
+	id, _ := popdb.NationalID(9)
+	url := "https://" + gw.agencyAddr + "/v1/citizens/" + id
+	if status, body, err := get(t, c, url); err != nil || status != 200 {
+		t.Fatalf("before: %d %s %v", status, body, err)
+	}
+	srv.Freeze()
+	var slowest time.Duration
+	for i := range 20 {
+		start := time.Now()
+		status, body, err := get(t, c, url)
+		slowest = max(slowest, time.Since(start))
+		if err != nil || status != 200 {
+			t.Fatalf("request %d with Redis hung: %d %s %v", i, status, body, err)
+		}
+	}
+	if slowest > time.Second {
+		t.Fatalf("a request took %v with Redis hung (timeout 100ms)", slowest)
+	}
+	if v := metricValue(t, gw, "popconnect_gateway_ratelimit_shared"); v != "0" {
+		t.Fatalf("popconnect_gateway_ratelimit_shared %s with Redis hung", v)
+	}
+	srv.Thaw()
+	eventually(t, "the gateway back on Redis", func() bool {
+		return metricValue(t, gw, "popconnect_gateway_ratelimit_shared") == "1"
+	})
+	// 1 before, 20 on the share (the call that timed out may count twice).
+	if got := redisCount(t, srv); got != 21 && got != 22 {
+		t.Fatalf("count in Redis %d, want 21 (22 with the call that timed out)", got)
 	}
 }
