@@ -308,6 +308,15 @@ func shareOf(limit policy.RateLimit, replicas int, remaining *int64) policy.Rate
 // allowShare admits against this replica's share while the server is
 // unreachable.
 func (s *Shared) allowShare(now, local time.Time, day int, n int) Decision {
+	d := s.chargeShare(now, local, day, n)
+	if d.Allowed {
+		// Outside s.mu: mergePending takes r.mu, then s.mu.
+		s.r.notePending(s)
+	}
+	return d
+}
+
+func (s *Shared) chargeShare(now, local time.Time, day int, n int) Decision {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.share == nil || s.shareDay != day {
@@ -331,7 +340,6 @@ func (s *Shared) allowShare(now, local time.Time, day int, n int) Decision {
 	switch {
 	case d.Allowed:
 		s.pending += int64(n)
-		s.r.notePending(s)
 	case d.Never && d.QuotaExceeded:
 		// More than this replica's share of what is left today.
 		d = Decision{QuotaExceeded: true, RetryAfter: nextMidnight(local, s.loc).Sub(now)}

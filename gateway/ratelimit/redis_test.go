@@ -248,3 +248,45 @@ func BenchmarkRedisAllowN(b *testing.B) {
 		b.Fatal("fell back to the share")
 	}
 }
+
+// TestRedisOutageUnderLoad: callers in parallel while Redis goes away and
+// comes back (the share's accounting and the probe's merge contend for the
+// same locks): every call returns, and the store ends on Redis.
+func TestRedisOutageUnderLoad(t *testing.T) {
+	srv := testredis.Start(t)
+	r := replica(t, srv, 2, nil)
+	a := r.Next(nil, "A1", policy.RateLimit{RequestsPerSecond: 1 << 20, Burst: 1 << 20, DailyQuota: quota(1 << 40)}, hcm(t))
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if d := a.AllowN(time.Now(), 1); !d.Allowed {
+					t.Errorf("refused: %+v", d)
+					return
+				}
+			}
+		}()
+	}
+	time.Sleep(100 * time.Millisecond)
+	srv.Stop()
+	time.Sleep(200 * time.Millisecond)
+	srv.Start()
+	deadline := time.Now().Add(10 * time.Second)
+	for !r.Shared() && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	if !r.Shared() {
+		t.Fatal("the store did not return to Redis")
+	}
+}
