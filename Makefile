@@ -22,6 +22,9 @@ ENVTEST_ASSETS = $(shell K8S_VERSION=$(ENVTEST_K8S_VERSION) ETCD_VERSION=$(ENVTE
 # POSTGRES_BIN is where the tests find Debian's PostgreSQL server (initdb,
 # postgres) to run a real database of their own; `make postgres` installs it.
 POSTGRES_BIN = $(shell hack/postgres.sh --print)
+# REDIS_SERVER is Debian's redis-server, which the tests of the shared rate
+# limits run on a port of their own; `make redis` installs it.
+REDIS_SERVER = $(shell hack/redis.sh --print)
 
 .PHONY: all
 all: build
@@ -59,12 +62,16 @@ envtest: ## Build (once) the envtest kube-apiserver and etcd from source; prints
 postgres: ## Install (once) Debian's PostgreSQL server, which the audit sink's tests run; prints its bin directory.
 	@hack/postgres.sh
 
+.PHONY: redis
+redis: ## Install (once) Debian's Redis server, which the shared rate limits' tests run; prints its path.
+	@hack/redis.sh
+
 .PHONY: test
-test: manifests generate vet envtest helm postgres ## Run every test, the envtest and PostgreSQL ones included.
-	HELM="$(HELM)" KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" POSTGRES_BIN="$(POSTGRES_BIN)" go test $(GO_TEST_FLAGS) ./...
+test: manifests generate vet envtest helm postgres redis ## Run every test, the envtest and PostgreSQL ones included.
+	HELM="$(HELM)" KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" POSTGRES_BIN="$(POSTGRES_BIN)" REDIS_SERVER="$(REDIS_SERVER)" go test $(GO_TEST_FLAGS) ./...
 	# The gateway again under the race detector: it swaps policies, reloads
 	# certificates and flushes audit records while requests run.
-	POSTGRES_BIN="$(POSTGRES_BIN)" go test -race $(GO_TEST_FLAGS) ./gateway/...
+	POSTGRES_BIN="$(POSTGRES_BIN)" REDIS_SERVER="$(REDIS_SERVER)" go test -race $(GO_TEST_FLAGS) ./gateway/...
 
 FUZZTIME ?= 60s
 .PHONY: fuzz
@@ -177,8 +184,8 @@ KEEP ?=
 DEMO_FLAGS = $(if $(filter 1 true yes,$(KEEP)),-keep)
 
 .PHONY: demo
-demo: build envtest postgres ## Run popconnect end to end on a local control plane (KEEP=1 leaves it up).
-	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" POSTGRES_BIN="$(POSTGRES_BIN)" go run ./hack/demo $(DEMO_FLAGS)
+demo: build envtest postgres redis ## Run popconnect end to end on a local control plane (KEEP=1 leaves it up).
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" POSTGRES_BIN="$(POSTGRES_BIN)" REDIS_SERVER="$(REDIS_SERVER)" go run ./hack/demo $(DEMO_FLAGS)
 
 ##@ Docs
 

@@ -20,7 +20,9 @@
 # streams in flight shared by H2_CONNECTIONS (8) connections;
 # AUDIT_POSTGRES=1 adds the gateway once more, its audit records committed
 # to a PostgreSQL server of its own (bench/pgserver: Debian's binaries,
-# `make postgres`) instead of a file.
+# `make postgres`) instead of a file; RATELIMIT_REDIS=1 adds the gateway
+# once more, its rate limits and quota counted in a redis-server of its own
+# (`make redis`; no persistence, a password), one script call per request.
 set -euo pipefail
 
 DURATION=${DURATION:-20s}
@@ -30,6 +32,10 @@ PROFILE=${PROFILE:-0}
 ROUNDS=${ROUNDS:-1}
 BASELINE_GATEWAY=${BASELINE_GATEWAY:-}
 AUDIT_POSTGRES=${AUDIT_POSTGRES:-0}
+RATELIMIT_REDIS=${RATELIMIT_REDIS:-0}
+PORT_REDIS=${PORT_REDIS:-16379}
+PORT_GW_REDIS=${PORT_GW_REDIS:-18447}
+PORT_GW_REDIS_METRICS=${PORT_GW_REDIS_METRICS:-19093}
 PORT_GW_PG=${PORT_GW_PG:-18446}
 PORT_GW_PG_METRICS=${PORT_GW_PG_METRICS:-19092}
 PROTO=${PROTO:-h1}
@@ -181,6 +187,28 @@ if [ "$AUDIT_POSTGRES" = 1 ]; then
 	pids+=("$pg_gw_pid")
 	ports+=("$PORT_GW_PG")
 fi
+if [ "$RATELIMIT_REDIS" = 1 ]; then
+	redis_bin=$("$root/hack/redis.sh")
+	# Its files in a directory of their own: the gateways watch this one.
+	mkdir -p redis
+	head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n' >redis.password
+	"$redis_bin" --port "$PORT_REDIS" --bind 127.0.0.1 --dir "$work/redis" --save '' --appendonly no \
+		--requirepass "$(cat redis.password)" --logfile "$work/redis/redis.log" &
+	redis_pid=$!
+	pids+=("$redis_pid")
+	wait_port "$PORT_REDIS"
+	# The daily quota is set far above what the run spends, so that every
+	# request runs the whole script (rate and quota), as an admitted one does.
+	sed 's/"burst": 1000000}/"burst": 1000000, "dailyQuota": 1000000000000}/' policy.json >policy-redis.json
+	"./gateway" --policy-file policy-redis.json --upstream-url "http://127.0.0.1:$PORT_UP" \
+		--listen-address "127.0.0.1:$PORT_GW_REDIS" --metrics-address "127.0.0.1:$PORT_GW_REDIS_METRICS" \
+		--tls-cert-file server.crt --tls-key-file server.key --client-ca-file ca.crt \
+		--audit-file "$work/audit/audit-redis.log" --audit-hash-key-file audit.key --log-level warn \
+		--ratelimit-redis-url "redis://127.0.0.1:$PORT_REDIS/0" --ratelimit-redis-password-file redis.password 2>>gateway-redis.log &
+	redis_gw_pid=$!
+	pids+=("$redis_gw_pid")
+	ports+=("$PORT_GW_REDIS")
+fi
 for p in "${ports[@]}"; do wait_port "$p"; done
 
 load() {
@@ -214,6 +242,10 @@ if [ "$AUDIT_POSTGRES" = 1 ]; then
 	postmaster=$(pgrep -u postgres -f "popconnect-bench-postgres-" | head -1)
 	pg_pids="$postmaster $(pgrep -P "$postmaster" | tr '\n' ' ')"
 	targets+=("gateway, PostgreSQL audit|https://127.0.0.1:$PORT_GW_PG|$pg_gw_pid $pg_pids")
+fi
+if [ "$RATELIMIT_REDIS" = 1 ]; then
+	# Redis's CPU is the gateway's cost too.
+	targets+=("gateway, Redis rate limits|https://127.0.0.1:$PORT_GW_REDIS|$redis_gw_pid $redis_pid")
 fi
 
 if [ "$PROTO" = h2 ]; then
@@ -274,6 +306,11 @@ if [ "$AUDIT_POSTGRES" = 1 ]; then
 	if [ -n "$BASELINE_GATEWAY" ]; then
 		awk -v p="${rps["gateway, PostgreSQL audit"]}" -v b="${rps["gateway (baseline binary)"]}" 'BEGIN { printf "gateway PostgreSQL/baseline = %.2f\n", p / b }'
 	fi
+fi
+if [ "$RATELIMIT_REDIS" = 1 ]; then
+	awk -v g="$g" -v r="${rps["gateway, Redis rate limits"]}" 'BEGIN { printf "gateway Redis/in-memory limits = %.2f\n", r / g }'
+	redis_page=$(curl -s "http://127.0.0.1:$PORT_GW_REDIS_METRICS/metrics")
+	echo "Redis rate limits: fallbacks to the share $(sed -n 's/^popconnect_gateway_ratelimit_fallbacks_total \(.*\)/\1/p' <<<"$redis_page") (0: every request counted in Redis)"
 fi
 echo "audit writes: ${audit_batches:-?} for $audit_lines_running records ($(awk -v r="$audit_lines_running" -v b="${audit_batches:-0}" 'BEGIN { if (b > 0) printf "%.1f", r / b; else print "?" }') per write)"
 if [ "$AUDIT_POSTGRES" = 1 ]; then

@@ -21,6 +21,7 @@ import (
 	"github.com/popconnect/popconnect/gateway/audit"
 	"github.com/popconnect/popconnect/gateway/metrics"
 	"github.com/popconnect/popconnect/gateway/policy"
+	"github.com/popconnect/popconnect/gateway/ratelimit"
 	"github.com/popconnect/popconnect/gateway/verifylimit"
 )
 
@@ -44,6 +45,10 @@ type Config struct {
 	MaxUpstreamHeaderBytes int64
 	// Location is the zone whose midnight resets daily quotas.
 	Location *time.Location
+	// RateLimits counts the agencies' rates and daily quotas: nil counts
+	// them in this process (ratelimit.Local), a *ratelimit.Redis in Redis,
+	// shared by the replicas.
+	RateLimits ratelimit.Store
 	// Now is the clock; tests inject one.
 	Now func() time.Time
 	// Audit receives one record per request.
@@ -93,6 +98,9 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.MaxIdleUpstreamConns <= 0 {
 		cfg.MaxIdleUpstreamConns = 1024
 	}
+	if cfg.RateLimits == nil {
+		cfg.RateLimits = ratelimit.Local{}
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -133,7 +141,7 @@ func (g *Gateway) SetPolicy(m policy.Merged) error {
 	start := time.Now()
 	g.swapMu.Lock()
 	defer g.swapMu.Unlock()
-	next, err := compile(m, g.state.Load(), g.cfg.Location)
+	next, err := compileWith(m, g.state.Load(), g.cfg.Location, g.cfg.RateLimits)
 	if err != nil {
 		g.cfg.Metrics.PolicyLoadError()
 		return fmt.Errorf("compiling policy %q: %w", m.Version, err)

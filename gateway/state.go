@@ -29,7 +29,7 @@ type agencyState struct {
 	entry    policy.Agency
 	ops      opSet
 	trie     *filter.Trie // allowed fields plus alwaysReturned
-	limiter  *ratelimit.Limiter
+	limiter  ratelimit.Admitter
 	conflict bool // present in two shards with different entries: denied
 	// pinned is set when the entry has certificateSHA256 (even empty):
 	// only a leaf whose digest is in pins is accepted.
@@ -82,6 +82,11 @@ func opBit(op policy.Operation) opSet {
 // are reused as they are (trie and limiter included), so a reload of 10,000
 // agencies that changes one compiles one, and limiter state survives.
 func compile(m policy.Merged, prev *state, loc *time.Location) (*state, error) {
+	return compileWith(m, prev, loc, ratelimit.Local{})
+}
+
+// compileWith is compile with the agencies' limiters made by store.
+func compileWith(m policy.Merged, prev *state, loc *time.Location, store ratelimit.Store) (*state, error) {
 	s := &state{version: m.Version, agencies: make(map[string]*agencyState, len(m.Agencies)+len(m.Conflicts))}
 	tries := map[string]*filter.Trie{} // shared between agencies with the same fields
 	for code, a := range m.Agencies {
@@ -116,7 +121,7 @@ func compile(m policy.Merged, prev *state, loc *time.Location) (*state, error) {
 				return nil, fmt.Errorf("agency %s: %w", code, err)
 			}
 		}
-		var prevLimiter *ratelimit.Limiter
+		var prevLimiter ratelimit.Admitter
 		if old != nil {
 			prevLimiter = old.limiter
 		}
@@ -124,7 +129,7 @@ func compile(m policy.Merged, prev *state, loc *time.Location) (*state, error) {
 			entry:   a,
 			ops:     ops,
 			trie:    trie,
-			limiter: ratelimit.Next(prevLimiter, a.RateLimit, loc),
+			limiter: store.Next(prevLimiter, code, a.RateLimit, loc),
 			pinned:  a.CertificateSHA256 != nil,
 			pins:    pins,
 		}

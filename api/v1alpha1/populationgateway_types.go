@@ -181,6 +181,77 @@ type AuditSpec struct {
 	Postgres *PostgresAuditSpec `json:"postgres,omitempty"`
 }
 
+// RedisTLSSpec says how the gateway verifies a Redis server over TLS.
+type RedisTLSSpec struct {
+	// caSecretRef names a Secret in the gateway's namespace whose ca.crt
+	// verifies the server's certificate; the system roots when omitted.
+	// +optional
+	CASecretRef *SecretReference `json:"caSecretRef,omitempty"`
+}
+
+// RedisRateLimitStoreSpec says which Redis server the gateway's replicas
+// count the agencies' rates and daily quotas in.
+type RedisRateLimitStoreSpec struct {
+	// address is the server's host:port, e.g. redis.popconnect-system.svc:6379
+	// (an IPv6 address in brackets).
+	// +required
+	// +kubebuilder:validation:MinLength=3
+	// +kubebuilder:validation:MaxLength=261
+	// +kubebuilder:validation:Pattern=`^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*|\[[0-9a-fA-F:.]+\]):[0-9]{1,5}$`
+	Address string `json:"address"`
+
+	// db is the Redis database number, 0 to 15.
+	// +optional
+	// +kubebuilder:default=0
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=15
+	DB *int32 `json:"db,omitempty"`
+
+	// passwordSecretRef names the Secret, in the gateway's namespace, and
+	// its key that holds the server's password (whitespace around it is
+	// ignored). The gateway pods mount that key as a read-only file, read at
+	// their start.
+	// +optional
+	PasswordSecretRef *SecretKeyReference `json:"passwordSecretRef,omitempty"`
+
+	// tls, when set, connects over TLS (rediss://).
+	// +optional
+	TLS *RedisTLSSpec `json:"tls,omitempty"`
+
+	// to are the networks (ipBlock) or pods (podSelector, namespaceSelector)
+	// of the server, as in a NetworkPolicy's egress rule. The gateway's
+	// default-deny NetworkPolicy lets its pods reach only these peers, on
+	// port, over TCP. Without them the gateway pods may not reach Redis,
+	// each enforces its share of the limits, and the gateway's NetworkReady
+	// condition is False (EgressUnresolved).
+	// +optional
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:XValidation:rule="self.all(p, has(p.ipBlock) != (has(p.podSelector) || has(p.namespaceSelector)))",message="each peer in to must set either ipBlock, or podSelector and/or namespaceSelector"
+	// +kubebuilder:validation:XValidation:rule="self.all(p, !has(p.ipBlock) || isCIDR(p.ipBlock.cidr))",message="to[].ipBlock.cidr must be a valid IPv4 or IPv6 CIDR, e.g. 10.20.0.0/16"
+	To []networkingv1.NetworkPolicyPeer `json:"to,omitempty"`
+
+	// port is the server's TCP port that to's peers listen on (the pods'
+	// port, for a server behind a Service), 1 to 65535; address's port when
+	// omitted.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	Port *int32 `json:"port,omitempty"`
+}
+
+// RateLimitStoreSpec says where the gateway's replicas count the agencies'
+// rates and daily quotas. Without it each replica counts alone: with N
+// replicas an agency gets up to N times its limits, and a restarted pod
+// starts a fresh day's count.
+type RateLimitStoreSpec struct {
+	// redis counts them in one Redis server shared by every replica, so
+	// that an agency gets its declared limits in total, across restarts
+	// and rollouts. While the server is unreachable each replica enforces
+	// its share (limit / replicas).
+	// +optional
+	Redis *RedisRateLimitStoreSpec `json:"redis,omitempty"`
+}
+
 // PopulationGatewaySpec is the desired state of a gateway.
 type PopulationGatewaySpec struct {
 	// replicas is the number of gateway pods, 0 to 100.
@@ -234,6 +305,11 @@ type PopulationGatewaySpec struct {
 	// pods can write them.
 	// +optional
 	Audit *AuditSpec `json:"audit,omitempty"`
+
+	// rateLimitStore says where the replicas count the agencies' rates
+	// and daily quotas; each replica alone when omitted.
+	// +optional
+	RateLimitStore *RateLimitStoreSpec `json:"rateLimitStore,omitempty"`
 }
 
 // PopulationGatewayStatus is the observed state of a gateway.

@@ -106,6 +106,18 @@ func gatewayCases() []validationCase {
 		{"gateway: audit postgres more than 16 peers", gatewaySample, set("spec.audit", auditPostgres(map[string]any{"name": "audit-db", "key": "url"},
 			map[string]any{"to": manyPeers(17)})),
 			[]string{"spec.audit.postgres.to", "must have at most 16 items"}},
+		{"gateway: rate-limit redis without address", gatewaySample, set("spec.rateLimitStore", map[string]any{"redis": map[string]any{}}),
+			[]string{"spec.rateLimitStore.redis.address: Required value"}},
+		{"gateway: rate-limit redis address without port", gatewaySample, set("spec.rateLimitStore", map[string]any{"redis": map[string]any{"address": "redis.redis.svc"}}),
+			[]string{"spec.rateLimitStore.redis.address", "should match"}},
+		{"gateway: rate-limit redis address is a URL", gatewaySample, set("spec.rateLimitStore", map[string]any{"redis": map[string]any{"address": "redis://redis:6379"}}),
+			[]string{"spec.rateLimitStore.redis.address", "should match"}},
+		{"gateway: rate-limit redis db 16", gatewaySample, set("spec.rateLimitStore", map[string]any{"redis": map[string]any{"address": "redis:6379", "db": 16}}),
+			[]string{"spec.rateLimitStore.redis.db", "less than or equal to 15"}},
+		{"gateway: rate-limit redis empty peer", gatewaySample, set("spec.rateLimitStore", map[string]any{"redis": map[string]any{"address": "redis:6379", "to": []any{map[string]any{}}}}),
+			[]string{"spec.rateLimitStore.redis.to", "each peer in to must set either ipBlock"}},
+		{"gateway: rate-limit redis password key missing", gatewaySample, set("spec.rateLimitStore", map[string]any{"redis": map[string]any{"address": "redis:6379", "passwordSecretRef": map[string]any{"name": "redis"}}}),
+			[]string{"spec.rateLimitStore.redis.passwordSecretRef.key: Required value"}},
 	}
 }
 

@@ -34,6 +34,13 @@ type options struct {
 	auditHashKeyFile string
 	timezone         string
 
+	rateLimitRedisURL      string
+	rateLimitRedisPassword string
+	rateLimitRedisCAFile   string
+	rateLimitRedisTimeout  time.Duration
+	rateLimitRedisPrefix   string
+	rateLimitReplicas      int
+
 	maxRequestBody  int64
 	maxUpstreamBody int64
 	maxHeaderBytes  int
@@ -69,6 +76,12 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.auditFsync, "audit-fsync", false, "sync the audit file to disk before each batch of answers leaves (needs --audit-file)")
 	fs.StringVar(&o.auditHashKeyFile, "audit-hash-key-file", "", "file whose bytes (at least 32) key the HMAC-SHA256 of national IDs in the audit log")
 	fs.StringVar(&o.timezone, "timezone", "Asia/Ho_Chi_Minh", "time zone whose midnight resets daily quotas")
+	fs.StringVar(&o.rateLimitRedisURL, "ratelimit-redis-url", "", "redis://HOST:PORT[/DB] (rediss:// for TLS): count rates and daily quotas in this Redis, shared by every replica (default: each replica counts alone)")
+	fs.StringVar(&o.rateLimitRedisPassword, "ratelimit-redis-password-file", "", "file holding the Redis password (surrounding whitespace ignored)")
+	fs.StringVar(&o.rateLimitRedisCAFile, "ratelimit-redis-ca-file", "", "PEM CA bundle that verifies a rediss:// server (default: system roots)")
+	fs.DurationVar(&o.rateLimitRedisTimeout, "ratelimit-redis-timeout", 100*time.Millisecond, "bound of one Redis call, connecting included; past it the replica enforces its share")
+	fs.StringVar(&o.rateLimitRedisPrefix, "ratelimit-redis-key-prefix", "popconnect:", "prefix of the Redis keys, so that gateways sharing a server keep their counts apart")
+	fs.IntVar(&o.rateLimitReplicas, "ratelimit-replicas", 1, "replicas sharing the limits: while Redis is unreachable each enforces limit / this")
 	fs.Int64Var(&o.maxRequestBody, "max-request-body-bytes", 64<<10, "largest Verify or BatchLookup body")
 	fs.Int64Var(&o.maxUpstreamBody, "max-upstream-body-bytes", 8<<20, "largest upstream response read")
 	fs.IntVar(&o.maxHeaderBytes, "max-header-bytes", 32<<10, "largest request header an agency may send (larger: 431)")
@@ -108,6 +121,10 @@ func (o *options) validate() error {
 		return errors.New("--audit-fsync needs an --audit-file to sync")
 	case o.auditHashKeyFile == "":
 		return errors.New("--audit-hash-key-file is required")
+	case o.rateLimitRedisURL == "" && (o.rateLimitRedisPassword != "" || o.rateLimitRedisCAFile != ""):
+		return errors.New("--ratelimit-redis-password-file and --ratelimit-redis-ca-file need --ratelimit-redis-url")
+	case o.rateLimitReplicas < 1 || o.rateLimitRedisTimeout <= 0:
+		return errors.New("--ratelimit-replicas and --ratelimit-redis-timeout must be positive")
 	case o.upstreamTimeout <= 0 || o.shutdownGrace < 0 || o.maxRequestBody <= 0 || o.maxUpstreamBody <= 0 ||
 		o.maxHeaderBytes <= 0 || o.readHeaderTimeout <= 0 || o.readTimeout <= 0 || o.idleTimeout <= 0 || o.maxConnectionAge <= 0:
 		return errors.New("timeouts and sizes must be positive")

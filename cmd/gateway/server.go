@@ -19,6 +19,7 @@ import (
 	"github.com/popconnect/popconnect/gateway/h1server"
 	"github.com/popconnect/popconnect/gateway/loader"
 	"github.com/popconnect/popconnect/gateway/metrics"
+	"github.com/popconnect/popconnect/gateway/ratelimit"
 	"github.com/popconnect/popconnect/gateway/tlsconfig"
 	"github.com/popconnect/popconnect/gateway/watch"
 )
@@ -33,6 +34,7 @@ type server struct {
 	auditFile io.Closer
 	tls       *tlsconfig.Server
 	target    loader.Target
+	limits    *ratelimit.Redis // nil: each replica counts alone
 }
 
 func newServer(ctx context.Context, o *options, stdout, stderr io.Writer) (*server, error) {
@@ -86,6 +88,13 @@ func newServer(ctx context.Context, o *options, stdout, stderr io.Writer) (*serv
 	if err != nil {
 		return nil, err
 	}
+	if s.limits, err = rateLimitStore(o, log, s.metrics); err != nil {
+		return nil, err
+	}
+	var limits ratelimit.Store
+	if s.limits != nil {
+		limits = s.limits
+	}
 	s.gw, err = gateway.New(gateway.Config{
 		UpstreamURL:          upstreamURL,
 		UpstreamTLS:          upstreamTLS,
@@ -93,6 +102,7 @@ func newServer(ctx context.Context, o *options, stdout, stderr io.Writer) (*serv
 		MaxRequestBodyBytes:  o.maxRequestBody,
 		MaxUpstreamBodyBytes: o.maxUpstreamBody,
 		Location:             loc,
+		RateLimits:           limits,
 		Audit:                s.audit,
 		Metrics:              s.metrics,
 		Log:                  log,
@@ -100,6 +110,9 @@ func newServer(ctx context.Context, o *options, stdout, stderr io.Writer) (*serv
 		ClientCAs: s.tls.ClientCAs,
 	})
 	if err != nil {
+		if s.limits != nil {
+			s.limits.Close()
+		}
 		return nil, err
 	}
 	s.target = loader.Target{Apply: s.gw.SetPolicy, LoadError: s.metrics.PolicyLoadError}
@@ -111,6 +124,9 @@ func newServer(ctx context.Context, o *options, stdout, stderr io.Writer) (*serv
 // audit log.
 func (s *server) serve(ctx context.Context, onListen listening) (err error) {
 	defer s.gw.Close()
+	if s.limits != nil {
+		defer s.limits.Close()
+	}
 	defer func() {
 		cerr := s.audit.Close()
 		// The last seq, shipped off the node with the pod's log, shows a

@@ -26,6 +26,8 @@ type Metrics struct {
 	policyLoadErrors prometheus.Counter
 	agencies         prometheus.Gauge
 	policySwap       prometheus.Histogram
+	rateLimitShared  prometheus.Gauge
+	rateLimitFalls   prometheus.Counter
 }
 
 // New creates the metrics and registers them, with Go and process
@@ -67,9 +69,17 @@ func New() *Metrics {
 			Help:    "Time to compile and swap in a new policy.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}),
+		rateLimitShared: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "popconnect_gateway_ratelimit_shared",
+			Help: "1 while rates and quotas are counted in Redis, shared by the replicas; 0 while this replica enforces them alone (no store, or its share while Redis is unreachable).",
+		}),
+		rateLimitFalls: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "popconnect_gateway_ratelimit_fallbacks_total",
+			Help: "Times Redis became unreachable and this replica fell back to its share of the limits.",
+		}),
 	}
 	m.Registry.MustRegister(m.requests, m.latency, m.rateLimited, m.quotaRefused, m.policyInfo,
-		m.policyLoadErrors, m.agencies, m.policySwap,
+		m.policyLoadErrors, m.agencies, m.policySwap, m.rateLimitShared, m.rateLimitFalls,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -149,3 +159,14 @@ func (m *Metrics) PolicyLoaded(version string, agencies int, swap time.Duration)
 
 // PolicyLoadError counts one failed policy document or agency conflict.
 func (m *Metrics) PolicyLoadError() { m.policyLoadErrors.Inc() }
+
+// RateLimitShared records whether the limits are counted in Redis (true)
+// or by this replica alone; a change to false counts a fallback.
+func (m *Metrics) RateLimitShared(shared bool) {
+	if shared {
+		m.rateLimitShared.Set(1)
+		return
+	}
+	m.rateLimitShared.Set(0)
+	m.rateLimitFalls.Inc()
+}

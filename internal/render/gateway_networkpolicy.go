@@ -3,6 +3,7 @@ package render
 import (
 	"fmt"
 	"maps"
+	"net"
 	"net/netip"
 	"net/url"
 	"slices"
@@ -76,6 +77,11 @@ func GatewayDefaultDenyNetworkPolicy(gw *popv1.PopulationGateway, peers GatewayE
 		egress = append(egress, *rule)
 	}
 	if rule, problem := gatewayAuditRule(gw); problem != "" {
+		unresolved = append(unresolved, problem)
+	} else if rule != nil {
+		egress = append(egress, *rule)
+	}
+	if rule, problem := gatewayRedisRule(gw); problem != "" {
 		unresolved = append(unresolved, problem)
 	} else if rule != nil {
 		egress = append(egress, *rule)
@@ -163,6 +169,38 @@ func gatewayAuditRule(gw *popv1.PopulationGateway) (*networkingv1.NetworkPolicyE
 	}
 	to := make([]networkingv1.NetworkPolicyPeer, 0, len(pg.To))
 	for _, p := range pg.To {
+		to = append(to, *p.DeepCopy())
+	}
+	return &networkingv1.NetworkPolicyEgressRule{
+		To:    to,
+		Ports: []networkingv1.NetworkPolicyPort{gatewayPolicyPort(corev1.ProtocolTCP, port)},
+	}, ""
+}
+
+// gatewayRedisRule allows the rate-limit Redis server's peers on its port
+// (spec's port, else the address's). It returns a problem sentence, and no
+// rule, for a store without peers; neither without a store.
+func gatewayRedisRule(gw *popv1.PopulationGateway) (*networkingv1.NetworkPolicyEgressRule, string) {
+	r := gatewayRedis(gw)
+	if r == nil {
+		return nil, ""
+	}
+	if len(r.To) == 0 {
+		return nil, "spec.rateLimitStore.redis.to is empty, so the gateway pods may not reach Redis and each " +
+			"enforces only its share of the agencies' limits: list the networks or pods of the Redis server."
+	}
+	var port int32
+	if r.Port != nil {
+		port = *r.Port
+	} else if _, p, err := net.SplitHostPort(r.Address); err == nil {
+		n, _ := strconv.ParseInt(p, 10, 32)
+		port = int32(n)
+	}
+	if port < 1 || port > 65535 {
+		return nil, "spec.rateLimitStore.redis.address has no valid port, so the gateway pods may not reach Redis."
+	}
+	to := make([]networkingv1.NetworkPolicyPeer, 0, len(r.To))
+	for _, p := range r.To {
 		to = append(to, *p.DeepCopy())
 	}
 	return &networkingv1.NetworkPolicyEgressRule{

@@ -227,6 +227,50 @@ func TestGatewayAuditRule(t *testing.T) {
 	}
 }
 
+func TestGatewayRedisRule(t *testing.T) {
+	pods := networkingv1.NetworkPolicyPeer{
+		NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{corev1.LabelMetadataName: "redis"}},
+		PodSelector:       &metav1.LabelSelector{MatchLabels: map[string]string{"app": "redis"}},
+	}
+	tests := []struct {
+		name        string
+		store       *popv1.RateLimitStoreSpec
+		wantRule    *networkingv1.NetworkPolicyEgressRule
+		wantProblem string
+	}{
+		{name: "no store: each replica alone, no rule"},
+		{name: "store without redis: no rule", store: &popv1.RateLimitStoreSpec{}},
+		{name: "redis without to: unresolved",
+			store:       &popv1.RateLimitStoreSpec{Redis: &popv1.RedisRateLimitStoreSpec{Address: "redis.redis.svc:6379"}},
+			wantProblem: "spec.rateLimitStore.redis.to is empty"},
+		{name: "redis to, the address's port",
+			store: &popv1.RateLimitStoreSpec{Redis: &popv1.RedisRateLimitStoreSpec{Address: "redis.redis.svc:6379", To: []networkingv1.NetworkPolicyPeer{pods}}},
+			wantRule: &networkingv1.NetworkPolicyEgressRule{To: []networkingv1.NetworkPolicyPeer{pods},
+				Ports: []networkingv1.NetworkPolicyPort{gatewayPolicyPort(corev1.ProtocolTCP, 6379)}}},
+		{name: "redis to, the pods' own port",
+			store: &popv1.RateLimitStoreSpec{Redis: &popv1.RedisRateLimitStoreSpec{Address: "[fd00::1]:6379", To: []networkingv1.NetworkPolicyPeer{pods}, Port: ptr.To[int32](7000)}},
+			wantRule: &networkingv1.NetworkPolicyEgressRule{To: []networkingv1.NetworkPolicyPeer{pods},
+				Ports: []networkingv1.NetworkPolicyPort{gatewayPolicyPort(corev1.ProtocolTCP, 7000)}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			gw := gatewayNamed("gw")
+			gw.Spec.RateLimitStore = tt.store
+			rule, problem := gatewayRedisRule(gw)
+			if diff := cmp.Diff(tt.wantRule, rule); diff != "" {
+				t.Errorf("rule (-want +got):\n%s", diff)
+			}
+			if (tt.wantProblem == "") != (problem == "") || !strings.Contains(problem, tt.wantProblem) {
+				t.Errorf("problem = %q, want one containing %q", problem, tt.wantProblem)
+			}
+			egress := GatewayDefaultDenyNetworkPolicy(gw, goldenEgressPeers())
+			if got := strings.Join(egress.Unresolved, " "); tt.wantProblem != "" && !strings.Contains(got, tt.wantProblem) {
+				t.Errorf("Unresolved = %q, want it to contain %q", got, tt.wantProblem)
+			}
+		})
+	}
+}
+
 func TestManagerIngress(t *testing.T) {
 	metrics := []networkingv1.NetworkPolicyPort{gatewayPolicyPort(corev1.ProtocolTCP, gatewayMetricsPort)}
 	nsSelector := &metav1.LabelSelector{MatchLabels: map[string]string{corev1.LabelMetadataName: "popconnect-system"}}

@@ -1,6 +1,7 @@
 package render
 
 import (
+	"fmt"
 	"strconv"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -65,6 +66,12 @@ const (
 	// URL, in the file gatewayAuditPostgresFile, whatever the Secret's key.
 	gatewayAuditPostgresDir  = "/etc/popconnect/audit-postgres"
 	gatewayAuditPostgresFile = "url"
+	// gatewayRedisPasswordDir holds the rate-limit Redis password, in the
+	// file gatewayRedisPasswordFile, whatever the Secret's key;
+	// gatewayRedisCADir the CA that verifies it over TLS.
+	gatewayRedisPasswordDir  = "/etc/popconnect/ratelimit-redis"
+	gatewayRedisPasswordFile = "password"
+	gatewayRedisCADir        = "/etc/popconnect/ratelimit-redis-ca"
 	// gatewayCAKey is the data key of a CA bundle in the client and upstream
 	// CA Secrets, as in cert-manager's Secrets.
 	gatewayCAKey = "ca.crt"
@@ -345,7 +352,53 @@ func gatewayArgs(gw *popv1.PopulationGateway, port int32) []string {
 		// collects them; the root filesystem is read-only anyway.
 		args = append(args, "--audit-file=-")
 	}
-	return append(args, "--audit-hash-key-file="+gatewayAuditKeyDir+"/"+gatewayAuditKeyKey)
+	args = append(args, "--audit-hash-key-file="+gatewayAuditKeyDir+"/"+gatewayAuditKeyKey)
+	return append(args, gatewayRateLimitArgs(gw)...)
+}
+
+// gatewayRedis is gw's Redis rate-limit store, nil when each replica
+// counts alone.
+func gatewayRedis(gw *popv1.PopulationGateway) *popv1.RedisRateLimitStoreSpec {
+	if gw.Spec.RateLimitStore == nil {
+		return nil
+	}
+	return gw.Spec.RateLimitStore.Redis
+}
+
+// gatewayRateLimitArgs point the gateway at its Redis store: the URL (no
+// credentials: the password is a file), a key prefix of its own so that
+// gateways sharing a server keep their counts apart, and the replica count
+// that divides the limits while Redis is unreachable (a change of
+// spec.replicas therefore rolls the pods).
+func gatewayRateLimitArgs(gw *popv1.PopulationGateway) []string {
+	r := gatewayRedis(gw)
+	if r == nil {
+		return nil
+	}
+	scheme := "redis"
+	if r.TLS != nil {
+		scheme = "rediss"
+	}
+	db := int32(0)
+	if r.DB != nil {
+		db = *r.DB
+	}
+	replicas := int32(gatewayDefaultReplicas)
+	if gw.Spec.Replicas != nil {
+		replicas = max(1, *gw.Spec.Replicas)
+	}
+	args := []string{
+		fmt.Sprintf("--ratelimit-redis-url=%s://%s/%d", scheme, r.Address, db),
+		"--ratelimit-redis-key-prefix=popconnect:" + gw.Namespace + "/" + gw.Name + ":",
+		"--ratelimit-replicas=" + strconv.Itoa(int(replicas)),
+	}
+	if r.PasswordSecretRef != nil {
+		args = append(args, "--ratelimit-redis-password-file="+gatewayRedisPasswordDir+"/"+gatewayRedisPasswordFile)
+	}
+	if r.TLS != nil && r.TLS.CASecretRef != nil {
+		args = append(args, "--ratelimit-redis-ca-file="+gatewayRedisCADir+"/"+gatewayCAKey)
+	}
+	return args
 }
 
 // gatewayAuditPostgres is gw's PostgreSQL audit store, nil when its audit
@@ -377,6 +430,15 @@ func gatewayVolumes(gw *popv1.PopulationGateway, names GatewayNames) ([]corev1.V
 		// other credentials the gateway has no use for.
 		secrets = append(secrets, secretVolume{"audit-postgres", pg.URLSecretRef.Name, gatewayAuditPostgresDir,
 			[]corev1.KeyToPath{{Key: pg.URLSecretRef.Key, Path: gatewayAuditPostgresFile}}})
+	}
+	if r := gatewayRedis(gw); r != nil {
+		if ref := r.PasswordSecretRef; ref != nil {
+			secrets = append(secrets, secretVolume{"ratelimit-redis", ref.Name, gatewayRedisPasswordDir,
+				[]corev1.KeyToPath{{Key: ref.Key, Path: gatewayRedisPasswordFile}}})
+		}
+		if r.TLS != nil && r.TLS.CASecretRef != nil {
+			secrets = append(secrets, secretVolume{"ratelimit-redis-ca", r.TLS.CASecretRef.Name, gatewayRedisCADir, sameKeys(gatewayCAKey)})
+		}
 	}
 
 	volumes := make([]corev1.Volume, 0, len(secrets))
