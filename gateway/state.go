@@ -63,6 +63,8 @@ func opSlot(op policy.Operation) int {
 		return 1
 	case policy.OperationBatchLookup:
 		return 2
+	case policy.OperationAccessHistory:
+		return 3
 	}
 	return -1
 }
