@@ -34,6 +34,8 @@ type exchange struct {
 	body     []byte
 	bodyErr  *apiError
 	bodyRead bool
+	// caseErr refuses an invalid Popconnect-Case-Reference (admit).
+	caseErr *apiError
 
 	// Backing storage for the common case, reused with the exchange.
 	hash1  [1]string // rec.NationalIDHashes of one ID
@@ -119,6 +121,10 @@ func (g *Gateway) serve(x *exchange) *apiError {
 			x.rec.NationalIDHashes = x.hash1[:]
 		}
 	}
+	// The case reference is recorded whatever happens next, refusals
+	// included; an invalid one is refused once the agency is admitted
+	// that far (admit), and never recorded.
+	x.rec.CaseReference, x.caseErr = caseReference(x.r.Header)
 	if apiErr != nil {
 		if op == "" {
 			x.rec.Operation = "unknown"
@@ -183,6 +189,10 @@ func (g *Gateway) admit(x *exchange, op policy.Operation, code string) *apiError
 		return errorf(http.StatusServiceUnavailable, "policy_not_loaded", "the gateway has not loaded its policy yet")
 	}
 	a := st.agencies[code]
+	if a != nil {
+		// Every record of a known agency carries its purpose, refusals too.
+		x.rec.Purpose = a.entry.Purpose
+	}
 	now := x.rec.Time
 	switch {
 	case a == nil:
@@ -200,6 +210,15 @@ func (g *Gateway) admit(x *exchange, op policy.Operation, code string) *apiError
 	// agency's tokens.
 	if e := g.checkCertificate(x, a); e != nil {
 		return e
+	}
+	// Before the limiter too: a request the agency must correct costs
+	// nothing of its rate.
+	if x.caseErr != nil {
+		return x.caseErr
+	}
+	if a.entry.RequireCaseReference && x.rec.CaseReference == "" {
+		return errorf(http.StatusBadRequest, "case_reference_required",
+			fmt.Sprintf("agency %s must name its case in the %s header", code, CaseReferenceHeader))
 	}
 	x.agency = a
 	if op == policy.OperationBatchLookup {
