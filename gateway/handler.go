@@ -190,8 +190,14 @@ func (g *Gateway) admit(x *exchange, op policy.Operation, code string) *apiError
 	}
 	a := st.agencies[code]
 	if a != nil {
-		// Every record of a known agency carries its purpose, refusals too.
-		x.rec.Purpose = a.entry.Purpose
+		// Every record of a known agency carries its purpose and name,
+		// refusals too, and, with a disclosure delay, when the read may be
+		// disclosed to the citizen: fixed now, so that a later change of
+		// the delay neither hides nor reveals this read.
+		x.rec.Purpose, x.rec.AgencyName = a.entry.Purpose, a.entry.DisplayName
+		if a.delay > 0 {
+			x.rec.DiscloseAfter = x.rec.Time.Add(a.delay)
+		}
 	}
 	now := x.rec.Time
 	switch {

@@ -31,6 +31,8 @@ type agencyState struct {
 	trie     *filter.Trie // allowed fields plus alwaysReturned
 	limiter  *ratelimit.Limiter
 	conflict bool // present in two shards with different entries: denied
+	// delay is the entry's disclosureDelay, parsed.
+	delay time.Duration
 	// pinned is set when the entry has certificateSHA256 (even empty):
 	// only a leaf whose digest is in pins is accepted.
 	pinned bool
@@ -127,6 +129,7 @@ func compile(m policy.Merged, prev *state, loc *time.Location) (*state, error) {
 			ops:     ops,
 			trie:    trie,
 			limiter: ratelimit.Next(prevLimiter, a.RateLimit, loc),
+			delay:   a.Delay(),
 			pinned:  a.CertificateSHA256 != nil,
 			pins:    pins,
 		}

@@ -56,7 +56,7 @@ func (s *Source) Next() (verify.Entry, error) {
 	var seq int64
 	var status int32
 	if err := s.rows.Scan(&r.Time, &r.Stream, &seq, &r.RequestID, &r.Agency, &r.Operation,
-		&r.NationalIDHashes, &r.FieldsReturned, &status, &r.Reason, &r.Record, &r.Chain, &r.Purpose, &r.CaseReference); err != nil {
+		&r.NationalIDHashes, &r.FieldsReturned, &status, &r.Reason, &r.Record, &r.Chain, &r.Purpose, &r.CaseReference, &r.AgencyName, &r.DiscloseAfter); err != nil {
 		return verify.Entry{}, fmt.Errorf("pgsink: reading an audit record: %w", err)
 	}
 	r.Seq, r.Status = uint64(seq), int(status)
