@@ -112,10 +112,15 @@ func (g *Gateway) serve(x *exchange) *apiError {
 	op, apiErr := route(x.r)
 	x.rec.Operation = string(op)
 	x.rec.Batch = op == policy.OperationBatchLookup // its hashes are a list, even an empty one
-	if op == policy.OperationLookup {
-		// A Lookup names its citizen in the path, so the audit record carries
-		// the hash whatever happens next, refusals included.
-		if id, err := parseLookupPath(x.r.URL.Path); err == nil {
+	if op == policy.OperationLookup || op == policy.OperationAccessHistory {
+		// A Lookup or AccessHistory names its citizen in the path, so the
+		// audit record carries the hash whatever happens next, refusals
+		// included.
+		parse := parseLookupPath
+		if op == policy.OperationAccessHistory {
+			parse = parseHistoryPath
+		}
+		if id, err := parse(x.r.URL.Path); err == nil {
 			x.id = id
 			x.hash1[0] = g.cfg.Audit.Hash(id)
 			x.rec.NationalIDHashes = x.hash1[:]
@@ -148,6 +153,8 @@ func (g *Gateway) serve(x *exchange) *apiError {
 		return g.lookup(x)
 	case policy.OperationVerify:
 		return g.verify(x)
+	case policy.OperationAccessHistory:
+		return g.accessHistory(x)
 	default:
 		return g.batchLookup(x)
 	}
@@ -275,6 +282,9 @@ func route(r *http.Request) (policy.Operation, *apiError) {
 		op = policy.OperationVerify
 	case p == "/v1/citizens:batchLookup":
 		op = policy.OperationBatchLookup
+	case len(p) > len(lookupPrefix)+len(historySuffix) && p[:len(lookupPrefix)] == lookupPrefix &&
+		p[len(p)-len(historySuffix):] == historySuffix:
+		op, method = policy.OperationAccessHistory, http.MethodGet
 	case len(p) > len(lookupPrefix) && p[:len(lookupPrefix)] == lookupPrefix:
 		op, method = policy.OperationLookup, http.MethodGet
 	default:

@@ -16,6 +16,7 @@ import (
 
 	"github.com/popconnect/popconnect/gateway"
 	"github.com/popconnect/popconnect/gateway/audit"
+	"github.com/popconnect/popconnect/gateway/audit/pghistory"
 	"github.com/popconnect/popconnect/gateway/h1server"
 	"github.com/popconnect/popconnect/gateway/loader"
 	"github.com/popconnect/popconnect/gateway/metrics"
@@ -31,6 +32,7 @@ type server struct {
 	metrics   *metrics.Metrics
 	audit     *audit.Logger
 	auditFile io.Closer
+	history   *pghistory.Store // nil without the PostgreSQL sink
 	tls       *tlsconfig.Server
 	target    loader.Target
 }
@@ -66,6 +68,9 @@ func newServer(ctx context.Context, o *options, stdout, stderr io.Writer) (*serv
 			log.Warn("audit database unreachable; requests are refused until it is", "error", st.LastError)
 		}
 	}
+	if s.history, err = openHistory(o); err != nil {
+		return nil, err
+	}
 	upstreamURL, err := url.Parse(o.upstreamURL)
 	if err != nil {
 		return nil, fmt.Errorf("--upstream-url: %w", err)
@@ -86,7 +91,7 @@ func newServer(ctx context.Context, o *options, stdout, stderr io.Writer) (*serv
 	if err != nil {
 		return nil, err
 	}
-	s.gw, err = gateway.New(gateway.Config{
+	cfg := gateway.Config{
 		UpstreamURL:          upstreamURL,
 		UpstreamTLS:          upstreamTLS,
 		UpstreamTimeout:      o.upstreamTimeout,
@@ -98,7 +103,13 @@ func newServer(ctx context.Context, o *options, stdout, stderr io.Writer) (*serv
 		Log:                  log,
 		// Open connections are re-verified when the client CA changes.
 		ClientCAs: s.tls.ClientCAs,
-	})
+	}
+	if s.history != nil {
+		// Only when set: a nil *pghistory.Store would be a non-nil
+		// HistoryStore.
+		cfg.History = s.history
+	}
+	s.gw, err = gateway.New(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -111,6 +122,9 @@ func newServer(ctx context.Context, o *options, stdout, stderr io.Writer) (*serv
 // audit log.
 func (s *server) serve(ctx context.Context, onListen listening) (err error) {
 	defer s.gw.Close()
+	if s.history != nil {
+		defer s.history.Close()
+	}
 	defer func() {
 		cerr := s.audit.Close()
 		// The last seq, shipped off the node with the pod's log, shows a
