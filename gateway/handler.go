@@ -282,7 +282,7 @@ func route(r *http.Request) (policy.Operation, *apiError) {
 		op = policy.OperationVerify
 	case p == "/v1/citizens:batchLookup":
 		op = policy.OperationBatchLookup
-	case len(p) > len(lookupPrefix)+len(historySuffix) && p[:len(lookupPrefix)] == lookupPrefix &&
+	case len(p) >= len(lookupPrefix)+len(historySuffix) && p[:len(lookupPrefix)] == lookupPrefix &&
 		p[len(p)-len(historySuffix):] == historySuffix:
 		op, method = policy.OperationAccessHistory, http.MethodGet
 	case len(p) > len(lookupPrefix) && p[:len(lookupPrefix)] == lookupPrefix:
