@@ -68,6 +68,9 @@ type Config struct {
 	// mismatches in the last 24 h are remembered (DefaultVerifyGuessCitizens
 	// when zero); see verify.go.
 	VerifyGuessCitizens int
+	// History answers AccessHistory from the audit store; nil without the
+	// PostgreSQL sink (AccessHistory is then 503 history_unavailable).
+	History HistoryStore
 }
 
 // Gateway serves agencies. Create it with New, give it a policy with

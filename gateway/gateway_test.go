@@ -122,7 +122,11 @@ func (h *harness) setPolicy(t *testing.T, agencies []policy.Agency) {
 
 // do sends a request as agency (no certificate when agency is "").
 func (h *harness) do(agency, method, target, body string) *httptest.ResponseRecorder {
-	r := httptest.NewRequest(method, target, strings.NewReader(body))
+	return h.doRequest(agency, httptest.NewRequest(method, target, strings.NewReader(body)))
+}
+
+// doRequest sends r as agency (no certificate when agency is "").
+func (h *harness) doRequest(agency string, r *http.Request) *httptest.ResponseRecorder {
 	if agency != "" {
 		u, _ := url.Parse("spiffe://popconnect.io/agency/" + agency)
 		r.TLS = &tls.ConnectionState{VerifiedChains: [][]*x509.Certificate{{{URIs: []*url.URL{u}, NotAfter: time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)}}}}

@@ -34,6 +34,8 @@ type exchange struct {
 	body     []byte
 	bodyErr  *apiError
 	bodyRead bool
+	// caseErr refuses an invalid Popconnect-Case-Reference (admit).
+	caseErr *apiError
 
 	// Backing storage for the common case, reused with the exchange.
 	hash1  [1]string // rec.NationalIDHashes of one ID
@@ -110,15 +112,24 @@ func (g *Gateway) serve(x *exchange) *apiError {
 	op, apiErr := route(x.r)
 	x.rec.Operation = string(op)
 	x.rec.Batch = op == policy.OperationBatchLookup // its hashes are a list, even an empty one
-	if op == policy.OperationLookup {
-		// A Lookup names its citizen in the path, so the audit record carries
-		// the hash whatever happens next, refusals included.
-		if id, err := parseLookupPath(x.r.URL.Path); err == nil {
+	if op == policy.OperationLookup || op == policy.OperationAccessHistory {
+		// A Lookup or AccessHistory names its citizen in the path, so the
+		// audit record carries the hash whatever happens next, refusals
+		// included.
+		parse := parseLookupPath
+		if op == policy.OperationAccessHistory {
+			parse = parseHistoryPath
+		}
+		if id, err := parse(x.r.URL.Path); err == nil {
 			x.id = id
 			x.hash1[0] = g.cfg.Audit.Hash(id)
 			x.rec.NationalIDHashes = x.hash1[:]
 		}
 	}
+	// The case reference is recorded whatever happens next, refusals
+	// included; an invalid one is refused once the agency is admitted
+	// that far (admit), and never recorded.
+	x.rec.CaseReference, x.caseErr = caseReference(x.r.Header)
 	if apiErr != nil {
 		if op == "" {
 			x.rec.Operation = "unknown"
@@ -142,6 +153,8 @@ func (g *Gateway) serve(x *exchange) *apiError {
 		return g.lookup(x)
 	case policy.OperationVerify:
 		return g.verify(x)
+	case policy.OperationAccessHistory:
+		return g.accessHistory(x)
 	default:
 		return g.batchLookup(x)
 	}
@@ -183,6 +196,16 @@ func (g *Gateway) admit(x *exchange, op policy.Operation, code string) *apiError
 		return errorf(http.StatusServiceUnavailable, "policy_not_loaded", "the gateway has not loaded its policy yet")
 	}
 	a := st.agencies[code]
+	if a != nil {
+		// Every record of a known agency carries its purpose and name,
+		// refusals too, and, with a disclosure delay, when the read may be
+		// disclosed to the citizen: fixed now, so that a later change of
+		// the delay neither hides nor reveals this read.
+		x.rec.Purpose, x.rec.AgencyName = a.entry.Purpose, a.entry.DisplayName
+		if a.delay > 0 {
+			x.rec.DiscloseAfter = x.rec.Time.Add(a.delay)
+		}
+	}
 	now := x.rec.Time
 	switch {
 	case a == nil:
@@ -200,6 +223,15 @@ func (g *Gateway) admit(x *exchange, op policy.Operation, code string) *apiError
 	// agency's tokens.
 	if e := g.checkCertificate(x, a); e != nil {
 		return e
+	}
+	// Before the limiter too: a request the agency must correct costs
+	// nothing of its rate.
+	if x.caseErr != nil {
+		return x.caseErr
+	}
+	if a.entry.RequireCaseReference && x.rec.CaseReference == "" {
+		return errorf(http.StatusBadRequest, "case_reference_required",
+			fmt.Sprintf("agency %s must name its case in the %s header", code, CaseReferenceHeader))
 	}
 	x.agency = a
 	if op == policy.OperationBatchLookup {
@@ -250,6 +282,9 @@ func route(r *http.Request) (policy.Operation, *apiError) {
 		op = policy.OperationVerify
 	case p == "/v1/citizens:batchLookup":
 		op = policy.OperationBatchLookup
+	case len(p) >= len(lookupPrefix)+len(historySuffix) && p[:len(lookupPrefix)] == lookupPrefix &&
+		p[len(p)-len(historySuffix):] == historySuffix:
+		op, method = policy.OperationAccessHistory, http.MethodGet
 	case len(p) > len(lookupPrefix) && p[:len(lookupPrefix)] == lookupPrefix:
 		op, method = policy.OperationLookup, http.MethodGet
 	default:

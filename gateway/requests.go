@@ -184,6 +184,43 @@ func parseBatchBody(body []byte) ([]string, *apiError) {
 	return ids, nil
 }
 
+// CaseReferenceHeader names the case a request is made for; the audit
+// record carries it.
+const CaseReferenceHeader = "Popconnect-Case-Reference"
+
+// MaxCaseReferenceBytes bounds a case reference.
+const MaxCaseReferenceBytes = 128
+
+// caseReference returns the request's Popconnect-Case-Reference: "" when
+// absent, an error when present but not one value of 1..128 printable
+// ASCII bytes (0x20..0x7E). net/http has already removed the whitespace
+// around the value, so a value of spaces only is empty, and refused.
+func caseReference(h http.Header) (string, *apiError) {
+	vs, ok := h[CaseReferenceHeader]
+	if !ok {
+		return "", nil
+	}
+	if len(vs) != 1 || !ValidCaseReference(vs[0]) {
+		return "", errorf(http.StatusBadRequest, "invalid_case_reference",
+			fmt.Sprintf("%s must be one value of 1 to %d printable ASCII characters", CaseReferenceHeader, MaxCaseReferenceBytes))
+	}
+	return vs[0], nil
+}
+
+// ValidCaseReference reports whether s is 1..MaxCaseReferenceBytes bytes,
+// each printable ASCII (0x20..0x7E).
+func ValidCaseReference(s string) bool {
+	if len(s) == 0 || len(s) > MaxCaseReferenceBytes {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
 // truncate keeps client-supplied text in error messages short.
 func truncate(s string) string {
 	if len(s) > 64 {

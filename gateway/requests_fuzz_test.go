@@ -110,3 +110,15 @@ func FuzzPolicyDocument(f *testing.F) {
 		}
 	})
 }
+
+func FuzzHistoryPath(f *testing.F) {
+	f.Add("/v1/citizens/001099000001/accessHistory")
+	f.Add("/v1/citizens//accessHistory")
+	f.Add("/v1/citizens/001099000001/accessHistory/accessHistory")
+	f.Fuzz(func(t *testing.T, path string) {
+		id, err := parseHistoryPath(path)
+		if err == nil && (!validNationalID(id) || path != lookupPrefix+id+historySuffix) {
+			t.Fatalf("accepted %q as %q", path, id)
+		}
+	})
+}

@@ -31,6 +31,8 @@ type agencyState struct {
 	trie     *filter.Trie // allowed fields plus alwaysReturned
 	limiter  ratelimit.Admitter
 	conflict bool // present in two shards with different entries: denied
+	// delay is the entry's disclosureDelay, parsed.
+	delay time.Duration
 	// pinned is set when the entry has certificateSHA256 (even empty):
 	// only a leaf whose digest is in pins is accepted.
 	pinned bool
@@ -63,6 +65,8 @@ func opSlot(op policy.Operation) int {
 		return 1
 	case policy.OperationBatchLookup:
 		return 2
+	case policy.OperationAccessHistory:
+		return 3
 	}
 	return -1
 }
@@ -130,6 +134,7 @@ func compileWith(m policy.Merged, prev *state, loc *time.Location, store ratelim
 			ops:     ops,
 			trie:    trie,
 			limiter: store.Next(prevLimiter, code, a.RateLimit, loc),
+			delay:   a.Delay(),
 			pinned:  a.CertificateSHA256 != nil,
 			pins:    pins,
 		}

@@ -160,11 +160,12 @@ type AgencyConnectionSpec struct {
 	AllowedFields []FieldPath `json:"allowedFields"`
 
 	// allowedOperations are the operations the agency may perform: Lookup,
-	// Verify and/or BatchLookup.
+	// Verify, BatchLookup and/or AccessHistory (a citizen's access history,
+	// for the citizen portal's own connection only).
 	// +required
 	// +listType=set
 	// +kubebuilder:validation:MinItems=1
-	// +kubebuilder:validation:MaxItems=3
+	// +kubebuilder:validation:MaxItems=4
 	AllowedOperations []Operation `json:"allowedOperations"`
 
 	// rateLimit bounds how fast and how much the agency may read.
@@ -188,6 +189,21 @@ type AgencyConnectionSpec struct {
 	// everything else in place.
 	// +optional
 	Suspended bool `json:"suspended,omitempty"`
+
+	// disclosureDelay (a Go duration such as 8760h, 0 to 87600h) hides the
+	// agency's reads from the citizen's access history until that long has
+	// passed since each read (covert investigations). The time each read
+	// becomes visible is fixed in its audit record when it is made: a later
+	// change applies to later reads only. Omitted: visible at once.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s') && duration(self) <= duration('87600h')",message="disclosureDelay must be between 0s and 87600h"
+	DisclosureDelay *metav1.Duration `json:"disclosureDelay,omitempty"`
+
+	// requireCaseReference, when true, refuses (400 case_reference_required)
+	// every request of the agency that does not name its case in the
+	// Popconnect-Case-Reference header.
+	// +optional
+	RequireCaseReference bool `json:"requireCaseReference,omitempty"`
 }
 
 // CertificateStatus describes the agency's issued client certificate.

@@ -18,7 +18,7 @@ const (
 )
 
 // Operation is something an agency may do through the gateway.
-// +kubebuilder:validation:Enum=Lookup;Verify;BatchLookup
+// +kubebuilder:validation:Enum=Lookup;Verify;BatchLookup;AccessHistory
 type Operation string
 
 const (
@@ -28,6 +28,9 @@ const (
 	OperationVerify Operation = "Verify"
 	// OperationBatchLookup reads up to 100 records in one request.
 	OperationBatchLookup Operation = "BatchLookup"
+	// OperationAccessHistory answers a citizen's access history; it is for
+	// the citizen portal's own connection.
+	OperationAccessHistory Operation = "AccessHistory"
 )
 
 // FieldPath is a dotted path into a citizen record: segments of letters and

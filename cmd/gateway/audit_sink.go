@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/popconnect/popconnect/gateway/audit"
+	"github.com/popconnect/popconnect/gateway/audit/pghistory"
 	"github.com/popconnect/popconnect/gateway/audit/pgsink"
 )
 
@@ -15,13 +16,9 @@ import (
 // returns the file to close after the logger, if it opened one.
 func openAudit(o *options, stdout io.Writer, key []byte) (*audit.Logger, io.Closer, error) {
 	if o.auditPostgresURL != "" {
-		raw, err := os.ReadFile(o.auditPostgresURL)
+		url, err := readPostgresURL(o)
 		if err != nil {
-			return nil, nil, fmt.Errorf("--audit-postgres-url-file: %w", err)
-		}
-		url := strings.TrimSpace(string(raw))
-		if url == "" {
-			return nil, nil, fmt.Errorf("--audit-postgres-url-file %s is empty", o.auditPostgresURL)
+			return nil, nil, err
 		}
 		sink, err := pgsink.New(url, pgsink.WithApplicationName("popconnect-gateway"))
 		if err != nil {
@@ -48,4 +45,31 @@ func openAudit(o *options, stdout io.Writer, key []byte) (*audit.Logger, io.Clos
 		return nil, nil, err
 	}
 	return l, f, nil
+}
+
+// readPostgresURL reads --audit-postgres-url-file.
+func readPostgresURL(o *options) (string, error) {
+	raw, err := os.ReadFile(o.auditPostgresURL)
+	if err != nil {
+		return "", fmt.Errorf("--audit-postgres-url-file: %w", err)
+	}
+	url := strings.TrimSpace(string(raw))
+	if url == "" {
+		return "", fmt.Errorf("--audit-postgres-url-file %s is empty", o.auditPostgresURL)
+	}
+	return url, nil
+}
+
+// openHistory opens the access history's read pool on the audit database,
+// from the same URL file as the sink; nil without the PostgreSQL sink.
+// It does not connect: the first AccessHistory request does.
+func openHistory(o *options) (*pghistory.Store, error) {
+	if o.auditPostgresURL == "" {
+		return nil, nil
+	}
+	url, err := readPostgresURL(o)
+	if err != nil {
+		return nil, err
+	}
+	return pghistory.New(url)
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/popconnect/popconnect/gateway"
 	"github.com/popconnect/popconnect/gateway/audit"
+	"github.com/popconnect/popconnect/gateway/audit/pghistory"
 	"github.com/popconnect/popconnect/gateway/h1server"
 	"github.com/popconnect/popconnect/gateway/loader"
 	"github.com/popconnect/popconnect/gateway/metrics"
@@ -32,6 +33,7 @@ type server struct {
 	metrics   *metrics.Metrics
 	audit     *audit.Logger
 	auditFile io.Closer
+	history   *pghistory.Store // nil without the PostgreSQL sink
 	tls       *tlsconfig.Server
 	target    loader.Target
 	limits    *ratelimit.Redis // nil: each replica counts alone
@@ -68,6 +70,9 @@ func newServer(ctx context.Context, o *options, stdout, stderr io.Writer) (*serv
 			log.Warn("audit database unreachable; requests are refused until it is", "error", st.LastError)
 		}
 	}
+	if s.history, err = openHistory(o); err != nil {
+		return nil, err
+	}
 	upstreamURL, err := url.Parse(o.upstreamURL)
 	if err != nil {
 		return nil, fmt.Errorf("--upstream-url: %w", err)
@@ -95,7 +100,7 @@ func newServer(ctx context.Context, o *options, stdout, stderr io.Writer) (*serv
 	if s.limits != nil {
 		limits = s.limits
 	}
-	s.gw, err = gateway.New(gateway.Config{
+	cfg := gateway.Config{
 		UpstreamURL:          upstreamURL,
 		UpstreamTLS:          upstreamTLS,
 		UpstreamTimeout:      o.upstreamTimeout,
@@ -108,7 +113,13 @@ func newServer(ctx context.Context, o *options, stdout, stderr io.Writer) (*serv
 		Log:                  log,
 		// Open connections are re-verified when the client CA changes.
 		ClientCAs: s.tls.ClientCAs,
-	})
+	}
+	if s.history != nil {
+		// Only when set: a nil *pghistory.Store would be a non-nil
+		// HistoryStore.
+		cfg.History = s.history
+	}
+	s.gw, err = gateway.New(cfg)
 	if err != nil {
 		if s.limits != nil {
 			s.limits.Close()
@@ -126,6 +137,9 @@ func (s *server) serve(ctx context.Context, onListen listening) (err error) {
 	defer s.gw.Close()
 	if s.limits != nil {
 		defer s.limits.Close()
+	}
+	if s.history != nil {
+		defer s.history.Close()
 	}
 	defer func() {
 		cerr := s.audit.Close()

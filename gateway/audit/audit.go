@@ -45,6 +45,16 @@ type Record struct {
 	// so that records without them keep their bytes.
 	Purpose       string
 	CaseReference string
+	// AgencyName is the display name of the agency's connection when the
+	// request was made (written only when set): a citizen's access history
+	// names the agency by it.
+	AgencyName string
+	// DiscloseAfter, when not zero, is when the read may appear in the
+	// citizen's access history: the record's time plus the connection's
+	// disclosureDelay, fixed when the record is made, so that a later change
+	// of the delay neither hides nor reveals reads already made. Written
+	// only when set; zero means at once.
+	DiscloseAfter time.Time
 }
 
 // ReadKeyFile reads an audit hash key: the file's bytes as they are.

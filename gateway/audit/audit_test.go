@@ -181,3 +181,15 @@ func TestSealBatchAsLogger(t *testing.T) {
 		t.Fatalf("SealBatch:\n%s\nLogger:\n%s", got, out.String())
 	}
 }
+
+// TestRecordLineAgencyNameDiscloseAfter: agencyName and discloseAfter come
+// after the case reference, only when set.
+func TestRecordLineAgencyNameDiscloseAfter(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 600_000_000, time.UTC)
+	got := string(appendRecord(nil, &Record{Time: now, RequestID: "r", Agency: "CA", Operation: "Lookup", Status: 200,
+		Purpose: "p", AgencyName: "Công an \"HN\"", DiscloseAfter: now.Add(8760 * time.Hour)}))
+	want := `{"time":"2026-01-02T03:04:05.600000Z","requestId":"r","agency":"CA","operation":"Lookup","nationalIdHash":null,"fieldsReturned":[],"status":200,"latencyMs":0.000,"purpose":"p","agencyName":"Công an \"HN\"","discloseAfter":"2027-01-02T03:04:05.600000Z"`
+	if got != want {
+		t.Fatalf("record\n%s\nwant\n%s", got, want)
+	}
+}

@@ -45,6 +45,15 @@ func appendRecord(b []byte, r *Record) []byte {
 		b = append(b, `,"caseReference":`...)
 		b = appendString(b, r.CaseReference)
 	}
+	if r.AgencyName != "" {
+		b = append(b, `,"agencyName":`...)
+		b = appendString(b, r.AgencyName)
+	}
+	if !r.DiscloseAfter.IsZero() {
+		b = append(b, `,"discloseAfter":"`...)
+		b = r.DiscloseAfter.UTC().AppendFormat(b, "2006-01-02T15:04:05.000000Z07:00")
+		b = append(b, '"')
+	}
 	return b
 }
 

@@ -15,6 +15,24 @@ const (
 	OperationVerify Operation = "Verify"
 	// OperationBatchLookup reads up to 100 records in one request.
 	OperationBatchLookup Operation = "BatchLookup"
+	// OperationAccessHistory answers a citizen's access history: the
+	// successful reads of the citizen's record by every agency. It is meant
+	// for the citizen portal's own connection only.
+	OperationAccessHistory Operation = "AccessHistory"
+)
+
+// Operations are the known operations, in the order of their metrics slots.
+var Operations = []Operation{OperationLookup, OperationVerify, OperationBatchLookup, OperationAccessHistory}
+
+// MaxDisclosureDelay bounds disclosureDelay (ten years), as the
+// AgencyConnection API does.
+const MaxDisclosureDelay = 87600 * time.Hour
+
+// MaxPurposeBytes and MaxDisplayNameBytes bound purpose and displayName, as
+// the AgencyConnection API does.
+const (
+	MaxPurposeBytes     = 2048
+	MaxDisplayNameBytes = 256
 )
 
 // Document is one policy document: the whole --policy-file, or one data value
@@ -49,6 +67,33 @@ type Agency struct {
 	// as hand-written policy files have it. omitzero keeps an empty list:
 	// an operator-written entry with no usable certificate pins to nothing.
 	CertificateSHA256 []string `json:"certificateSHA256,omitzero"`
+	// Purpose says why the agency reads the data; every audit record of the
+	// agency's requests carries it.
+	Purpose string `json:"purpose,omitempty"`
+	// DisplayName is the agency's name for humans: a citizen's access
+	// history names the agency by it (by the code when empty).
+	DisplayName string `json:"displayName,omitempty"`
+	// DisclosureDelay, when set, is a Go duration (such as "8760h"): a read
+	// of the agency appears in the citizen's access history only once that
+	// long has passed since the read (covert investigations). Absent or
+	// zero: at once.
+	DisclosureDelay string `json:"disclosureDelay,omitempty"`
+	// RequireCaseReference, when true, refuses a request of the agency
+	// without a Popconnect-Case-Reference header.
+	RequireCaseReference bool `json:"requireCaseReference,omitempty"`
+}
+
+// Delay is the parsed DisclosureDelay: zero when absent. The entry must
+// have been validated.
+func (a *Agency) Delay() time.Duration {
+	if a.DisclosureDelay == "" {
+		return 0
+	}
+	d, err := time.ParseDuration(a.DisclosureDelay)
+	if err != nil {
+		return 0
+	}
+	return d
 }
 
 // RateLimit is an agency's token bucket and daily quota.

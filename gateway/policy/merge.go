@@ -65,6 +65,10 @@ func SameEntry(a, b Agency) bool {
 	if (a.ValidUntil == nil) != (b.ValidUntil == nil) || a.ValidUntil != nil && !a.ValidUntil.Equal(*b.ValidUntil) {
 		return false
 	}
+	if a.Purpose != b.Purpose || a.DisplayName != b.DisplayName || a.RequireCaseReference != b.RequireCaseReference ||
+		a.Delay() != b.Delay() {
+		return false
+	}
 	if (a.CertificateSHA256 == nil) != (b.CertificateSHA256 == nil) { // absent pins any certificate, empty none
 		return false
 	}

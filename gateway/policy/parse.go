@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"sigs.k8s.io/yaml"
 
@@ -91,13 +92,28 @@ func (a *Agency) Validate() error {
 		return fmt.Errorf("agency %s: allowedOperations is required", a.AgencyCode)
 	}
 	for _, op := range a.AllowedOperations {
-		if !slices.Contains([]Operation{OperationLookup, OperationVerify, OperationBatchLookup}, op) {
+		if !slices.Contains(Operations, op) {
 			return fmt.Errorf("agency %s: allowedOperations: unknown operation %q", a.AgencyCode, op)
 		}
 	}
 	for _, pin := range a.CertificateSHA256 {
 		if !validSHA256Hex(pin) {
 			return fmt.Errorf("agency %s: certificateSHA256: %q is not 64 lowercase hex digits", a.AgencyCode, pin)
+		}
+	}
+	if len(a.Purpose) > MaxPurposeBytes {
+		return fmt.Errorf("agency %s: purpose is longer than %d bytes", a.AgencyCode, MaxPurposeBytes)
+	}
+	if len(a.DisplayName) > MaxDisplayNameBytes {
+		return fmt.Errorf("agency %s: displayName is longer than %d bytes", a.AgencyCode, MaxDisplayNameBytes)
+	}
+	if a.DisclosureDelay != "" {
+		d, err := time.ParseDuration(a.DisclosureDelay)
+		if err != nil {
+			return fmt.Errorf("agency %s: disclosureDelay %q is not a Go duration such as \"8760h\"", a.AgencyCode, a.DisclosureDelay)
+		}
+		if d < 0 || d > MaxDisclosureDelay {
+			return fmt.Errorf("agency %s: disclosureDelay %s is not within 0..%s", a.AgencyCode, a.DisclosureDelay, MaxDisclosureDelay)
 		}
 	}
 	rl := a.RateLimit

@@ -37,6 +37,14 @@ agencies:
 		{"no rps", entry(`{"agencyCode":"BYT","allowedFields":["a"],"allowedOperations":["Lookup"],"rateLimit":{"burst":1}}`), "requestsPerSecond"},
 		{"no burst", entry(`{"agencyCode":"BYT","allowedFields":["a"],"allowedOperations":["Lookup"],"rateLimit":{"requestsPerSecond":1}}`), "burst"},
 		{"zero quota", entry(`{"agencyCode":"BYT","allowedFields":["a"],"allowedOperations":["Lookup"],"rateLimit":{"requestsPerSecond":1,"burst":1,"dailyQuota":0}}`), "dailyQuota"},
+		{"purpose keys", entry(`{"agencyCode":"BYT","allowedFields":["a"],"allowedOperations":["Lookup","AccessHistory"],"rateLimit":{"requestsPerSecond":1,"burst":1},"purpose":"p","displayName":"Bộ Y tế","disclosureDelay":"8760h","requireCaseReference":true}`), ""},
+		{"zero delay", entry(`{"agencyCode":"BYT","allowedFields":["a"],"allowedOperations":["Lookup"],"rateLimit":{"requestsPerSecond":1,"burst":1},"disclosureDelay":"0s"}`), ""},
+		{"bad delay", entry(`{"agencyCode":"BYT","allowedFields":["a"],"allowedOperations":["Lookup"],"rateLimit":{"requestsPerSecond":1,"burst":1},"disclosureDelay":"1 year"}`), "disclosureDelay"},
+		{"negative delay", entry(`{"agencyCode":"BYT","allowedFields":["a"],"allowedOperations":["Lookup"],"rateLimit":{"requestsPerSecond":1,"burst":1},"disclosureDelay":"-1h"}`), "disclosureDelay"},
+		{"delay too long", entry(`{"agencyCode":"BYT","allowedFields":["a"],"allowedOperations":["Lookup"],"rateLimit":{"requestsPerSecond":1,"burst":1},"disclosureDelay":"87601h"}`), "disclosureDelay"},
+		{"purpose too long", entry(`{"agencyCode":"BYT","allowedFields":["a"],"allowedOperations":["Lookup"],"rateLimit":{"requestsPerSecond":1,"burst":1},"purpose":"` + strings.Repeat("p", 2049) + `"}`), "purpose"},
+		{"displayName too long", entry(`{"agencyCode":"BYT","allowedFields":["a"],"allowedOperations":["Lookup"],"rateLimit":{"requestsPerSecond":1,"burst":1},"displayName":"` + strings.Repeat("n", 257) + `"}`), "displayName"},
+		{"requireCaseReference not bool", entry(`{"agencyCode":"BYT","allowedFields":["a"],"allowedOperations":["Lookup"],"rateLimit":{"requestsPerSecond":1,"burst":1},"requireCaseReference":"yes"}`), "decoding JSON"},
 		{"trailing data", good + `{}`, "data after"},
 		{"not json", `{"version":`, "decoding JSON"},
 	}
@@ -87,5 +95,39 @@ func TestMerge(t *testing.T) {
 	}
 	if !strings.HasPrefix(m.Version, "sha256:") {
 		t.Fatalf("mixed versions: %q", m.Version)
+	}
+}
+
+// TestSameEntryPurposeKeys: each purpose key is part of an entry's
+// identity, so that a change to any of them reaches a running gateway
+// (compile reuses an entry SameEntry calls unchanged).
+func TestSameEntryPurposeKeys(t *testing.T) {
+	rl := RateLimit{RequestsPerSecond: 1, Burst: 1}
+	base := Agency{AgencyCode: "A1", AllowedFields: []string{"x"}, AllowedOperations: []Operation{OperationLookup}, RateLimit: rl,
+		Purpose: "p", DisplayName: "n", DisclosureDelay: "1h"}
+	for name, change := range map[string]func(*Agency){
+		"purpose":              func(a *Agency) { a.Purpose = "q" },
+		"displayName":          func(a *Agency) { a.DisplayName = "m" },
+		"disclosureDelay":      func(a *Agency) { a.DisclosureDelay = "2h" },
+		"no disclosureDelay":   func(a *Agency) { a.DisclosureDelay = "" },
+		"requireCaseReference": func(a *Agency) { a.RequireCaseReference = true },
+		"AccessHistory":        func(a *Agency) { a.AllowedOperations = append(a.AllowedOperations, OperationAccessHistory) },
+	} {
+		b := base
+		b.AllowedOperations = append([]Operation(nil), base.AllowedOperations...)
+		change(&b)
+		if SameEntry(base, b) {
+			t.Errorf("%s: SameEntry ignores the change", name)
+		}
+	}
+	same := base
+	same.DisclosureDelay = "60m" // the same duration, written otherwise
+	if !SameEntry(base, same) {
+		t.Errorf("1h and 60m must be the same disclosureDelay")
+	}
+	zero := base
+	zero.DisclosureDelay, base.DisclosureDelay = "0s", ""
+	if !SameEntry(base, zero) {
+		t.Errorf("an absent disclosureDelay and 0s must be the same")
 	}
 }

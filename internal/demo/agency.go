@@ -36,35 +36,43 @@ type response struct {
 func (r *runner) loadAgencies(ctx context.Context) error {
 	r.agencies = map[string]*agency{}
 	for _, code := range demoAgencyCodes() {
-		name, ok := r.connNames[code]
-		if !ok {
-			return fmt.Errorf("no connection for agency %s", code)
-		}
-		dir := filepath.Join(r.agenciesDir(), code)
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return fmt.Errorf("creating %s: %w", dir, err)
-		}
-		files, err := r.secretFiles(ctx, name+"-client-tls", dir, map[string]string{"tls.crt": "tls.crt", "tls.key": "tls.key", "ca.crt": "ca.crt"})
-		if err != nil {
+		if err := r.loadAgency(ctx, code); err != nil {
 			return err
 		}
-		pair, err := tls.LoadX509KeyPair(files["tls.crt"], files["tls.key"])
-		if err != nil {
-			return fmt.Errorf("agency %s key pair: %w", code, err)
-		}
-		leaf := pair.Leaf
-		if len(leaf.URIs) != 1 {
-			return fmt.Errorf("agency %s certificate has %d URI SANs, want 1", code, len(leaf.URIs))
-		}
-		roots, err := r.roots(files["ca.crt"])
-		if err != nil {
-			return err
-		}
-		r.agencies[code] = &agency{code: code, client: newClient(roots, &pair)}
-		if err := r.n.expect(leaf.URIs[0].String() == "spiffe://popconnect.io/agency/"+code,
-			"%s certificate from Secret %s-client-tls: %s, valid until %s", code, name, leaf.URIs[0], leaf.NotAfter.UTC().Format(time.DateOnly)); err != nil {
-			return err
-		}
+	}
+	return nil
+}
+
+// loadAgency builds the agency's client from its connection's Secret.
+func (r *runner) loadAgency(ctx context.Context, code string) error {
+	name, ok := r.connNames[code]
+	if !ok {
+		return fmt.Errorf("no connection for agency %s", code)
+	}
+	dir := filepath.Join(r.agenciesDir(), code)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("creating %s: %w", dir, err)
+	}
+	files, err := r.secretFiles(ctx, name+"-client-tls", dir, map[string]string{"tls.crt": "tls.crt", "tls.key": "tls.key", "ca.crt": "ca.crt"})
+	if err != nil {
+		return err
+	}
+	pair, err := tls.LoadX509KeyPair(files["tls.crt"], files["tls.key"])
+	if err != nil {
+		return fmt.Errorf("agency %s key pair: %w", code, err)
+	}
+	leaf := pair.Leaf
+	if len(leaf.URIs) != 1 {
+		return fmt.Errorf("agency %s certificate has %d URI SANs, want 1", code, len(leaf.URIs))
+	}
+	roots, err := r.roots(files["ca.crt"])
+	if err != nil {
+		return err
+	}
+	r.agencies[code] = &agency{code: code, client: newClient(roots, &pair)}
+	if err := r.n.expect(leaf.URIs[0].String() == "spiffe://popconnect.io/agency/"+code,
+		"%s certificate from Secret %s-client-tls: %s, valid until %s", code, name, leaf.URIs[0], leaf.NotAfter.UTC().Format(time.DateOnly)); err != nil {
+		return err
 	}
 	return nil
 }
@@ -114,6 +122,9 @@ func (r *runner) call(ctx context.Context, c *http.Client, method, path string, 
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	if r.caseReference != "" {
+		req.Header.Set("Popconnect-Case-Reference", r.caseReference)
+	}
 	resp, err := c.Do(req)
 	if err != nil {
 		return nil, err
@@ -136,6 +147,9 @@ func (r *runner) agencyCall(ctx context.Context, code, method, path string, body
 	line := fmt.Sprintf("%s %s  (as %s)", method, path, code)
 	if body != nil {
 		line = fmt.Sprintf("%s %s %s  (as %s)", method, path, body, code)
+	}
+	if r.caseReference != "" {
+		line += "  Popconnect-Case-Reference: " + r.caseReference
 	}
 	r.n.cmd(line)
 	resp, err := r.call(ctx, a.client, method, path, body)

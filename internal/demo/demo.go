@@ -171,6 +171,7 @@ func (r *runner) steps() []step {
 		{"Instant revocation", "suspending the tax authority with kubectl cuts its access at once (contract: within 2s), no gateway restart; resuming restores it; deleting social security's connection cuts it as fast", r.suspendResume},
 		{"Identity comes only from a verified certificate", "no client certificate, or one from a foreign CA claiming to be BYT, is refused", r.identity},
 		{"A borrowed identity from the real CA", "a namespace editor gets cert-manager to issue BYT's URI from the shared ClusterIssuer; the gateway refuses it: BYT is pinned to its own connection's certificates", r.borrowedIdentity},
+		{"The citizen's access history", "the citizen portal's own connection may ask who read a citizen: two agencies' reads show, the police's (one-year disclosure delay) does not; an agency's certificate gets 403", r.accessHistory},
 		{"The audit trail", "one record per request, committed before the answer; the national ID appears only as a keyed hash; popconnect-audit proves nothing was changed", r.audit},
 		{"What kubectl shows", "the objects and their conditions as tools like Argo CD read them", r.summary},
 	}

@@ -42,6 +42,8 @@ type runner struct {
 	// responses counts HTTP responses the gateway gave, each of which must
 	// have written one audit record.
 	responses int
+	// caseReference, when set, is sent as Popconnect-Case-Reference.
+	caseReference string
 	// shown are request ids of narrated requests, whose audit lines the
 	// audit step prints.
 	shown []shownRequest

@@ -64,8 +64,14 @@ func PolicyEntry(conn *popv1.AgencyConnection, deny bool, pins []string) policy.
 			RequestsPerSecond: conn.Spec.RateLimit.RequestsPerSecond,
 			Burst:             conn.Spec.RateLimit.Burst,
 		},
-		Suspended:         deny || conn.Spec.Suspended,
-		CertificateSHA256: append(make([]string, 0, len(pins)), pins...),
+		Suspended:            deny || conn.Spec.Suspended,
+		CertificateSHA256:    append(make([]string, 0, len(pins)), pins...),
+		Purpose:              conn.Spec.Purpose,
+		DisplayName:          conn.Spec.DisplayName,
+		RequireCaseReference: conn.Spec.RequireCaseReference,
+	}
+	if d := conn.Spec.DisclosureDelay; d != nil && d.Duration > 0 {
+		entry.DisclosureDelay = d.Duration.String()
 	}
 	if q := conn.Spec.RateLimit.DailyQuota; q != nil {
 		v := *q

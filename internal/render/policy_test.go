@@ -204,6 +204,35 @@ func TestPolicyEntry(t *testing.T) {
 	if err != nil || !strings.Contains(string(encoded.JSON), `"certificateSHA256":[]`) {
 		t.Errorf("encoded entry %s (%v) lacks an empty certificateSHA256", encoded.JSON, err)
 	}
+	if strings.Contains(string(encoded.JSON), "disclosureDelay") || strings.Contains(string(encoded.JSON), "requireCaseReference") {
+		t.Errorf("encoded entry %s carries keys its connection does not set", encoded.JSON)
+	}
+}
+
+// TestPolicyEntryPurposeKeys: the connection's purpose, displayName,
+// disclosureDelay and requireCaseReference reach its entry, and a zero
+// delay is written as none.
+func TestPolicyEntryPurposeKeys(t *testing.T) {
+	conn := &popv1.AgencyConnection{Spec: popv1.AgencyConnectionSpec{
+		AgencyCode: "CA-HN", DisplayName: "Công an Hà Nội", Purpose: "criminal investigations",
+		AllowedFields:        []popv1.FieldPath{"fullName"},
+		AllowedOperations:    []popv1.Operation{popv1.OperationLookup},
+		RateLimit:            popv1.RateLimit{RequestsPerSecond: 1, Burst: 1},
+		DisclosureDelay:      &metav1.Duration{Duration: 365 * 24 * time.Hour},
+		RequireCaseReference: true,
+	}}
+	e := PolicyEntry(conn, false, nil)
+	if e.Purpose != "criminal investigations" || e.DisplayName != "Công an Hà Nội" || e.DisclosureDelay != "8760h0m0s" ||
+		e.Delay() != 365*24*time.Hour || !e.RequireCaseReference {
+		t.Fatalf("entry %+v", e)
+	}
+	if err := e.Validate(); err != nil {
+		t.Fatalf("the gateway refuses the entry: %v", err)
+	}
+	conn.Spec.DisclosureDelay = &metav1.Duration{}
+	if e := PolicyEntry(conn, false, nil); e.DisclosureDelay != "" {
+		t.Errorf("a zero delay must be absent, got %q", e.DisclosureDelay)
+	}
 }
 
 func TestShortName(t *testing.T) {

@@ -20,6 +20,8 @@
 //	    chain              text        NOT NULL, -- hex HMAC-SHA256 over the previous chain and record
 //	    purpose            text        NOT NULL DEFAULT '', -- the connection's purpose, '' when none
 //	    case_reference     text        NOT NULL DEFAULT '', -- Popconnect-Case-Reference, '' when none
+//	    agency_name        text        NOT NULL DEFAULT '', -- the connection's displayName, '' when none
+//	    disclose_after     timestamptz,                     -- when the read may be disclosed; NULL: at once
 //	    PRIMARY KEY (stream, seq, time)
 //	) PARTITION BY RANGE (time);
 //	CREATE INDEX popconnect_audit_records_citizen
@@ -122,12 +124,15 @@ CREATE INDEX IF NOT EXISTS ` + Table + `_citizen ON ` + Table + ` USING gin (nat
 // how the schema grows (a column added with a constant default is cheap).
 const columnsAddedDDL = `ALTER TABLE ` + Table + `
     ADD COLUMN IF NOT EXISTS purpose text NOT NULL DEFAULT '',
-    ADD COLUMN IF NOT EXISTS case_reference text NOT NULL DEFAULT '';
+    ADD COLUMN IF NOT EXISTS case_reference text NOT NULL DEFAULT '',
+    ADD COLUMN IF NOT EXISTS agency_name text NOT NULL DEFAULT '',
+    ADD COLUMN IF NOT EXISTS disclose_after timestamptz;
 `
 
 // columns are COPY's columns, in rowValues' order.
 var columns = []string{"time", "stream", "seq", "request_id", "agency", "operation",
-	"national_id_hashes", "fields_returned", "status", "reason", "record", "chain", "purpose", "case_reference"}
+	"national_id_hashes", "fields_returned", "status", "reason", "record", "chain", "purpose", "case_reference",
+	"agency_name", "disclose_after"}
 
 // Option configures a Sink.
 type Option func(*Sink)
@@ -451,7 +456,18 @@ func rowValues(b *audit.Batch, i int) []any {
 		b.Chain(i),
 		Text(r.Purpose),
 		Text(r.CaseReference),
+		Text(r.AgencyName),
+		discloseAfter(r.DiscloseAfter),
 	}
+}
+
+// discloseAfter is the disclose_after column of a record: NULL when zero,
+// else the time as the record has it (µs).
+func discloseAfter(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.Truncate(time.Microsecond)
 }
 
 func dayOf(t time.Time) time.Time {

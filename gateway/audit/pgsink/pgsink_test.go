@@ -180,7 +180,7 @@ func TestStoreAndScan(t *testing.T) {
 		{Time: at, RequestID: "r2", Agency: "police", Operation: "BatchLookup", Batch: true,
 			NationalIDHashes: []string{"b1", "b2", "b3"}, FieldsReturned: []string{"address"}, Status: 200},
 		{Time: at, RequestID: "r3", Agency: "police", Operation: "Verify", Status: 403, Reason: "forbidden_field",
-			Purpose: "Criminal investigation", CaseReference: "HN-2026/77"},
+			Purpose: "Criminal investigation", CaseReference: "HN-2026/77", AgencyName: "Công an", DiscloseAfter: at.Add(8760 * time.Hour)},
 		{Time: at, RequestID: "nul\x00bad\xff\xfe", Agency: "x\"y", Operation: "Lookup", Status: 400, Reason: "bad_request"},
 	}
 	st := newStream(t)
@@ -211,7 +211,9 @@ func TestStoreAndScan(t *testing.T) {
 		t.Errorf("batch row: %+v", r)
 	}
 	if r := rows[2]; len(r.NationalIDHashes) != 0 || r.NationalIDHashes == nil || len(r.FieldsReturned) != 0 || r.Status != 403 || r.Reason != "forbidden_field" ||
-		r.Purpose != "Criminal investigation" || r.CaseReference != "HN-2026/77" || rows[0].Purpose != "" {
+		r.Purpose != "Criminal investigation" || r.CaseReference != "HN-2026/77" || rows[0].Purpose != "" ||
+		r.AgencyName != "Công an" || r.DiscloseAfter == nil || !r.DiscloseAfter.Equal(at.Add(8760*time.Hour).Truncate(time.Microsecond)) ||
+		rows[0].DiscloseAfter != nil || rows[0].AgencyName != "" {
 		t.Errorf("refused row: %+v", r)
 	}
 	if r := rows[3]; r.RequestID != "nul\uFFFDbad\uFFFD\uFFFD" || r.Agency != `x"y` {
@@ -234,6 +236,8 @@ func TestStoreAndScan(t *testing.T) {
 		"time":               "time = time + interval '1 microsecond'",
 		"purpose":            "purpose = 'Statistics'",
 		"case_reference":     "case_reference = 'HN-2026/78'",
+		"agency_name":        "agency_name = 'Bộ Công an'",
+		"disclose_after":     "disclose_after = NULL",
 	} {
 		t.Run(col, func(t *testing.T) {
 			tx, err := conn.Begin(ctxT(t, 10*time.Second))

@@ -33,6 +33,10 @@ type Row struct {
 	// Purpose and CaseReference are '' when the record has none.
 	Purpose       string
 	CaseReference string
+	// AgencyName is '' when the record has none; DiscloseAfter is nil
+	// when the record has none (disclosed at once).
+	AgencyName    string
+	DiscloseAfter *time.Time
 }
 
 // Line returns the record as the file sink writes it (without the
@@ -52,7 +56,7 @@ func (r *Row) Line() []byte {
 // ScanQuery is the query Scan runs: every record, in (stream, seq) order,
 // which the primary key's index gives without a sort.
 const ScanQuery = `SELECT time, stream, seq, request_id, agency, operation, national_id_hashes,
-	fields_returned, status, reason, record, chain, purpose, case_reference FROM ` + Table + ` ORDER BY stream, seq, time`
+	fields_returned, status, reason, record, chain, purpose, case_reference, agency_name, disclose_after FROM ` + Table + ` ORDER BY stream, seq, time`
 
 // Scan calls fn with every record in the table, ordered by stream and then
 // seq, as the rows arrive (the table is never held in memory). It stops at
@@ -90,7 +94,7 @@ func scanRow(rows pgx.Rows) (Row, error) {
 	var seq int64
 	var status int32
 	if err := rows.Scan(&r.Time, &r.Stream, &seq, &r.RequestID, &r.Agency, &r.Operation,
-		&r.NationalIDHashes, &r.FieldsReturned, &status, &r.Reason, &r.Record, &r.Chain, &r.Purpose, &r.CaseReference); err != nil {
+		&r.NationalIDHashes, &r.FieldsReturned, &status, &r.Reason, &r.Record, &r.Chain, &r.Purpose, &r.CaseReference, &r.AgencyName, &r.DiscloseAfter); err != nil {
 		return Row{}, fmt.Errorf("pgsink: reading an audit record: %w", err)
 	}
 	r.Seq, r.Status = uint64(seq), int(status)
@@ -143,6 +147,8 @@ type recordFields struct {
 	Seq            uint64          `json:"seq"`
 	Purpose        string          `json:"purpose"`
 	CaseReference  string          `json:"caseReference"`
+	AgencyName     string          `json:"agencyName"`
+	DiscloseAfter  string          `json:"discloseAfter"`
 }
 
 // CheckColumns reports whether the row's columns hold what its record
@@ -189,6 +195,13 @@ func (r *Row) CheckColumns() error {
 	check("reason", Text(f.Reason) == r.Reason)
 	check("purpose", Text(f.Purpose) == r.Purpose)
 	check("case_reference", Text(f.CaseReference) == r.CaseReference)
+	check("agency_name", Text(f.AgencyName) == r.AgencyName)
+	if f.DiscloseAfter == "" {
+		check("disclose_after", r.DiscloseAfter == nil)
+	} else {
+		d, err := time.Parse(time.RFC3339Nano, f.DiscloseAfter)
+		check("disclose_after", err == nil && r.DiscloseAfter != nil && d.Equal(*r.DiscloseAfter))
+	}
 	if len(bad) > 0 {
 		return fmt.Errorf("columns %v differ from the record", bad)
 	}
