@@ -59,6 +59,9 @@ func (r *AgencyConnectionReconciler) validate(ctx context.Context, s *connState)
 		s.setCondition(popv1.ConditionFieldsValid, metav1.ConditionUnknown, p.Reason, p.Message)
 		s.addProblem(p)
 	default:
+		if p := admission.CompilePrivilegeRule(s.gateway).Check(s.conn); p != nil {
+			s.addProblem(p)
+		}
 		if p := admission.CheckFields(s.conn, s.catalog); p != nil {
 			s.setCondition(popv1.ConditionFieldsValid, metav1.ConditionFalse, p.Reason, p.Message)
 			s.addProblem(p)

@@ -113,6 +113,7 @@ func (r *PopulationGatewayReconciler) admittedEntries(ctx context.Context, s *ga
 	}
 	catalog, stamp := admission.IndexCatalog(s.catalog), stampOf(s.catalog)
 	namespaces := admission.CompileNamespaceRule(s.gw)
+	privileges := admission.CompilePrivilegeRule(s.gw)
 	nsLabels := namespaceLabelReader(ctx, r.Client)
 	entries := make([]render.EncodedEntry, 0, len(all))
 	seen := make(map[types.UID]bool, len(all))
@@ -127,6 +128,9 @@ func (r *PopulationGatewayReconciler) admittedEntries(ctx context.Context, s *ga
 			return nil, err
 		} else if p != nil {
 			continue
+		}
+		if privileges.Check(conn) != nil {
+			continue // a privilege its gateway did not grant it: no entry
 		}
 		if !memo.fieldsAdmitted(conn, stamp, func() bool { return catalog.CheckFields(conn) == nil }) {
 			continue

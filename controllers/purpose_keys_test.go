@@ -12,9 +12,12 @@ import (
 	"github.com/popconnect/popconnect/gateway/policy"
 )
 
-// TestPurposeKeysReachTheShard: a connection's purpose, displayName,
-// disclosureDelay, requireCaseReference and the AccessHistory operation
-// reach its policy entry, and a change to them is written again.
+// TestPurposeKeysReachTheShard: a connection asking for AccessHistory and
+// a disclosureDelay is refused (PrivilegeNotGranted, no entry) until its
+// gateway's spec.privilegedConnections names it for both; then its
+// purpose, displayName, disclosureDelay, requireCaseReference and the
+// AccessHistory operation reach its policy entry, and a change to them is
+// written again.
 func TestPurposeKeysReachTheShard(t *testing.T) {
 	f := newFixture(t, "purpose")
 	conn := f.connection(t, sampleConnections[3], func(c *popv1.AgencyConnection) {
@@ -24,6 +27,27 @@ func TestPurposeKeysReachTheShard(t *testing.T) {
 		c.Spec.AllowedOperations = append(c.Spec.AllowedOperations, popv1.OperationAccessHistory)
 	})
 	code := conn.Spec.AgencyCode
+	// Not granted by the gateway: the connection's namespace cannot give
+	// itself AccessHistory or a delay.
+	waitCondition(t, conn, popv1.ConditionReady, metav1.ConditionFalse, popv1.ReasonPrivilegeNotGranted, waitLong)
+	if e := shardEntry(t, f.gateway, code); e != nil {
+		t.Fatalf("a connection refused for its privileges has a policy entry: %+v", e)
+	}
+	ref := popv1.ConnectionReference{Namespace: conn.Namespace, Name: conn.Name}
+	grant := func(p *popv1.PrivilegedConnections) {
+		t.Helper()
+		gw := f.gateway.DeepCopy()
+		get(t, gw)
+		patch := client.MergeFrom(gw.DeepCopy())
+		gw.Spec.PrivilegedConnections = p
+		must(t, s.c.Patch(context.Background(), gw, patch), "granting privileges")
+	}
+	grant(&popv1.PrivilegedConnections{AccessHistory: []popv1.ConnectionReference{ref}})
+	waitCondition(t, conn, popv1.ConditionReady, metav1.ConditionFalse, popv1.ReasonPrivilegeNotGranted, waitShort) // the delay is still not granted
+	if e := shardEntry(t, f.gateway, code); e != nil {
+		t.Fatalf("a connection whose delay is not granted has a policy entry: %+v", e)
+	}
+	grant(&popv1.PrivilegedConnections{AccessHistory: []popv1.ConnectionReference{ref}, DisclosureDelay: []popv1.ConnectionReference{ref}})
 	waitShard(t, f.gateway, code, waitLong, "purpose keys", func(e *policy.Agency) bool {
 		return e != nil && e.Purpose == conn.Spec.Purpose && e.DisplayName == "Portal of the citizens" &&
 			e.Delay() == 8760*time.Hour && e.RequireCaseReference &&

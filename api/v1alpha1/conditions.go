@@ -49,6 +49,10 @@ const (
 	// ReasonNamespaceNotAllowed: the gateway's spec.allowedConnections does
 	// not admit connections from the connection's namespace.
 	ReasonNamespaceNotAllowed = "NamespaceNotAllowed"
+	// ReasonPrivilegeNotGranted: the connection asks for the AccessHistory
+	// operation or a disclosureDelay, and the gateway's
+	// spec.privilegedConnections does not name it.
+	ReasonPrivilegeNotGranted = "PrivilegeNotGranted"
 	// ReasonGatewayNotFound: the referenced PopulationGateway does not exist.
 	ReasonGatewayNotFound = "GatewayNotFound"
 	// ReasonCatalogNotFound: the gateway's FieldCatalog does not exist.

@@ -310,6 +310,55 @@ type PopulationGatewaySpec struct {
 	// and daily quotas; each replica alone when omitted.
 	// +optional
 	RateLimitStore *RateLimitStoreSpec `json:"rateLimitStore,omitempty"`
+
+	// privilegedConnections names the connections that may use what only
+	// the gateway's owner may grant: the AccessHistory operation (every
+	// citizen's access history) and a disclosureDelay (reads hidden from
+	// the citizen). A connection lives in its agency's namespace, whose
+	// editors could otherwise grant these to themselves; one that asks for
+	// them without being named here gets Ready=False with reason
+	// PrivilegeNotGranted and no policy entry. Nobody when omitted.
+	// +optional
+	PrivilegedConnections *PrivilegedConnections `json:"privilegedConnections,omitempty"`
+}
+
+// PrivilegedConnections lists, by namespace and name, the connections
+// granted each privilege.
+type PrivilegedConnections struct {
+	// accessHistory: the connections that may hold the AccessHistory
+	// operation (the citizen portal's).
+	// +optional
+	// +listType=map
+	// +listMapKey=namespace
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=16
+	AccessHistory []ConnectionReference `json:"accessHistory,omitempty"`
+
+	// disclosureDelay: the connections that may set spec.disclosureDelay
+	// (covert investigations).
+	// +optional
+	// +listType=map
+	// +listMapKey=namespace
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=256
+	DisclosureDelay []ConnectionReference `json:"disclosureDelay,omitempty"`
+}
+
+// ConnectionReference names one AgencyConnection.
+type ConnectionReference struct {
+	// namespace is the connection's namespace.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Namespace string `json:"namespace"`
+
+	// name is the connection's name.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	Name string `json:"name"`
 }
 
 // PopulationGatewayStatus is the observed state of a gateway.

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/api/meta"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	popv1 "github.com/popconnect/popconnect/api/v1alpha1"
@@ -66,7 +67,35 @@ func (r *runner) accessHistory(ctx context.Context) error {
 		return err
 	}
 	names := map[string]string{"CA-HN": "hanoi-police", "PORTAL": "citizen-portal"}
+	// A connection lives in its agency's namespace: its editors cannot
+	// grant themselves AccessHistory or a delay; the gateway's owner does.
 	var state string
+	refused := func(ctx context.Context) (bool, error) {
+		state = ""
+		for _, name := range names {
+			var ac popv1.AgencyConnection
+			if err := r.env.Client.Get(ctx, client.ObjectKey{Namespace: r.opts.Namespace, Name: name}, &ac); err != nil {
+				return false, fmt.Errorf("reading connection %s: %w", name, err)
+			}
+			c := meta.FindStatusCondition(ac.Status.Conditions, popv1.ConditionReady)
+			if c == nil || c.Reason != popv1.ReasonPrivilegeNotGranted || c.ObservedGeneration != ac.Generation {
+				state = name + " is not yet refused for its privileges"
+				return false, nil
+			}
+		}
+		return true, nil
+	}
+	if err := r.poll(ctx, r.opts.ReadyTimeout, refused, func() string { return state }); err != nil {
+		return err
+	}
+	if err := r.n.expect(true, "both Ready=False PrivilegeNotGranted: the gateway's owner has not granted AccessHistory to the portal nor a disclosure delay to the police"); err != nil {
+		return err
+	}
+	grant := `{"spec":{"privilegedConnections":{"accessHistory":[{"namespace":"` + r.opts.Namespace + `","name":"citizen-portal"}],` +
+		`"disclosureDelay":[{"namespace":"` + r.opts.Namespace + `","name":"hanoi-police"}]}}}`
+	if _, err := r.kubectl(ctx, true, "patch", "populationgateway", gatewayName, "-n", r.opts.Namespace, "--type=merge", "-p", grant); err != nil {
+		return err
+	}
 	ready := func(ctx context.Context) (bool, error) {
 		state = ""
 		for _, name := range names {
