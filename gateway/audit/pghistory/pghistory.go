@@ -128,9 +128,8 @@ func New(url string, opts ...Option) (*Store, error) {
 	}
 	// A plan for the citizen at hand, never a generic one: pgx prepares the
 	// query, and after a few runs PostgreSQL may keep a generic plan, which
-	// cannot know that one hash is rare and, on a large table, scans it
-	// whole (bench/auditstore at 10 million records: 446 ms p50 with the
-	// generic plan).
+	// cannot know that one hash is rare (bench/auditstore at 10 million
+	// records: 446 ms p50 with it, 174 ms without; see bench/README.md).
 	cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
 	for _, o := range opts {
 		o(s, cfg)
