@@ -167,14 +167,20 @@ func gatewayAuditRule(gw *popv1.PopulationGateway) (*networkingv1.NetworkPolicyE
 	if pg.Port != nil {
 		port = *pg.Port
 	}
-	to := make([]networkingv1.NetworkPolicyPeer, 0, len(pg.To))
-	for _, p := range pg.To {
+	return peersOnPort(pg.To, port), ""
+}
+
+// peersOnPort is an egress rule to the user's peers (copied, so that the
+// rendered object shares no memory with the spec) on one TCP port.
+func peersOnPort(peers []networkingv1.NetworkPolicyPeer, port int32) *networkingv1.NetworkPolicyEgressRule {
+	to := make([]networkingv1.NetworkPolicyPeer, 0, len(peers))
+	for _, p := range peers {
 		to = append(to, *p.DeepCopy())
 	}
 	return &networkingv1.NetworkPolicyEgressRule{
 		To:    to,
 		Ports: []networkingv1.NetworkPolicyPort{gatewayPolicyPort(corev1.ProtocolTCP, port)},
-	}, ""
+	}
 }
 
 // gatewayRedisRule allows the rate-limit Redis server's peers on its port
@@ -199,14 +205,7 @@ func gatewayRedisRule(gw *popv1.PopulationGateway) (*networkingv1.NetworkPolicyE
 	if port < 1 || port > 65535 {
 		return nil, "spec.rateLimitStore.redis.address has no valid port, so the gateway pods may not reach Redis."
 	}
-	to := make([]networkingv1.NetworkPolicyPeer, 0, len(r.To))
-	for _, p := range r.To {
-		to = append(to, *p.DeepCopy())
-	}
-	return &networkingv1.NetworkPolicyEgressRule{
-		To:    to,
-		Ports: []networkingv1.NetworkPolicyPort{gatewayPolicyPort(corev1.ProtocolTCP, port)},
-	}, ""
+	return peersOnPort(r.To, port), ""
 }
 
 // managerIngress lets the operator's pods reach the metrics port, and
