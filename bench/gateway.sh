@@ -22,7 +22,11 @@
 # to a PostgreSQL server of its own (bench/pgserver: Debian's binaries,
 # `make postgres`) instead of a file; RATELIMIT_REDIS=1 adds the gateway
 # once more, its rate limits and quota counted in a redis-server of its own
-# (`make redis`; no persistence, a password), one script call per request.
+# (`make redis`; no persistence, a password), one script call per request;
+# PURPOSE=1 adds the gateway once more with a purpose, a display name and
+# requireCaseReference in its policy and a Popconnect-Case-Reference header
+# on every request, so that every record carries both (against the plain
+# gateway: the cost of the purpose fields).
 set -euo pipefail
 
 DURATION=${DURATION:-20s}
@@ -33,6 +37,9 @@ ROUNDS=${ROUNDS:-1}
 BASELINE_GATEWAY=${BASELINE_GATEWAY:-}
 AUDIT_POSTGRES=${AUDIT_POSTGRES:-0}
 RATELIMIT_REDIS=${RATELIMIT_REDIS:-0}
+PURPOSE=${PURPOSE:-0}
+PORT_GW_PURPOSE=${PORT_GW_PURPOSE:-18448}
+PORT_GW_PURPOSE_METRICS=${PORT_GW_PURPOSE_METRICS:-19094}
 PORT_REDIS=${PORT_REDIS:-16379}
 PORT_GW_REDIS=${PORT_GW_REDIS:-18447}
 PORT_GW_REDIS_METRICS=${PORT_GW_REDIS_METRICS:-19093}
@@ -209,11 +216,28 @@ if [ "$RATELIMIT_REDIS" = 1 ]; then
 	pids+=("$redis_gw_pid")
 	ports+=("$PORT_GW_REDIS")
 fi
+if [ "$PURPOSE" = 1 ]; then
+	# A purpose and a display name of realistic length; the case reference
+	# required, so that a request without it would be refused (and counted
+	# as an error by loadgen).
+	sed 's/"agencyCode": "BENCH",/"agencyCode": "BENCH", "purpose": "Social insurance eligibility checks under Decree 115\/2015 art. 12", "displayName": "Vietnam Social Security, Hanoi branch", "requireCaseReference": true,/' \
+		policy.json >policy-purpose.json
+	"./gateway" --policy-file policy-purpose.json --upstream-url "http://127.0.0.1:$PORT_UP" \
+		--listen-address "127.0.0.1:$PORT_GW_PURPOSE" --metrics-address "127.0.0.1:$PORT_GW_PURPOSE_METRICS" \
+		--tls-cert-file server.crt --tls-key-file server.key --client-ca-file ca.crt \
+		--audit-file "$work/audit/audit-purpose.log" --audit-hash-key-file audit.key --log-level warn 2>>gateway-purpose.log &
+	purpose_gw_pid=$!
+	pids+=("$purpose_gw_pid")
+	ports+=("$PORT_GW_PURPOSE")
+fi
 for p in "${ports[@]}"; do wait_port "$p"; done
 
+# load URL [LOADGEN_ARGS...]
 load() {
-	./loadgen --url "$1" --cert client.crt --key client.key --ca ca.crt \
-		--concurrency "$CONCURRENCY" --duration "$DURATION" --records "$RECORDS" "${load_proto[@]}"
+	local url=$1
+	shift
+	./loadgen --url "$url" --cert client.crt --key client.key --ca ca.crt \
+		--concurrency "$CONCURRENCY" --duration "$DURATION" --records "$RECORDS" "${load_proto[@]}" "$@"
 }
 field() { sed -n "s/.*$1=\([^ ]*\).*/\1/p" <<<"$2"; }
 
@@ -229,7 +253,7 @@ cpu_ticks() {
 	echo "$u $s"
 }
 
-# The targets, as name|URL|PIDs whose CPU is counted.
+# The targets, as name|URL|PIDs whose CPU is counted[|one loadgen header].
 targets=("popdb-sim direct (HTTPS)|https://127.0.0.1:$PORT_UP_TLS|$direct_pid"
 	"nginx mTLS proxy|https://127.0.0.1:$PORT_NGINX|$nginx_pid $(pgrep -P "$nginx_pid" | tr '\n' ' ')"
 	"popconnect gateway|https://127.0.0.1:$PORT_GW|$gw_pid")
@@ -247,6 +271,9 @@ if [ "$RATELIMIT_REDIS" = 1 ]; then
 	# Redis's CPU is the gateway's cost too.
 	targets+=("gateway, Redis rate limits|https://127.0.0.1:$PORT_GW_REDIS|$redis_gw_pid $redis_pid")
 fi
+if [ "$PURPOSE" = 1 ]; then
+	targets+=("gateway, purpose + case ref|https://127.0.0.1:$PORT_GW_PURPOSE|$purpose_gw_pid|Popconnect-Case-Reference: HS-2026/004211-CSDT")
+fi
 
 if [ "$PROTO" = h2 ]; then
 	echo "running: HTTP/2, $CONCURRENCY streams over $H2_CONNECTIONS connections, $DURATION per leg, $ROUNDS round(s)..." >&2
@@ -256,10 +283,12 @@ fi
 declare -A sum_rps sum_p50 sum_p99 sum_ok sum_err sum_user sum_sys
 for ((round = 1; round <= ROUNDS; round++)); do
 	for t in "${targets[@]}"; do
-		IFS='|' read -r name url tpids <<<"$t"
+		IFS='|' read -r name url tpids theader <<<"$t"
+		header_args=()
+		if [ -n "$theader" ]; then header_args=(--header "$theader"); fi
 		# shellcheck disable=SC2086 # one PID per word
 		read -r user_before sys_before < <(cpu_ticks $tpids)
-		out=$(load "$url")
+		out=$(load "$url" "${header_args[@]}")
 		# shellcheck disable=SC2086
 		read -r user_after sys_after < <(cpu_ticks $tpids)
 		sum_rps[$name]=$(awk -v a="${sum_rps[$name]:-0}" -v b="$(field rps "$out")" 'BEGIN { print a + b }')
@@ -311,6 +340,10 @@ if [ "$RATELIMIT_REDIS" = 1 ]; then
 	awk -v g="$g" -v r="${rps["gateway, Redis rate limits"]}" 'BEGIN { printf "gateway Redis/in-memory limits = %.2f\n", r / g }'
 	redis_page=$(curl -s "http://127.0.0.1:$PORT_GW_REDIS_METRICS/metrics")
 	echo "Redis rate limits: fallbacks to the share $(sed -n 's/^popconnect_gateway_ratelimit_fallbacks_total \(.*\)/\1/p' <<<"$redis_page") (0: every request counted in Redis)"
+fi
+if [ "$PURPOSE" = 1 ]; then
+	awk -v g="$g" -v p="${rps["gateway, purpose + case ref"]}" 'BEGIN { printf "gateway purpose + case reference/plain = %.2f\n", p / g }'
+	echo "a purpose record: $(tail -n 1 audit/audit-purpose.log | grep -o '"purpose":"[^"]*","caseReference":"[^"]*"' || echo 'none: the purpose leg wrote no purpose')"
 fi
 echo "audit writes: ${audit_batches:-?} for $audit_lines_running records ($(awk -v r="$audit_lines_running" -v b="${audit_batches:-0}" 'BEGIN { if (b > 0) printf "%.1f", r / b; else print "?" }') per write)"
 if [ "$AUDIT_POSTGRES" = 1 ]; then

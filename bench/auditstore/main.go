@@ -49,6 +49,7 @@ func main() {
 	days := flag.Duration("span", 48*time.Hour, "the records' times are spread over this span, from a UTC midnight")
 	queries := flag.Int("queries", 1000, "citizens whose reads are queried")
 	doVerify := flag.Bool("verify", true, "time verifying the table (pgsink.NewSource + verify.Run)")
+	explain := flag.Int("explain", 0, "print EXPLAIN (ANALYZE, BUFFERS) of the AccessHistory query for this many citizens")
 	flag.Parse()
 	if *citizens <= 0 {
 		*citizens = *n
@@ -81,7 +82,7 @@ func main() {
 		cleanup()
 		os.Exit(130)
 	}()
-	if err := run(srv.URL(), *n, *committers, *citizens, *agencies, *days, *queries, *doVerify); err != nil {
+	if err := run(srv.URL(), *n, *committers, *citizens, *agencies, *days, *queries, *doVerify, *explain); err != nil {
 		cleanup()
 		fatal(err)
 	}
@@ -206,7 +207,7 @@ func pickFields(r *mrand.Rand) []string {
 	return out
 }
 
-func run(url string, n, committers, citizens, agencies int, span time.Duration, queries int, doVerify bool) error {
+func run(url string, n, committers, citizens, agencies int, span time.Duration, queries int, doVerify bool, explain int) error {
 	ctx := context.Background()
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
@@ -346,6 +347,12 @@ func run(url string, n, committers, citizens, agencies int, span time.Duration, 
 		return lat[int(math.Ceil(p*float64(len(lat))))-1]
 	}
 
+	if explain > 0 {
+		if err := explainHistory(ctx, conn, l, citizens, explain); err != nil {
+			return err
+		}
+	}
+
 	var vElapsed time.Duration
 	var vOK bool
 	if doVerify {
@@ -390,6 +397,40 @@ func run(url string, n, committers, citizens, agencies int, span time.Duration, 
 	if doVerify {
 		row("verify (pgsink.NewSource + verify.Run)", fmt.Sprintf("%v, intact=%v", vElapsed.Round(time.Millisecond), vOK))
 		row("verify rate", fmt.Sprintf("%.0f records/s", float64(n)/vElapsed.Seconds()))
+	}
+	return nil
+}
+
+// explainHistory prints the plan of the AccessHistory query, run with the
+// arguments pghistory gives it, for k random citizens: where its time goes
+// (buffers read from outside shared_buffers, I/O timings).
+func explainHistory(ctx context.Context, conn *pgx.Conn, l *audit.Logger, citizens, k int) error {
+	if _, err := conn.Exec(ctx, `SET track_io_timing = on`); err != nil {
+		return err
+	}
+	if _, err := conn.Exec(ctx, `SET plan_cache_mode = force_custom_plan`); err != nil {
+		return err
+	}
+	r := mrand.New(mrand.NewPCG(7, 7))
+	for i := 0; i < k; i++ {
+		h := l.Hash(citizen(r.IntN(citizens)))
+		rows, err := conn.Query(ctx, `EXPLAIN (ANALYZE, BUFFERS) `+pghistory.PageSQL,
+			h, pghistory.ReadOperations, nil, time.Now().Add(10*365*24*time.Hour), 50)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("\nEXPLAIN (ANALYZE, BUFFERS), citizen %d of %d:\n", i+1, k)
+		for rows.Next() {
+			var line string
+			if err := rows.Scan(&line); err != nil {
+				rows.Close()
+				return err
+			}
+			fmt.Println("  " + line)
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -39,6 +40,15 @@ func run() error {
 	query := flag.String("query", "", "query string appended to each lookup, e.g. fields=fullName")
 	useH2 := flag.Bool("http2", false, "HTTP/2: the workers share --h2-connections connections, one stream in flight each (default HTTP/1.1, one connection per worker)")
 	h2Conns := flag.Int("h2-connections", 8, "HTTP/2 connections, with --http2")
+	header := http.Header{}
+	flag.Func("header", "a request header sent with every request, as 'Name: value' (repeatable)", func(v string) error {
+		name, value, ok := strings.Cut(v, ":")
+		if !ok || strings.TrimSpace(name) == "" {
+			return fmt.Errorf("want 'Name: value', got %q", v)
+		}
+		header.Add(strings.TrimSpace(name), strings.TrimSpace(value))
+		return nil
+	})
 	flag.Parse()
 	if *base == "" {
 		return fmt.Errorf("--url is required")
@@ -107,7 +117,16 @@ func run() error {
 			for ctx.Err() == nil {
 				id, _ := popdb.NationalID(r.Int64N(*records))
 				t0 := time.Now()
-				resp, err := client.Get(*base + "/v1/citizens/" + id + suffix)
+				req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, *base+"/v1/citizens/"+id+suffix, nil)
+				if err != nil {
+					res.errors++
+					res.firstErrMsg = err.Error()
+					return
+				}
+				if len(header) > 0 {
+					req.Header = header.Clone()
+				}
+				resp, err := client.Do(req)
 				if err != nil {
 					if ctx.Err() == nil {
 						res.errors++

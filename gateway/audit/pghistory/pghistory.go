@@ -78,11 +78,11 @@ type Query struct {
 	Limit int
 }
 
-// query selects a page. The GIN index on national_id_hashes finds the
+// PageSQL selects a page (exported for bench/auditstore's EXPLAIN). The GIN index on national_id_hashes finds the
 // citizen's records; they are sorted by time after (few per citizen).
 // stream and seq order records of the same microsecond, so that the order
 // is stable.
-const query = `SELECT time, agency, agency_name, operation, fields_returned, purpose, case_reference
+const PageSQL = `SELECT time, agency, agency_name, operation, fields_returned, purpose, case_reference
 	FROM ` + pgsink.Table + `
 	WHERE national_id_hashes @> ARRAY[$1::text]
 	  AND status = 200
@@ -157,7 +157,7 @@ func (s *Store) History(ctx context.Context, q Query) ([]Entry, error) {
 	if !q.Before.IsZero() {
 		before = q.Before
 	}
-	rows, err := s.pool.Query(ctx, query, q.Hash, ReadOperations, before, q.Now, q.Limit)
+	rows, err := s.pool.Query(ctx, PageSQL, q.Hash, ReadOperations, before, q.Now, q.Limit)
 	if err != nil {
 		return nil, fmt.Errorf("pghistory: reading the history: %w", redacted(err, s.pool.Config().ConnConfig.Password))
 	}
