@@ -403,16 +403,19 @@ func (l *Logger) writeLocked() {
 	}
 	l.mu.Unlock()
 
+	// The health and the error count first, then the committers: a
+	// request answered 503 must find /readyz failing and the error
+	// counted, not a moment later.
+	if err != nil {
+		l.writeErrors.Add(1)
+		l.healthy.Store(false)
+	} else {
+		l.healthy.Store(true)
+	}
 	if bt != nil {
 		bt.err = err
 		close(bt.done)
 	}
-	if err != nil {
-		l.writeErrors.Add(1)
-		l.healthy.Store(false)
-		return
-	}
-	l.healthy.Store(true)
 }
 
 // storeLocked seals owed then pend into the stream and stores them. It
