@@ -24,25 +24,21 @@
 //	    disclose_after     timestamptz,                     -- when the read may be disclosed; NULL: at once
 //	    PRIMARY KEY (stream, seq, time)
 //	) PARTITION BY RANGE (time);
-//	CREATE INDEX popconnect_audit_records_citizen
-//	    ON popconnect_audit_records USING gin (national_id_hashes);
 //
 // with one partition per UTC day, popconnect_audit_records_YYYYMMDD, FOR
-// VALUES FROM (day 00:00 UTC) TO (next day 00:00 UTC). The sink creates the
-// partitions of the days a batch touches, and of the day after, before it
-// stores the batch; dropping old partitions is retention's business.
+// VALUES FROM (day 00:00 UTC) TO (next day 00:00 UTC), and the citizens'
+// reads index, ReadsTable (see reads.go), with one partition per UTC month.
+// The sink creates the partitions of the days (and months) a batch
+// touches, and of the day after, before it stores the batch; dropping old
+// partitions is retention's business.
 //
 // The primary key's index, (stream, seq, time) in every partition, serves
 // Last (the newest seq of a stream) and the verifier's scan in (stream,
 // seq) order. PostgreSQL cannot make (stream, seq) alone unique across
 // partitions; the chain and the verifier catch a seq stored twice.
 //
-// The GIN index answers "every read of this citizen": national_id_hashes
-// @> ARRAY[$hash], which covers a hash anywhere in a batch lookup's list
-// with one index entry per hash, and no second table to keep in step. It
-// does not give the rows in time order: they are sorted after the index
-// scan, which is cheap for one citizen's reads, and partition pruning on
-// time bounds a history to the days asked for.
+// "Every read of this citizen" is answered from ReadsTable, which a
+// trigger fills in the same transaction as the records (reads.go).
 //
 // record holds the bytes the chain covers; the columns repeat the record's
 // fields for queries. Strings in columns are the record's strings with each
@@ -100,7 +96,7 @@ const idleCheck = time.Second
 // closeTimeout bounds the goodbye to a connection being dropped.
 const closeTimeout = time.Second
 
-const schemaDDL = `
+var schemaDDL = `
 CREATE TABLE IF NOT EXISTS ` + Table + ` (
     time               timestamptz NOT NULL,
     stream             text        NOT NULL,
@@ -116,8 +112,7 @@ CREATE TABLE IF NOT EXISTS ` + Table + ` (
     chain              text        NOT NULL,
     PRIMARY KEY (stream, seq, time)
 ) PARTITION BY RANGE (time);
-CREATE INDEX IF NOT EXISTS ` + Table + `_citizen ON ` + Table + ` USING gin (national_id_hashes);
-` + columnsAddedDDL
+` + columnsAddedDDL + readsDDL
 
 // columnsAddedDDL adds the columns that came after the table's first
 // version, so that a table made by an older gateway takes them: this is
@@ -162,7 +157,7 @@ type Sink struct {
 	lastUsed time.Time
 	locked   map[string]bool // streams whose lock conn holds
 	schema   bool            // the schema was created (or found)
-	days     map[string]bool // partitions created (or found): "20261202"
+	days     map[string]bool // partitions created (or found): "20261202", and "202612" of ReadsTable
 }
 
 var _ audit.Sink = (*Sink)(nil)
@@ -365,6 +360,12 @@ func (s *Sink) ensurePartitions(ctx context.Context, conn *pgx.Conn, b *audit.Ba
 			made = append(made, name)
 			fmt.Fprintf(&ddl, "CREATE TABLE IF NOT EXISTS %s_%s PARTITION OF %s FOR VALUES FROM ('%s') TO ('%s');\n",
 				Table, name, Table, d.Format(time.RFC3339), d.AddDate(0, 0, 1).Format(time.RFC3339))
+			// The day's reads go to its month's partition of the index,
+			// which must exist before the records' trigger fills it.
+			if month, monthDDL := monthPartitionDDL(d); !s.days[month] && !contains(made, month) {
+				made = append(made, month)
+				ddl.WriteString(monthDDL)
+			}
 		}
 	}
 	if len(made) == 0 {
