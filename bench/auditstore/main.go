@@ -417,29 +417,57 @@ func explainHistory(ctx context.Context, conn *pgx.Conn, l *audit.Logger, citize
 	if _, err := conn.Exec(ctx, `SET track_io_timing = on`); err != nil {
 		return err
 	}
-	if _, err := conn.Exec(ctx, `SET plan_cache_mode = force_generic_plan`); err != nil {
+	if _, err := conn.Exec(ctx, `SET plan_cache_mode = force_custom_plan`); err != nil {
 		return err
 	}
 	r := mrand.New(mrand.NewPCG(7, 7))
 	for i := 0; i < k; i++ {
 		h := l.Hash(citizen(r.IntN(citizens)))
-		rows, err := conn.Query(ctx, `EXPLAIN (ANALYZE, BUFFERS) `+pghistory.PageSQL,
-			h, pghistory.ReadOperations, nil, time.Now().Add(10*365*24*time.Hour), 50)
+		fmt.Printf("\nEXPLAIN (ANALYZE, BUFFERS), citizen %d of %d, the index of reads:\n", i+1, k)
+		var ts []time.Time
+		var streams []string
+		var seqs []int64
+		refs, err := conn.Query(ctx, pghistory.RefsSQL, h, nil, nil, nil, time.Now().Add(10*365*24*time.Hour), 50)
 		if err != nil {
 			return err
 		}
-		fmt.Printf("\nEXPLAIN (ANALYZE, BUFFERS), citizen %d of %d:\n", i+1, k)
-		for rows.Next() {
-			var line string
-			if err := rows.Scan(&line); err != nil {
-				rows.Close()
+		for refs.Next() {
+			var t time.Time
+			var s string
+			var q int64
+			if err := refs.Scan(&t, &s, &q); err != nil {
+				refs.Close()
 				return err
 			}
-			fmt.Println("  " + line)
+			ts, streams, seqs = append(ts, t), append(streams, s), append(seqs, q)
 		}
-		if err := rows.Err(); err != nil {
+		if err := refs.Err(); err != nil {
+			return err
+		}
+		if err := printPlan(ctx, conn, pghistory.RefsSQL, h, nil, nil, nil, time.Now().Add(10*365*24*time.Hour), 50); err != nil {
+			return err
+		}
+		fmt.Printf("\nEXPLAIN (ANALYZE, BUFFERS), citizen %d of %d, its %d records:\n", i+1, k, len(ts))
+		if err := printPlan(ctx, conn, pghistory.RecordsSQL, ts, streams, seqs, pghistory.ReadOperations,
+			time.Now().Add(10*365*24*time.Hour), h); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+func printPlan(ctx context.Context, conn *pgx.Conn, sql string, args ...any) error {
+	rows, err := conn.Query(ctx, `EXPLAIN (ANALYZE, BUFFERS) `+sql, args...)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			rows.Close()
+			return err
+		}
+		fmt.Println("  " + line)
+	}
+	return rows.Err()
 }

@@ -78,33 +78,32 @@ type Query struct {
 	Limit int
 }
 
-// PageSQL selects a page (exported for bench/auditstore's EXPLAIN). The
-// index of reads gives the citizen's reads newest first, one B-tree range
-// per month; each is joined to its record by the record table's primary
-// key, and only a record that is still there, is a read of this citizen
-// and succeeded counts (the index is derived data: the records are the
-// evidence). The LATERAL join fixes the plan's shape, index first and the
-// records one by one until the page is full, whatever the statistics say:
-// a plan that scans the records first costs a full scan of the table.
-// stream and seq order reads of the same microsecond, so that the order
-// is stable.
-const PageSQL = `SELECT r.time, r.agency, r.agency_name, r.operation, r.fields_returned, r.purpose, r.case_reference
-	FROM ` + pgsink.ReadsTable + ` c
-	CROSS JOIN LATERAL (
-	    SELECT time, agency, agency_name, operation, fields_returned, purpose, case_reference
-	    FROM ` + pgsink.Table + `
-	    WHERE stream = c.stream AND seq = c.seq AND time = c.time
-	      AND status = 200
-	      AND operation = ANY($2::text[])
-	      AND (disclose_after IS NULL OR disclose_after <= $4)
-	      AND $1 = ANY(national_id_hashes)
-	    OFFSET 0
-	) r
-	WHERE c.national_id_hash = $1
-	  AND ($3::timestamptz IS NULL OR c.time < $3)
-	  AND (c.disclose_after IS NULL OR c.disclose_after <= $4)
-	ORDER BY c.time DESC, c.stream DESC, c.seq DESC
-	LIMIT $5`
+// RefsSQL selects the next reads of a citizen from the index of reads,
+// newest first, after the keyset ($2, $3, $4) = (time, stream, seq) when
+// $2 is not NULL: one B-tree range per monthly partition. stream and seq
+// order reads of the same microsecond, so that the order is stable.
+const RefsSQL = `SELECT time, stream, seq
+	FROM ` + pgsink.ReadsTable + `
+	WHERE national_id_hash = $1
+	  AND ($2::timestamptz IS NULL OR (time, stream, seq) < ($2, $3::text, $4::bigint))
+	  AND (disclose_after IS NULL OR disclose_after <= $5)
+	ORDER BY time DESC, stream DESC, seq DESC
+	LIMIT $6`
+
+// RecordsSQL fetches the records of those reads by their primary key. The
+// times are in the query as a list, so that PostgreSQL plans (and locks)
+// only the daily partitions they fall on, not the years of them a
+// join would. Only a record that is still there, succeeded, is a read and
+// names the citizen counts: the index is derived data, the records are
+// the evidence.
+const RecordsSQL = `SELECT time, stream, seq, agency, agency_name, operation, fields_returned, purpose, case_reference
+	FROM ` + pgsink.Table + `
+	WHERE time = ANY($1::timestamptz[])
+	  AND (stream, seq, time) IN (SELECT * FROM unnest($2::text[], $3::bigint[], $1::timestamptz[]))
+	  AND status = 200
+	  AND operation = ANY($4::text[])
+	  AND (disclose_after IS NULL OR disclose_after <= $5)
+	  AND $6 = ANY(national_id_hashes)`
 
 // Store reads the history from PostgreSQL.
 type Store struct {
@@ -140,12 +139,10 @@ func New(url string, opts ...Option) (*Store, error) {
 	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
 		cfg.ConnConfig.RuntimeParams["application_name"] = "popconnect-gateway-history"
 	}
-	// One plan per connection, made at the first query: the query's shape
-	// is fixed (PageSQL), and a plan made for each citizen spends its time
-	// planning every daily partition of the record table, which run-time
-	// pruning then skips (bench/auditstore: 8 ms planning for 0.4 ms of
-	// execution over 31 partitions).
-	cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_generic_plan"
+	// A plan for the query's own values, never a generic one: RecordsSQL
+	// names the days of the page's records, and only with them in the
+	// plan does PostgreSQL plan and lock those days' partitions alone.
+	cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
 	for _, o := range opts {
 		o(s, cfg)
 	}
@@ -162,36 +159,125 @@ func New(url string, opts ...Option) (*Store, error) {
 
 // History answers one page of the citizen's reads, newest first. It
 // returns all of the page or an error, never part of it.
+//
+// It takes the page's references from the index of reads, then their
+// records. An index row without a valid record (a day dropped by
+// retention, a row that is not a read of this citizen) is skipped, and
+// more references are taken until the page is full or the index has no
+// more: each round reads at most Limit references.
 func (s *Store) History(ctx context.Context, q Query) ([]Entry, error) {
 	if q.Limit < 1 {
 		return nil, errors.New("pghistory: the limit must be at least 1")
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	var before any
-	if !q.Before.IsZero() {
-		before = q.Before
-	}
-	rows, err := s.pool.Query(ctx, PageSQL, q.Hash, ReadOperations, before, q.Now, q.Limit)
+	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("pghistory: reading the history: %w", redacted(err, s.pool.Config().ConnConfig.Password))
+		return nil, s.fail(err)
 	}
+	defer conn.Release()
+
 	entries := []Entry{}
-	for rows.Next() {
-		var e Entry
-		if err := rows.Scan(&e.Time, &e.Agency, &e.AgencyName, &e.Operation, &e.Fields, &e.Purpose, &e.CaseReference); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("pghistory: reading the history: %w", err)
+	var after *ref // the keyset: the last reference read
+	if !q.Before.IsZero() {
+		// Strictly before q.Before: below every (q.Before, stream, seq).
+		after = &ref{time: q.Before}
+	}
+	for len(entries) < q.Limit {
+		want := q.Limit - len(entries)
+		refs, err := s.refs(ctx, conn, q, after, want)
+		if err != nil {
+			return nil, err
 		}
+		if len(refs) == 0 {
+			break
+		}
+		found, err := s.records(ctx, conn, q, refs)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range refs {
+			if e, ok := found[r.key()]; ok {
+				entries = append(entries, e)
+			}
+		}
+		if len(refs) < want {
+			break // the index has no more
+		}
+		after = &refs[len(refs)-1]
+	}
+	return entries, nil
+}
+
+// ref is a read's reference in the index: its record's key.
+type ref struct {
+	time   time.Time
+	stream string
+	seq    int64
+}
+
+func (r ref) key() string { return fmt.Sprintf("%s/%d/%d", r.stream, r.seq, r.time.UnixMicro()) }
+
+func (s *Store) refs(ctx context.Context, conn *pgxpool.Conn, q Query, after *ref, limit int) ([]ref, error) {
+	var t, stream, seq any
+	if after != nil {
+		t, stream, seq = after.time, after.stream, after.seq
+		// A bare time (q.Before) is (time, "", 0): every read at that
+		// time sorts above it, so "strictly before the time" holds.
+	}
+	rows, err := conn.Query(ctx, RefsSQL, q.Hash, t, stream, seq, q.Now, limit)
+	if err != nil {
+		return nil, s.fail(err)
+	}
+	var out []ref
+	for rows.Next() {
+		var r ref
+		if err := rows.Scan(&r.time, &r.stream, &r.seq); err != nil {
+			rows.Close()
+			return nil, s.fail(err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.fail(err)
+	}
+	return out, nil
+}
+
+func (s *Store) records(ctx context.Context, conn *pgxpool.Conn, q Query, refs []ref) (map[string]Entry, error) {
+	times := make([]time.Time, len(refs))
+	streams := make([]string, len(refs))
+	seqs := make([]int64, len(refs))
+	for i, r := range refs {
+		times[i], streams[i], seqs[i] = r.time, r.stream, r.seq
+	}
+	rows, err := conn.Query(ctx, RecordsSQL, times, streams, seqs, ReadOperations, q.Now, q.Hash)
+	if err != nil {
+		return nil, s.fail(err)
+	}
+	found := make(map[string]Entry, len(refs))
+	for rows.Next() {
+		var r ref
+		var e Entry
+		if err := rows.Scan(&r.time, &r.stream, &r.seq, &e.Agency, &e.AgencyName, &e.Operation, &e.Fields, &e.Purpose, &e.CaseReference); err != nil {
+			rows.Close()
+			return nil, s.fail(err)
+		}
+		e.Time = r.time
 		if e.Fields == nil {
 			e.Fields = []string{}
 		}
-		entries = append(entries, e)
+		found[r.key()] = e
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("pghistory: reading the history: %w", redacted(err, s.pool.Config().ConnConfig.Password))
+		return nil, s.fail(err)
 	}
-	return entries, nil
+	return found, nil
+}
+
+// fail describes a failed history query, without the password.
+func (s *Store) fail(err error) error {
+	return fmt.Errorf("pghistory: reading the history: %w", redacted(err, s.pool.Config().ConnConfig.Password))
 }
 
 // Close closes the pool.
