@@ -143,6 +143,13 @@ func New(url string, opts ...Option) (*Store, error) {
 	// names the days of the page's records, and only with them in the
 	// plan does PostgreSQL plan and lock those days' partitions alone.
 	cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
+	// No JIT compilation: a page is a few index lookups, and compiling
+	// costs far more than it can save. It is what made the history slow
+	// at 10 million records before the index of reads (bench/README.md):
+	// the planner's estimate for a GIN probe of every daily partition
+	// passed jit_above_cost, and each page spent 0.6-0.9 s compiling 185
+	// functions for 14 ms of execution.
+	cfg.ConnConfig.RuntimeParams["jit"] = "off"
 	for _, o := range opts {
 		o(s, cfg)
 	}

@@ -198,6 +198,13 @@ func New(url string, opts ...Option) (*Sink, error) {
 	if _, ok := cfg.RuntimeParams["application_name"]; !ok && s.appName != "" {
 		cfg.RuntimeParams["application_name"] = s.appName
 	}
+	// No JIT compilation on the audit path: Last's lookup of a stream in
+	// every daily partition can pass jit_above_cost on a large table, and
+	// compiling costs up to a second (seen on the history's query at 10
+	// million records) while requests wait.
+	if _, ok := cfg.RuntimeParams["jit"]; !ok {
+		cfg.RuntimeParams["jit"] = "off"
+	}
 	return s, nil
 }
 
