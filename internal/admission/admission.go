@@ -81,11 +81,11 @@ func (idx *CatalogIndex) CheckFields(conn *popv1.AgencyConnection) *Problem {
 // the namespace of the oldest connection that uses it, cluster-wide; within
 // that namespace, the oldest connection to a gateway keeps it on that
 // gateway. peers are the connections that use the same code (conn itself
-// may be among them); connections being deleted no longer count.
-func CheckAgencyCode(conn *popv1.AgencyConnection, peers []popv1.AgencyConnection) *Problem {
+// may be among them); connections being deleted no longer count. Nothing
+// is modified.
+func CheckAgencyCode(conn *popv1.AgencyConnection, peers []*popv1.AgencyConnection) *Problem {
 	claimants := []*popv1.AgencyConnection{conn}
-	for i := range peers {
-		p := &peers[i]
+	for _, p := range peers {
 		if p.Spec.AgencyCode != conn.Spec.AgencyCode || p.DeletionTimestamp != nil ||
 			(p.Namespace == conn.Namespace && p.Name == conn.Name) {
 			continue
