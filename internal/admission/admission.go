@@ -1,8 +1,9 @@
-// Package admission decides, as pure functions, whether an AgencyConnection
-// may have access: its fields against the gateway's FieldCatalog, and its
-// agency code against every other connection that claims it. Both the
-// AgencyConnection reconciler (for conditions) and the PopulationGateway
-// reconciler (for the policy) use it, so they never disagree.
+// Package admission holds the rules, as pure functions, that decide whether
+// an AgencyConnection may have access: its fields against the gateway's
+// FieldCatalog, its agency code against every other connection that claims
+// it, its namespace and privileges against the gateway's rules. The policy
+// compiler (internal/policyplan) composes them into one verdict, which both
+// reconcilers use.
 package admission
 
 import (
