@@ -72,6 +72,21 @@ func TestGolden(t *testing.T) {
 	}
 }
 
+// inputOf is a case as Plan takes it.
+func inputOf(t *testing.T, c goldenInput) Input {
+	t.Helper()
+	in := Input{Gateway: c.Gateway, Catalog: c.Catalog, Connections: c.Connections, NamespaceLabels: c.Namespaces, Now: c.Now}
+	switch {
+	case c.GatewayRef != nil:
+		in.GatewayKey = *c.GatewayRef
+	case c.Gateway != nil:
+		in.GatewayKey = types.NamespacedName{Namespace: c.Gateway.Namespace, Name: c.Gateway.Name}
+	default:
+		t.Fatal("a case needs a gateway or a gatewayRef")
+	}
+	return in
+}
+
 func readCase(t *testing.T, path string) goldenInput {
 	t.Helper()
 	raw, err := os.ReadFile(path)
@@ -89,15 +104,7 @@ func readCase(t *testing.T, path string) goldenInput {
 // FieldsValid, Programmed (as once the shard is written) and Ready.
 func planCase(t *testing.T, c goldenInput) []byte {
 	t.Helper()
-	in := Input{Gateway: c.Gateway, Catalog: c.Catalog, Connections: c.Connections, NamespaceLabels: c.Namespaces, Now: c.Now}
-	switch {
-	case c.GatewayRef != nil:
-		in.GatewayKey = *c.GatewayRef
-	case c.Gateway != nil:
-		in.GatewayKey = types.NamespacedName{Namespace: c.Gateway.Namespace, Name: c.Gateway.Name}
-	default:
-		t.Fatal("a case needs a gateway or a gatewayRef")
-	}
+	in := inputOf(t, c)
 	res := Plan(in)
 	var out goldenOutput
 	for i := range res.Verdicts {
