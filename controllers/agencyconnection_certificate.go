@@ -32,14 +32,14 @@ func (r *AgencyConnectionReconciler) reconcileCertificate(ctx context.Context, s
 	if err != nil {
 		return err
 	}
-	if s.identityRefused {
+	if s.verdict.IdentityRefused {
 		if exists && ownedCertificate(live, s.conn) {
 			if err := r.Client.Delete(ctx, live); client.IgnoreNotFound(err) != nil {
 				return fmt.Errorf("deleting Certificate %s of a refused connection: %w", key, err)
 			}
 		}
 		s.setCondition(popv1.ConditionCertificateReady, metav1.ConditionFalse, popv1.ReasonNotRequested,
-			"No certificate is requested: "+s.problem.Message)
+			"No certificate is requested: "+s.verdict.Problem.Message)
 		return nil
 	}
 

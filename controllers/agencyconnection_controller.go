@@ -13,7 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	popv1 "github.com/popconnect/popconnect/api/v1alpha1"
-	"github.com/popconnect/popconnect/internal/admission"
+	"github.com/popconnect/popconnect/internal/policyplan"
 )
 
 // FinalizerNetworkPolicy guards the NetworkPolicy a connection has in its
@@ -58,13 +58,10 @@ type connState struct {
 	gateway *popv1.PopulationGateway // nil when it does not exist
 	catalog *popv1.FieldCatalog      // nil when it does not exist
 
-	// problem is the first problem only the user can fix; the connection
-	// gets no policy entry while it is set.
-	problem *admission.Problem
-	// identityRefused: the agency code belongs to another connection, or
-	// the gateway does not admit the connection's namespace, so no
-	// certificate and no network access either.
-	identityRefused bool
+	// verdict is the policy compiler's: whether the connection is admitted
+	// (and why not), whether its identity is refused (no certificate, no
+	// network access), whether its entry denies it.
+	verdict *policyplan.Verdict
 
 	conditions  map[string]metav1.Condition
 	certificate *popv1.CertificateStatus
@@ -80,6 +77,11 @@ func (s *connState) setCondition(condType string, status metav1.ConditionStatus,
 		Message:            message,
 		ObservedGeneration: s.conn.Generation,
 	}
+}
+
+// setPlanned sets a condition the policy compiler decided.
+func (s *connState) setPlanned(c policyplan.Condition) {
+	s.setCondition(c.Type, c.Status, c.Reason, c.Message)
 }
 
 func (s *connState) wakeUpAt(t time.Time) {

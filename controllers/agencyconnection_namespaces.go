@@ -14,7 +14,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	popv1 "github.com/popconnect/popconnect/api/v1alpha1"
-	"github.com/popconnect/popconnect/internal/admission"
+	"github.com/popconnect/popconnect/internal/policyplan"
+	"github.com/popconnect/popconnect/internal/render"
 )
 
 // namespaceMeta is an empty Namespace metadata object: the operator reads
@@ -26,43 +27,33 @@ func namespaceMeta() *metav1.PartialObjectMetadata {
 	return ns
 }
 
-// namespaceLabelReader returns a reader of namespaces' labels that reads
-// each namespace once: a gateway's policy render checks every connection,
-// and many connections share a namespace. A namespace that does not exist
-// has no labels.
-func namespaceLabelReader(ctx context.Context, c client.Client) func(string) (map[string]string, error) {
-	known := map[string]map[string]string{}
-	return func(name string) (map[string]string, error) {
-		if l, ok := known[name]; ok {
-			return l, nil
+// namespaceLabelsOf reads the labels of the namespaces of the gateway's
+// connections, for policyplan, when the gateway admits namespaces by a
+// selector (nil otherwise: no read at all). Each namespace is read once,
+// from the cache; one that does not exist has no labels.
+func namespaceLabelsOf(ctx context.Context, c client.Reader, gw *popv1.PopulationGateway, conns []*popv1.AgencyConnection) (map[string]map[string]string, error) {
+	if !policyplan.NeedsNamespaceLabels(gw) {
+		return nil, nil
+	}
+	out := map[string]map[string]string{}
+	for _, conn := range conns {
+		if _, ok := out[conn.Namespace]; ok {
+			continue
 		}
-		ns := namespaceMeta()
-		found, err := getCached(ctx, c, types.NamespacedName{Name: name}, ns)
+		if ns, name := render.GatewayKey(conn); ns != gw.Namespace || name != gw.Name {
+			continue
+		}
+		meta := namespaceMeta()
+		found, err := getCached(ctx, c, types.NamespacedName{Name: conn.Namespace}, meta)
 		if err != nil {
-			return nil, fmt.Errorf("reading the labels of namespace %s: %w", name, err)
+			return nil, fmt.Errorf("reading the labels of namespace %s: %w", conn.Namespace, err)
 		}
-		var l map[string]string
+		out[conn.Namespace] = nil
 		if found {
-			l = ns.Labels
-		}
-		known[name] = l
-		return l, nil
-	}
-}
-
-// namespaceProblem is the rule's verdict on a connection from namespace ns,
-// reading the namespace's labels only when the rule needs them. Both
-// reconcilers call it, so a connection's condition and its gateway's
-// policy never disagree.
-func namespaceProblem(rule *admission.NamespaceRule, ns string, labelsOf func(string) (map[string]string, error)) (*admission.Problem, error) {
-	var labels map[string]string
-	if rule.NeedsLabels() {
-		var err error
-		if labels, err = labelsOf(ns); err != nil {
-			return nil, err
+			out[conn.Namespace] = meta.Labels
 		}
 	}
-	return rule.Check(ns, labels), nil
+	return out, nil
 }
 
 // namespaceLabelsChanged passes a namespace's creation and changes of its

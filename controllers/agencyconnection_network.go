@@ -45,9 +45,9 @@ func (r *AgencyConnectionReconciler) reconcileFinalizer(ctx context.Context, s *
 func (r *AgencyConnectionReconciler) reconcileNetwork(ctx context.Context, s *connState) error {
 	var desired *networkingv1.NetworkPolicy
 	switch {
-	case s.identityRefused:
+	case s.verdict.IdentityRefused:
 		s.setCondition(popv1.ConditionNetworkReady, metav1.ConditionFalse, popv1.ReasonNotRequested,
-			"No network access is opened: "+s.problem.Message)
+			"No network access is opened: "+s.verdict.Problem.Message)
 	case s.gateway == nil:
 		s.setCondition(popv1.ConditionNetworkReady, metav1.ConditionFalse, popv1.ReasonGatewayNotFound,
 			"No network access is opened: the gateway does not exist.")

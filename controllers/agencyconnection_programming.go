@@ -3,40 +3,28 @@ package controllers
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/json"
-	"fmt"
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
-	popv1 "github.com/popconnect/popconnect/api/v1alpha1"
 	"github.com/popconnect/popconnect/gateway/policy"
-	"github.com/popconnect/popconnect/internal/admission"
 	"github.com/popconnect/popconnect/internal/render"
 )
 
 // reconcileProgramming reports whether the connection's entry, as it should
 // be now, is in its gateway's policy shard.
 func (r *AgencyConnectionReconciler) reconcileProgramming(ctx context.Context, s *connState) error {
-	if s.problem != nil {
-		s.setCondition(popv1.ConditionProgrammed, metav1.ConditionFalse, popv1.ReasonNotProgrammed,
-			"The connection is left out of the gateway's policy: "+s.problem.Message)
+	v := s.verdict
+	if !v.Admitted() {
+		s.setPlanned(v.Programmed(false))
 		return nil
 	}
-	if vu := s.conn.Spec.ValidUntil; vu != nil {
-		s.wakeUpAt(vu.Time)
-	}
-	deny := s.conn.Spec.Suspended || admission.Expired(s.conn, s.now)
 	// The pins of the status this reconcile writes: the gateway reconciler
 	// renders the entry from that status once it is stored.
-	pins, next := render.CertificatePins(s.certificate, s.conn.Spec.ClientCertificate.RevokedSerialNumbers, s.now)
-	if !next.IsZero() {
-		s.wakeUpAt(next)
-	}
-	want := render.PolicyEntry(s.conn, deny, pins)
-	name := render.ShardName(s.gateway.Name, render.ShardIndex(s.conn.Spec.AgencyCode))
+	want, next := v.EntryWith(s.certificate, s.now)
+	s.wakeUpAt(next)
+	_, name := v.Shard()
 	cm := &corev1.ConfigMap{}
 	exists, err := getCached(ctx, r.Client, types.NamespacedName{Namespace: s.gateway.Namespace, Name: name}, cm)
 	if err != nil {
@@ -48,21 +36,7 @@ func (r *AgencyConnectionReconciler) reconcileProgramming(ctx context.Context, s
 			return err
 		}
 	}
-	if !written {
-		s.setCondition(popv1.ConditionProgrammed, metav1.ConditionFalse, popv1.ReasonPending,
-			fmt.Sprintf("Waiting for the entry to be written to policy shard %s/%s.", s.gateway.Namespace, name))
-		return nil
-	}
-	state := "allowed"
-	if deny {
-		state = "denied"
-	}
-	// The message leaves out the shard's version: it changes whenever any
-	// of the shard's ~160 agencies changes, and would cost each of them a
-	// status write for a change that is not theirs (the gateway's
-	// status.policyVersion reports the version).
-	s.setCondition(popv1.ConditionProgrammed, metav1.ConditionTrue, popv1.ReasonProgrammed,
-		fmt.Sprintf("The entry is written, %s, to policy shard %s/%s.", state, s.gateway.Namespace, name))
+	s.setPlanned(v.Programmed(written))
 	return nil
 }
 
@@ -84,9 +58,9 @@ type shardDigests struct {
 type entryDigest [sha256.Size / 2]byte
 
 func digestEntry(e policy.Agency) (entryDigest, error) {
-	b, err := json.Marshal(e)
+	b, err := policy.EncodeAgency(e)
 	if err != nil {
-		return entryDigest{}, fmt.Errorf("encoding the policy entry of %s: %w", e.AgencyCode, err)
+		return entryDigest{}, err
 	}
 	sum := sha256.Sum256(b)
 	var d entryDigest

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -14,45 +13,22 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	popv1 "github.com/popconnect/popconnect/api/v1alpha1"
-	"github.com/popconnect/popconnect/internal/admission"
+	"github.com/popconnect/popconnect/internal/policyplan"
 )
 
-// readyCondition sums up the other conditions: True only when every one is
-// True and access is allowed now.
-func readyCondition(s *connState) (metav1.ConditionStatus, string, string) {
-	switch {
-	case s.conn.Spec.Suspended:
-		return metav1.ConditionFalse, popv1.ReasonSuspended,
-			"The connection is suspended (spec.suspended): the gateway refuses the agency. Set spec.suspended to false to restore access."
-	case admission.Expired(s.conn, s.now):
-		return metav1.ConditionFalse, popv1.ReasonExpired, fmt.Sprintf(
-			"The data-sharing agreement ended at %s (spec.validUntil): the gateway refuses the agency. Extend spec.validUntil to restore access.",
-			s.conn.Spec.ValidUntil.UTC().Format("2006-01-02T15:04:05Z"))
-	case s.problem != nil:
-		return metav1.ConditionFalse, s.problem.Reason, s.problem.Message
+// readyCondition is the policy compiler's summary of the other conditions.
+func readyCondition(s *connState) policyplan.Condition {
+	conds := make(map[string]policyplan.Condition, len(s.conditions))
+	for t, c := range s.conditions {
+		conds[t] = policyplan.Condition{Type: c.Type, Status: c.Status, Reason: c.Reason, Message: c.Message}
 	}
-	var pending []string
-	for _, t := range []string{popv1.ConditionCertificateReady, popv1.ConditionFieldsValid, popv1.ConditionNetworkReady, popv1.ConditionProgrammed} {
-		c, ok := s.conditions[t]
-		if !ok || c.Status != metav1.ConditionTrue {
-			msg := "not yet known"
-			if ok {
-				msg = c.Message
-			}
-			pending = append(pending, fmt.Sprintf("%s: %s", t, msg))
-		}
-	}
-	if len(pending) > 0 {
-		return metav1.ConditionFalse, popv1.ReasonPending, "Waiting for " + strings.Join(pending, "; ")
-	}
-	return metav1.ConditionTrue, popv1.ReasonReady, "The agency has access through the gateway."
+	return s.verdict.Ready(conds)
 }
 
 // desiredStatus is the status the connection should have after this reconcile.
 func desiredStatus(s *connState, succeeded bool) popv1.AgencyConnectionStatus {
 	status := *s.conn.Status.DeepCopy()
-	readyStatus, reason, message := readyCondition(s)
-	s.setCondition(popv1.ConditionReady, readyStatus, reason, message)
+	s.setPlanned(readyCondition(s))
 	types := make([]string, 0, len(s.conditions))
 	for t := range s.conditions {
 		types = append(types, t)

@@ -140,7 +140,7 @@ func TestChildrenRestored(t *testing.T) {
 
 	shard := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: render.ShardName(f.gateway.Name, render.ShardIndex(conn.Spec.AgencyCode))}}
 	get(t, shard)
-	shard.Data[render.ShardDataKey] = `{"version":"forged","agencies":[]}`
+	shard.Data[policy.ShardDataKey] = `{"version":"forged","agencies":[]}`
 	must(t, s.c.Update(ctx, shard), "editing shard")
 	waitShard(t, f.gateway, conn.Spec.AgencyCode, waitShort, "restored", func(e *policy.Agency) bool { return e != nil && !e.Suspended })
 

@@ -10,23 +10,23 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	popv1 "github.com/popconnect/popconnect/api/v1alpha1"
-	"github.com/popconnect/popconnect/internal/admission"
+	"github.com/popconnect/popconnect/internal/policyplan"
 	"github.com/popconnect/popconnect/internal/render"
 )
 
-// reconcilePolicy renders the policy from every admitted connection of the
-// gateway and writes the shards that changed. A connection with a problem
-// (namespace not admitted, unknown field, missing legal basis, agency code
-// owned elsewhere), or being deleted, is left out; a suspended or expired
-// one is kept, denied.
+// reconcilePolicy plans the gateway's policy from every connection
+// (policyplan.Plan: a connection with a problem, or being deleted, is left
+// out; a suspended or expired one is kept, denied) and writes the shards
+// that changed.
 func (r *PopulationGatewayReconciler) reconcilePolicy(ctx context.Context, s *gatewayState) error {
 	memo := r.memo.gateway(client.ObjectKeyFromObject(s.gw))
-	var entries []render.EncodedEntry
-	if s.catalog != nil {
-		var err error
-		if entries, err = r.admittedEntries(ctx, s, memo); err != nil {
-			return err
-		}
+	plan, err := r.plan(ctx, s)
+	if err != nil {
+		return err
+	}
+	entries, err := admittedEntries(s, plan, memo)
+	if err != nil {
+		return err
 	}
 	docs := memo.encoder.Encode(entries)
 	for _, d := range docs {
@@ -51,6 +51,55 @@ func (r *PopulationGatewayReconciler) reconcilePolicy(ctx context.Context, s *ga
 		"%d agencies (%d with access) are written to %d policy shards, version %s.",
 		len(entries), s.activeConnections, len(docs), s.policyVersion))
 	return nil
+}
+
+// plan runs the policy compiler over every connection, cluster-wide: the
+// agency-code rule compares each of the gateway's connections with every
+// other that claims its code, on any gateway. The connections are the
+// cache's own objects (read-only views): this runs on every connection
+// change, and deep-copying 10,000 of them every time is pure garbage;
+// policyplan modifies nothing.
+func (r *PopulationGatewayReconciler) plan(ctx context.Context, s *gatewayState) (*policyplan.Result, error) {
+	all, err := r.connections(ctx)
+	if err != nil {
+		return nil, err
+	}
+	key := client.ObjectKeyFromObject(s.gw)
+	labels, err := namespaceLabelsOf(ctx, r.Client, s.gw, all)
+	if err != nil {
+		return nil, err
+	}
+	return policyplan.Plan(policyplan.Input{
+		GatewayKey: key, Gateway: s.gw, Catalog: s.catalog, Connections: all, NamespaceLabels: labels, Now: s.now,
+	}), nil
+}
+
+// admittedEntries encodes the entries of the plan's admitted connections,
+// reusing the memo's encoding of an entry that did not change, and counts
+// those with access.
+func admittedEntries(s *gatewayState, plan *policyplan.Result, memo *gatewayMemo) ([]render.EncodedEntry, error) {
+	entries := make([]render.EncodedEntry, 0, len(plan.Verdicts))
+	seen := make(map[types.UID]bool, len(plan.Verdicts))
+	for i := range plan.Verdicts {
+		v := &plan.Verdicts[i]
+		if !v.RequeueAt.IsZero() {
+			s.wakeAt = append(s.wakeAt, v.RequeueAt)
+		}
+		if !v.Admitted() {
+			continue
+		}
+		if !v.Denied {
+			s.activeConnections++
+		}
+		entry, err := memo.entry(v)
+		if err != nil {
+			return nil, err
+		}
+		seen[v.Connection.UID] = true
+		entries = append(entries, entry)
+	}
+	memo.keepEntries(seen)
+	return entries, nil
 }
 
 // writeShard makes the live shard hold the document. A shard the memo knows
@@ -91,82 +140,6 @@ func (r *PopulationGatewayReconciler) writeShard(ctx context.Context, gw *popv1.
 	}
 	memo.shardWritten(d.Index, gw.UID, d.Version, resourceVersion)
 	return nil
-}
-
-// admittedEntries computes the entries of the gateway's admitted
-// connections. It reads every connection once, cluster-wide, because the
-// agency-code rule compares each connection with the others that use its
-// code, on any gateway: counting claims per code in that one list leaves
-// the index lookup to the few codes with more than one claimant, instead of
-// one per connection (10,000 lists of one at 10,000 connections).
-func (r *PopulationGatewayReconciler) admittedEntries(ctx context.Context, s *gatewayState, memo *gatewayMemo) ([]render.EncodedEntry, error) {
-	// Read-only views of the cached objects: this runs on every connection
-	// change, and deep-copying 10,000 connections every time is pure
-	// garbage. Nothing below modifies them (PolicyEntry copies what it keeps).
-	all, err := r.connections(ctx)
-	if err != nil {
-		return nil, err
-	}
-	claims := make(map[string]int, len(all))
-	for _, conn := range all {
-		claims[conn.Spec.AgencyCode]++
-	}
-	catalog, stamp := admission.IndexCatalog(s.catalog), stampOf(s.catalog)
-	namespaces := admission.CompileNamespaceRule(s.gw)
-	privileges := admission.CompilePrivilegeRule(s.gw)
-	nsLabels := namespaceLabelReader(ctx, r.Client)
-	entries := make([]render.EncodedEntry, 0, len(all))
-	seen := make(map[types.UID]bool, len(all))
-	for _, conn := range all {
-		if ns, name := render.GatewayKey(conn); ns != s.gw.Namespace || name != s.gw.Name {
-			continue
-		}
-		if !conn.DeletionTimestamp.IsZero() {
-			continue
-		}
-		if p, err := namespaceProblem(namespaces, conn.Namespace, nsLabels); err != nil {
-			return nil, err
-		} else if p != nil {
-			continue
-		}
-		if privileges.Check(conn) != nil {
-			continue // a privilege its gateway did not grant it: no entry
-		}
-		if !memo.fieldsAdmitted(conn, stamp, func() bool { return catalog.CheckFields(conn) == nil }) {
-			continue
-		}
-		if claims[conn.Spec.AgencyCode] > 1 {
-			// Rare: only then are the code's claimants looked up.
-			peers, err := connectionsWithCode(ctx, r.Client, conn.Spec.AgencyCode, client.UnsafeDisableDeepCopy)
-			if err != nil {
-				return nil, err
-			}
-			if admission.CheckAgencyCode(conn, peers) != nil {
-				continue
-			}
-		}
-		deny := conn.Spec.Suspended || admission.Expired(conn, s.now)
-		if !deny {
-			s.activeConnections++
-			if conn.Spec.ValidUntil != nil {
-				// Rewrite the entry as denied when the agreement ends.
-				s.wakeAt = append(s.wakeAt, conn.Spec.ValidUntil.Time)
-			}
-		}
-		pins, next := render.CertificatePins(conn.Status.Certificate, conn.Spec.ClientCertificate.RevokedSerialNumbers, s.now)
-		if !next.IsZero() {
-			// Drop the previous certificate's pin when its grace ends.
-			s.wakeAt = append(s.wakeAt, next)
-		}
-		entry, err := memo.entry(conn, deny, pins)
-		if err != nil {
-			return nil, err
-		}
-		seen[conn.UID] = true
-		entries = append(entries, entry)
-	}
-	memo.keepEntries(seen)
-	return entries, nil
 }
 
 // deleteOtherShards removes the gateway's shards that hold no entry any more.

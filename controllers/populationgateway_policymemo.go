@@ -7,15 +7,18 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	popv1 "github.com/popconnect/popconnect/api/v1alpha1"
+	"github.com/popconnect/popconnect/internal/policyplan"
 	"github.com/popconnect/popconnect/internal/render"
 )
 
 // policyMemo is what the gateway reconciler remembers between reconciles of
 // a gateway so that one connection's change costs one shard's work, not
 // 10,000 entries encoded and 64 shards rendered and compared: each
-// connection's encoded entry while its spec (generation) and standing
-// (denied or not) stay the same, and each shard as last written or found up
-// to date. It is only a cache: an empty memo gives the same result, slower.
+// connection's encoded entry while its spec (generation), standing (denied
+// or not) and pins stay the same, and each shard as last written or found
+// up to date. It is only a cache: an empty memo gives the same result,
+// slower. The verdicts themselves are not cached: policyplan.Plan is cheap
+// next to encoding.
 type policyMemo struct {
 	mu       sync.Mutex
 	gateways map[types.NamespacedName]*gatewayMemo
@@ -29,27 +32,13 @@ type gatewayMemo struct {
 	encoder render.ShardEncoder
 }
 
-// memoEntry is what is known of a connection at one generation of its spec.
+// memoEntry is a connection's encoded entry at one generation of its
+// spec, for standing deny and pins.
 type memoEntry struct {
 	generation int64
-	// fieldsChecked is the catalog the fields were checked against, and
-	// fieldsOK the verdict.
-	fieldsChecked catalogStamp
-	fieldsOK      bool
-	// encoded is its entry, when encoded, for standing deny and pins.
-	deny    bool
-	pins    []string
-	encoded *render.EncodedEntry
-}
-
-// catalogStamp identifies a FieldCatalog's spec.
-type catalogStamp struct {
-	uid        types.UID
-	generation int64
-}
-
-func stampOf(catalog *popv1.FieldCatalog) catalogStamp {
-	return catalogStamp{uid: catalog.UID, generation: catalog.Generation}
+	deny       bool
+	pins       []string
+	encoded    *render.EncodedEntry
 }
 
 // memoShard is a shard known to hold a document version: the live ConfigMap
@@ -94,31 +83,20 @@ func (g *gatewayMemo) current(conn *popv1.AgencyConnection) memoEntry {
 	return e
 }
 
-// fieldsAdmitted returns check's verdict on the connection's fields against
-// the catalog, calling it only when the connection's spec or the catalog's
-// changed since the last time.
-func (g *gatewayMemo) fieldsAdmitted(conn *popv1.AgencyConnection, catalog catalogStamp, check func() bool) bool {
-	e := g.current(conn)
-	if e.fieldsChecked != catalog {
-		e.fieldsChecked, e.fieldsOK = catalog, check()
-		g.entries[conn.UID] = e
-	}
-	return e.fieldsOK
-}
-
-// entry returns the connection's encoded entry, encoding it only when its
-// spec, standing or pinned certificates changed since the last time.
-func (g *gatewayMemo) entry(conn *popv1.AgencyConnection, deny bool, pins []string) (render.EncodedEntry, error) {
-	e := g.current(conn)
-	if e.encoded != nil && e.deny == deny && slices.Equal(e.pins, pins) {
+// entry returns the verdict's encoded entry, encoding it only when the
+// connection's spec, standing or pinned certificates changed since the
+// last time.
+func (g *gatewayMemo) entry(v *policyplan.Verdict) (render.EncodedEntry, error) {
+	e := g.current(v.Connection)
+	if e.encoded != nil && e.deny == v.Denied && slices.Equal(e.pins, v.Pins) {
 		return *e.encoded, nil
 	}
-	encoded, err := render.EncodeEntry(render.PolicyEntry(conn, deny, pins))
+	encoded, err := render.EncodeEntry(v.Entry())
 	if err != nil {
 		return render.EncodedEntry{}, err
 	}
-	e.deny, e.pins, e.encoded = deny, pins, &encoded
-	g.entries[conn.UID] = e
+	e.deny, e.pins, e.encoded = v.Denied, v.Pins, &encoded
+	g.entries[v.Connection.UID] = e
 	return encoded, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	popv1 "github.com/popconnect/popconnect/api/v1alpha1"
+	"github.com/popconnect/popconnect/internal/policyplan"
 	"github.com/popconnect/popconnect/internal/render"
 )
 
@@ -50,47 +51,33 @@ func TestGatewayMemoEntry(t *testing.T) {
 			RateLimit:         popv1.RateLimit{RequestsPerSecond: 1, Burst: 1},
 		},
 	}
-	first, err := m.entry(conn, false, nil)
+	first, err := m.entry(&policyplan.Verdict{Connection: conn, Denied: false, Pins: nil})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Same generation and standing: the memo answers, even if the object
 	// in hand were to differ (it cannot without a new generation).
 	conn.Spec.AllowedFields = []popv1.FieldPath{"fullName", "gender"}
-	same, _ := m.entry(conn, false, nil)
+	same, _ := m.entry(&policyplan.Verdict{Connection: conn, Denied: false, Pins: nil})
 	if string(same.JSON) != string(first.JSON) {
 		t.Error("an unchanged generation must reuse the encoding")
 	}
 	conn.Generation = 2
-	changed, _ := m.entry(conn, false, nil)
+	changed, _ := m.entry(&policyplan.Verdict{Connection: conn, Denied: false, Pins: nil})
 	if string(changed.JSON) == string(first.JSON) {
 		t.Error("a new generation must be encoded again")
 	}
 	// A renewal changes only the status: the new pins are encoded again.
-	pinned, _ := m.entry(conn, false, []string{"aa"})
+	pinned, _ := m.entry(&policyplan.Verdict{Connection: conn, Denied: false, Pins: []string{"aa"}})
 	if string(pinned.JSON) == string(changed.JSON) {
 		t.Error("changed pins must be encoded again")
 	}
-	if again, _ := m.entry(conn, false, nil); string(again.JSON) != string(changed.JSON) {
+	if again, _ := m.entry(&policyplan.Verdict{Connection: conn, Denied: false, Pins: nil}); string(again.JSON) != string(changed.JSON) {
 		t.Error("pins back to none must be encoded again")
 	}
-	denied, _ := m.entry(conn, true, nil)
+	denied, _ := m.entry(&policyplan.Verdict{Connection: conn, Denied: true, Pins: nil})
 	if string(denied.JSON) == string(changed.JSON) {
 		t.Error("a change of standing (suspended, expired) must be encoded again")
-	}
-	checks := 0
-	check := func() bool { checks++; return true }
-	v1 := catalogStamp{uid: "cat", generation: 1}
-	m.fieldsAdmitted(conn, v1, check)
-	m.fieldsAdmitted(conn, v1, check)
-	if checks != 1 {
-		t.Errorf("fields checked %d times for one spec and catalog, want 1", checks)
-	}
-	m.fieldsAdmitted(conn, catalogStamp{uid: "cat", generation: 2}, check)
-	conn.Generation = 3
-	m.fieldsAdmitted(conn, catalogStamp{uid: "cat", generation: 2}, check)
-	if checks != 3 {
-		t.Errorf("fields checked %d times, want again after the catalog and after the spec changed (3)", checks)
 	}
 	m.keepEntries(map[types.UID]bool{})
 	if len(m.entries) != 0 {

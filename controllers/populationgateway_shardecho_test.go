@@ -8,6 +8,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
+	"github.com/popconnect/popconnect/gateway/policy"
 	"github.com/popconnect/popconnect/internal/render"
 )
 
@@ -16,7 +17,7 @@ func TestShardEcho(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "gw-policy-03",
 			Labels:          map[string]string{render.LabelGateway: "gw", render.LabelManagedBy: render.ManagedByValue, render.LabelComponent: "policy"},
 			OwnerReferences: []metav1.OwnerReference{{UID: "gw-uid", Controller: ptr.To(true)}}},
-		Data: map[string]string{render.ShardDataKey: `{"version":"a","agencies":[]}`},
+		Data: map[string]string{policy.ShardDataKey: `{"version":"a","agencies":[]}`},
 	}
 	echo := newShardEcho()
 	echo.remember(written)
@@ -36,7 +37,7 @@ func TestShardEcho(t *testing.T) {
 		pass bool
 	}{
 		{"our own write", live(nil), false},
-		{"data edited by hand", live(func(c *corev1.ConfigMap) { c.Data[render.ShardDataKey] = `{"version":"x","agencies":[]}` }), true},
+		{"data edited by hand", live(func(c *corev1.ConfigMap) { c.Data[policy.ShardDataKey] = `{"version":"x","agencies":[]}` }), true},
 		{"data key removed", live(func(c *corev1.ConfigMap) { c.Data = nil }), true},
 		{"gateway label changed", live(func(c *corev1.ConfigMap) { c.Labels[render.LabelGateway] = "other" }), true},
 		{"owner removed", live(func(c *corev1.ConfigMap) { c.OwnerReferences = nil }), true},

@@ -7,7 +7,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	popv1 "github.com/popconnect/popconnect/api/v1alpha1"
-	"github.com/popconnect/popconnect/internal/admission"
+	"github.com/popconnect/popconnect/internal/policyplan"
 )
 
 var now = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
@@ -18,6 +18,7 @@ func stateWith(mutate func(*connState)) *connState {
 		now:        now,
 		conditions: map[string]metav1.Condition{},
 	}
+	s.verdict = &policyplan.Verdict{Connection: s.conn}
 	for _, t := range []string{popv1.ConditionCertificateReady, popv1.ConditionFieldsValid, popv1.ConditionNetworkReady, popv1.ConditionProgrammed} {
 		s.setCondition(t, metav1.ConditionTrue, "OK", t+" ok")
 	}
@@ -25,41 +26,6 @@ func stateWith(mutate func(*connState)) *connState {
 		mutate(s)
 	}
 	return s
-}
-
-func TestReadyCondition(t *testing.T) {
-	past := metav1.NewTime(now.Add(-time.Minute))
-	future := metav1.NewTime(now.Add(time.Hour))
-	tests := []struct {
-		desc       string
-		mutate     func(*connState)
-		wantStatus metav1.ConditionStatus
-		wantReason string
-	}{
-		{"all true", nil, metav1.ConditionTrue, popv1.ReasonReady},
-		{"validUntil ahead is still ready", func(s *connState) { s.conn.Spec.ValidUntil = &future }, metav1.ConditionTrue, popv1.ReasonReady},
-		{"suspended wins over everything", func(s *connState) {
-			s.conn.Spec.Suspended = true
-			s.problem = &admission.Problem{Reason: popv1.ReasonUnknownField}
-		}, metav1.ConditionFalse, popv1.ReasonSuspended},
-		{"expired", func(s *connState) { s.conn.Spec.ValidUntil = &past }, metav1.ConditionFalse, popv1.ReasonExpired},
-		{"user problem keeps its reason", func(s *connState) {
-			s.problem = &admission.Problem{Reason: popv1.ReasonLegalBasisRequired, Message: "m"}
-		}, metav1.ConditionFalse, popv1.ReasonLegalBasisRequired},
-		{"certificate issuing is pending", func(s *connState) {
-			s.setCondition(popv1.ConditionCertificateReady, metav1.ConditionFalse, popv1.ReasonIssuing, "issuing")
-		}, metav1.ConditionFalse, popv1.ReasonPending},
-		{"missing condition is pending", func(s *connState) { delete(s.conditions, popv1.ConditionProgrammed) },
-			metav1.ConditionFalse, popv1.ReasonPending},
-	}
-	for _, tc := range tests {
-		t.Run(tc.desc, func(t *testing.T) {
-			status, reason, msg := readyCondition(stateWith(tc.mutate))
-			if status != tc.wantStatus || reason != tc.wantReason || msg == "" {
-				t.Errorf("got %s/%s %q, want %s/%s with a message", status, reason, msg, tc.wantStatus, tc.wantReason)
-			}
-		})
-	}
 }
 
 func TestDesiredStatusObservedGeneration(t *testing.T) {

@@ -95,7 +95,7 @@ func gatewayFromShards(t *testing.T, pgw *popv1.PopulationGateway) *gateway.Gate
 	docs := map[string]*policy.Document{}
 	for i := range shards.Items {
 		cm := &shards.Items[i]
-		doc, err := policy.Parse([]byte(cm.Data[render.ShardDataKey]))
+		doc, err := policy.Parse([]byte(cm.Data[policy.ShardDataKey]))
 		must(t, err, "parsing shard "+cm.Name)
 		docs[cm.Name] = doc
 	}

@@ -1,14 +1,10 @@
 package loader
 
 import (
-	"bytes"
-	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -23,7 +19,8 @@ import (
 
 // Kube loads the policy from the shard ConfigMaps of one namespace that
 // match a label selector, through an informer (list and watch only). The
-// policy is the union of every document in every shard:
+// policy is the union of every document in every shard, each decoded by
+// policy.DecodeShardValue, the decoder the operator uses too:
 //   - each data value is a JSON or YAML policy document;
 //   - each binaryData value whose key ends in .gz is a gzip-compressed JSON
 //     document.
@@ -125,15 +122,14 @@ func (k *Kube) reload(list func() ([]*corev1.ConfigMap, error)) error {
 	for _, cm := range cms {
 		prefix := cm.Namespace + "/" + cm.Name + "/"
 		for key, value := range cm.Data {
-			k.take(docs, rv, failed, prefix+key, cm.ResourceVersion, func() ([]byte, error) { return []byte(value), nil })
+			k.take(docs, rv, failed, prefix+key, cm.ResourceVersion, func() (*policy.Document, error) {
+				return policy.DecodeShardValue(key, []byte(value), false)
+			})
 		}
 		for key, value := range cm.BinaryData {
-			if !strings.HasSuffix(key, ".gz") {
-				k.target.LoadError()
-				k.log.Error("policy shard: binaryData keys must end in .gz", "shard", prefix+key)
-				continue
-			}
-			k.take(docs, rv, failed, prefix+key, cm.ResourceVersion, func() ([]byte, error) { return gunzip(value) })
+			k.take(docs, rv, failed, prefix+key, cm.ResourceVersion, func() (*policy.Document, error) {
+				return policy.DecodeShardValue(key, value, true)
+			})
 		}
 	}
 	k.good, k.rv, k.failed = docs, rv, failed
@@ -152,7 +148,7 @@ func (k *Kube) reload(list func() ([]*corev1.ConfigMap, error)) error {
 // take puts document name into docs: the cached parse when its ConfigMap is
 // unchanged, a fresh parse otherwise, the last good parse when the fresh one
 // fails.
-func (k *Kube) take(docs map[string]*policy.Document, rv, failed map[string]string, name, version string, read func() ([]byte, error)) {
+func (k *Kube) take(docs map[string]*policy.Document, rv, failed map[string]string, name, version string, decode func() (*policy.Document, error)) {
 	if prev, ok := k.good[name]; ok && k.rv[name] == version {
 		docs[name], rv[name] = prev, version
 		return
@@ -164,11 +160,7 @@ func (k *Kube) take(docs map[string]*policy.Document, rv, failed map[string]stri
 		}
 		return
 	}
-	data, err := read()
-	var doc *policy.Document
-	if err == nil {
-		doc, err = policy.Parse(data)
-	}
+	doc, err := decode()
 	if err != nil {
 		k.target.LoadError()
 		failed[name] = version
@@ -181,22 +173,4 @@ func (k *Kube) take(docs map[string]*policy.Document, rv, failed map[string]stri
 		return
 	}
 	docs[name], rv[name] = doc, version
-}
-
-// gunzip decompresses a shard value, refusing to expand beyond the
-// document size limit.
-func gunzip(b []byte) ([]byte, error) {
-	zr, err := gzip.NewReader(bytes.NewReader(b))
-	if err != nil {
-		return nil, fmt.Errorf("gzip: %w", err)
-	}
-	defer zr.Close()
-	out, err := io.ReadAll(io.LimitReader(zr, policy.MaxDocumentBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("gzip: %w", err)
-	}
-	if len(out) > policy.MaxDocumentBytes {
-		return nil, fmt.Errorf("gzip: document expands beyond %d bytes", policy.MaxDocumentBytes)
-	}
-	return out, nil
 }

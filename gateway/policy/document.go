@@ -1,6 +1,9 @@
 // Package policy is the gateway's policy model: the document format shared by
 // the operator (which renders it into policy shards) and the gateway (which
-// loads it from a file or from the shards).
+// loads it from a file or from the shards). It alone encodes a document
+// (EncodeAgency, Compress), decodes one (Parse, DecodeShard) and compares
+// entries (SameEntry), so that the operator and the gateway cannot read the
+// format differently.
 package policy
 
 import "time"

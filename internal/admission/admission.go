@@ -1,8 +1,9 @@
-// Package admission decides, as pure functions, whether an AgencyConnection
-// may have access: its fields against the gateway's FieldCatalog, and its
-// agency code against every other connection that claims it. Both the
-// AgencyConnection reconciler (for conditions) and the PopulationGateway
-// reconciler (for the policy) use it, so they never disagree.
+// Package admission holds the rules, as pure functions, that decide whether
+// an AgencyConnection may have access: its fields against the gateway's
+// FieldCatalog, its agency code against every other connection that claims
+// it, its namespace and privileges against the gateway's rules. The policy
+// compiler (internal/policyplan) composes them into one verdict, which both
+// reconcilers use.
 package admission
 
 import (
@@ -81,11 +82,11 @@ func (idx *CatalogIndex) CheckFields(conn *popv1.AgencyConnection) *Problem {
 // the namespace of the oldest connection that uses it, cluster-wide; within
 // that namespace, the oldest connection to a gateway keeps it on that
 // gateway. peers are the connections that use the same code (conn itself
-// may be among them); connections being deleted no longer count.
-func CheckAgencyCode(conn *popv1.AgencyConnection, peers []popv1.AgencyConnection) *Problem {
+// may be among them); connections being deleted no longer count. Nothing
+// is modified.
+func CheckAgencyCode(conn *popv1.AgencyConnection, peers []*popv1.AgencyConnection) *Problem {
 	claimants := []*popv1.AgencyConnection{conn}
-	for i := range peers {
-		p := &peers[i]
+	for _, p := range peers {
 		if p.Spec.AgencyCode != conn.Spec.AgencyCode || p.DeletionTimestamp != nil ||
 			(p.Namespace == conn.Namespace && p.Name == conn.Name) {
 			continue

@@ -116,11 +116,7 @@ func TestCheckAgencyCode(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.desc, func(t *testing.T) {
-			peers := make([]popv1.AgencyConnection, 0, len(tc.peers))
-			for _, p := range tc.peers {
-				peers = append(peers, *p)
-			}
-			p := CheckAgencyCode(tc.conn, peers)
+			p := CheckAgencyCode(tc.conn, tc.peers)
 			if tc.wantOwner == "" {
 				if p != nil {
 					t.Fatalf("got %v, want no problem", p)

@@ -1,14 +1,11 @@
 package render
 
 import (
-	"bytes"
-	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"hash/fnv"
-	"io"
+	"maps"
 	"slices"
 	"sort"
 	"time"
@@ -27,15 +24,6 @@ const (
 	// agencies make shards of about 160 entries (~100 KiB), far below the
 	// 1 MiB limit of a ConfigMap.
 	ShardCount = 64
-	// ShardDataKey is the data key of a shard's policy document.
-	ShardDataKey = "policy.json"
-	// ShardGzipKey is the binaryData key used instead when the document is
-	// larger than ShardGzipThreshold.
-	ShardGzipKey = "policy.json.gz"
-	// ShardGzipThreshold keeps a shard well under the 1 MiB object limit.
-	ShardGzipThreshold = 512 << 10
-	// maxShardExpansion bounds how far a compressed shard is expanded.
-	maxShardExpansion = 64 << 20
 	// AnnotationPolicyVersion carries a shard's version (a content hash).
 	AnnotationPolicyVersion = "popconnect.io/policy-version"
 )
@@ -114,11 +102,11 @@ type EncodedEntry struct {
 	JSON       []byte
 }
 
-// EncodeEntry encodes an entry for EncodeShards.
+// EncodeEntry encodes an entry for EncodeShards, as policy.EncodeAgency does.
 func EncodeEntry(e policy.Agency) (EncodedEntry, error) {
-	b, err := json.Marshal(e)
+	b, err := policy.EncodeAgency(e)
 	if err != nil {
-		return EncodedEntry{}, fmt.Errorf("encoding the policy entry of %s: %w", e.AgencyCode, err)
+		return EncodedEntry{}, err
 	}
 	return EncodedEntry{AgencyCode: e.AgencyCode, JSON: b}, nil
 }
@@ -226,22 +214,15 @@ func ShardConfigMap(gw *popv1.PopulationGateway, d ShardDocument) (*corev1.Confi
 			Annotations: map[string]string{AnnotationPolicyVersion: d.Version},
 		},
 	}
-	if len(d.Doc) <= ShardGzipThreshold {
-		cm.Data = map[string]string{ShardDataKey: string(d.Doc)}
+	if len(d.Doc) <= policy.ShardGzipThreshold {
+		cm.Data = map[string]string{policy.ShardDataKey: string(d.Doc)}
 		return cm, nil
 	}
-	var buf bytes.Buffer
-	zw, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	compressed, err := policy.Compress(d.Doc)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("policy shard %d: %w", d.Index, err)
 	}
-	if _, err := zw.Write(d.Doc); err != nil {
-		return nil, fmt.Errorf("compressing policy shard %d: %w", d.Index, err)
-	}
-	if err := zw.Close(); err != nil {
-		return nil, fmt.Errorf("compressing policy shard %d: %w", d.Index, err)
-	}
-	cm.BinaryData = map[string][]byte{ShardGzipKey: buf.Bytes()}
+	cm.BinaryData = map[string][]byte{policy.ShardGzipKey: compressed}
 	return cm, nil
 }
 
@@ -277,29 +258,17 @@ func PolicyVersion(gatewayName string, docs []ShardDocument) string {
 	return hex.EncodeToString(h.Sum(nil))[:16]
 }
 
-// ShardEntries decodes the entries of a shard as written by PolicyShards.
+// ShardEntries decodes the entries of a shard with the gateway's own
+// decoder (policy.DecodeShard): an entry the gateway would refuse is not
+// reported as written.
 func ShardEntries(cm *corev1.ConfigMap) ([]policy.Agency, error) {
-	var raw []byte
-	switch {
-	case cm.Data[ShardDataKey] != "":
-		raw = []byte(cm.Data[ShardDataKey])
-	case len(cm.BinaryData[ShardGzipKey]) > 0:
-		zr, err := gzip.NewReader(bytes.NewReader(cm.BinaryData[ShardGzipKey]))
-		if err != nil {
-			return nil, fmt.Errorf("reading shard %s: %w", cm.Name, err)
-		}
-		var buf bytes.Buffer
-		// A shard may expand at most this much: a forged one cannot exhaust memory.
-		if _, err := buf.ReadFrom(io.LimitReader(zr, maxShardExpansion)); err != nil {
-			return nil, fmt.Errorf("reading shard %s: %w", cm.Name, err)
-		}
-		raw = buf.Bytes()
-	default:
-		return nil, nil
-	}
-	var doc policy.Document
-	if err := json.Unmarshal(raw, &doc); err != nil {
+	docs, err := policy.DecodeShard(cm.Data, cm.BinaryData)
+	if err != nil {
 		return nil, fmt.Errorf("decoding shard %s: %w", cm.Name, err)
 	}
-	return doc.Agencies, nil
+	var entries []policy.Agency
+	for _, key := range slices.Sorted(maps.Keys(docs)) {
+		entries = append(entries, docs[key].Agencies...)
+	}
+	return entries, nil
 }

@@ -58,11 +58,11 @@ func TestPolicyShardsRoundTripAndSize(t *testing.T) {
 			seen := map[string]bool{}
 			compressed := false
 			for _, cm := range shards {
-				size := len(cm.Data[ShardDataKey]) + len(cm.BinaryData[ShardGzipKey])
+				size := len(cm.Data[policy.ShardDataKey]) + len(cm.BinaryData[policy.ShardGzipKey])
 				if size > 768<<10 {
 					t.Errorf("shard %s holds %d bytes, want well under 1 MiB", cm.Name, size)
 				}
-				compressed = compressed || len(cm.BinaryData[ShardGzipKey]) > 0
+				compressed = compressed || len(cm.BinaryData[policy.ShardGzipKey]) > 0
 				got, err := ShardEntries(cm)
 				if err != nil {
 					t.Fatal(err)
@@ -106,7 +106,7 @@ func TestPolicyShardsOneChangeRewritesOneShard(t *testing.T) {
 		if before[i].Name != after[i].Name {
 			t.Fatalf("shard order changed")
 		}
-		if before[i].Data[ShardDataKey] != after[i].Data[ShardDataKey] {
+		if before[i].Data[policy.ShardDataKey] != after[i].Data[policy.ShardDataKey] {
 			changed++
 		}
 	}
