@@ -82,7 +82,7 @@ func main() {
 		cleanup()
 		os.Exit(130)
 	}()
-	if err := run(srv.URL(), *n, *committers, *citizens, *agencies, *days, *queries, *doVerify, *explain); err != nil {
+	if err := run(srv.URL(), dir, *n, *committers, *citizens, *agencies, *days, *queries, *doVerify, *explain); err != nil {
 		cleanup()
 		fatal(err)
 	}
@@ -207,7 +207,7 @@ func pickFields(r *mrand.Rand) []string {
 	return out
 }
 
-func run(url string, n, committers, citizens, agencies int, span time.Duration, queries int, doVerify bool, explain int) error {
+func run(url, dir string, n, committers, citizens, agencies int, span time.Duration, queries int, doVerify bool, explain int) error {
 	ctx := context.Background()
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
@@ -228,6 +228,11 @@ func run(url string, n, committers, citizens, agencies int, span time.Duration, 
 		n, committers, citizens, agencies, span, runtime.GOMAXPROCS(0))
 	var failed atomic.Int64
 	var wg sync.WaitGroup
+	cpuServer0, err := serverCPU(dir)
+	if err != nil {
+		return err
+	}
+	cpuSelf0 := selfCPU()
 	began := time.Now()
 	progressDone := make(chan struct{})
 	go func() {
@@ -270,6 +275,12 @@ func run(url string, n, committers, citizens, agencies int, span time.Duration, 
 	}
 	wg.Wait()
 	elapsed := time.Since(began)
+	cpuServer1, err := serverCPU(dir)
+	if err != nil {
+		return err
+	}
+	cpuSelf := selfCPU() - cpuSelf0
+	cpuServer := time.Duration(cpuServer1-cpuServer0) * time.Second / time.Duration(clockTicks)
 	close(progressDone)
 	if err := l.Close(); err != nil {
 		return err
@@ -383,6 +394,8 @@ func run(url string, n, committers, citizens, agencies int, span time.Duration, 
 	row("records committed", fmt.Sprint(n))
 	row("commit wall time", elapsed.Round(time.Millisecond).String())
 	row("commit rate (Logger over COPY)", fmt.Sprintf("%.0f records/s", float64(n)/elapsed.Seconds()))
+	row("server CPU per record (postgres processes)", fmt.Sprintf("%.1f µs", float64(cpuServer.Microseconds())/float64(n)))
+	row("client CPU per record (this process)", fmt.Sprintf("%.1f µs", float64(cpuSelf.Microseconds())/float64(n)))
 	row("COPY statements (Store calls)", fmt.Sprint(stores))
 	row("records per COPY (mean)", fmt.Sprintf("%.1f", float64(cs.records.Load())/float64(stores)))
 	row("rows inserted (pg_stat_user_tables)", fmt.Sprint(inserted))
