@@ -20,7 +20,7 @@ const (
 	DefaultProbeInterval = time.Second
 	// DefaultHeartbeatInterval is how often a replica says it is live.
 	DefaultHeartbeatInterval = time.Second
-	DefaultKeyPrefix     = "popconnect:"
+	DefaultKeyPrefix         = "popconnect:"
 	// quotaKeyGrace keeps a day's quota key past the day's midnight, so
 	// that a replica whose clock is a little behind still finds it.
 	quotaKeyGrace = time.Hour
@@ -298,4 +298,3 @@ func (s *Shared) allowShared(local time.Time, day int, n int) (Decision, error) 
 		return Decision{RetryAfter: max(wait, time.Millisecond)}, nil
 	}
 }
-
