@@ -15,7 +15,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/popconnect/popconnect/gateway/ratelimit"
+	"github.com/popconnect/popconnect/gateway/ratelimit/limitstate"
 	"github.com/popconnect/popconnect/gateway/testpki"
 	"github.com/popconnect/popconnect/internal/popdb"
 	"github.com/popconnect/popconnect/internal/testredis"
@@ -96,13 +96,13 @@ func metricValue(t *testing.T, in *instance, name string) string {
 }
 
 // rateLimitState is the gateway's GET /ratelimitz.
-func rateLimitState(t *testing.T, in *instance) ratelimit.State {
+func rateLimitState(t *testing.T, in *instance) limitstate.State {
 	t.Helper()
 	status, body, err := get(t, http.DefaultClient, "http://"+in.metricsAddr+"/ratelimitz")
 	if err != nil || status != 200 {
 		t.Fatalf("GET /ratelimitz: %d %s %v", status, body, err)
 	}
-	var st ratelimit.State
+	var st limitstate.State
 	if err := json.Unmarshal([]byte(body), &st); err != nil {
 		t.Fatalf("GET /ratelimitz: %v: %s", err, body)
 	}
@@ -340,7 +340,7 @@ func TestRedisHungServer(t *testing.T) {
 // replica counts alone.
 func TestRateLimitStateLocal(t *testing.T) {
 	gw := newFixture(t).start(t)
-	if st := rateLimitState(t, gw); st != (ratelimit.State{Store: "local"}) {
+	if st := rateLimitState(t, gw); st != (limitstate.State{Store: "local"}) {
 		t.Fatalf("GET /ratelimitz %+v", st)
 	}
 }
