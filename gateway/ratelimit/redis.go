@@ -101,8 +101,10 @@ type Redis struct {
 	once    sync.Once
 }
 
-// NewRedis returns a store using the server of cfg. It does not connect:
-// the first request does (and falls back to the share if it cannot).
+// NewRedis returns a store using the server of cfg and starts its
+// dispatcher, whose first heartbeat connects in the background: NewRedis
+// does not wait for the server, and a request that cannot reach it falls
+// back to the share.
 func NewRedis(cfg RedisConfig) (*Redis, error) {
 	if cfg.Addr == "" {
 		return nil, errors.New("ratelimit: a Redis address is required")

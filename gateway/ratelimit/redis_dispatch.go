@@ -12,7 +12,8 @@ import (
 // The admission calls of concurrent requests go to Redis together, as a
 // database commits concurrent transactions as a group: requests queue
 // their call, one dispatcher goroutine sends every queued call in one
-// pipeline (one write, one read) and hands each caller its own answer.
+// script call (admitScript takes a batch), in one pipeline with the
+// heartbeat (one write, one read), and hands each caller its own answer.
 // A request waits for at most the batch in flight and its own, one round
 // trip each; alone, it is sent at once. Measured on a 2-core machine
 // (BenchmarkRedisAllowN, 64 callers), this is ~3 times the calls per
@@ -83,7 +84,7 @@ func (r *Redis) dispatch() {
 	defer close(r.stopped)
 	pipe := r.client.Pipeline()
 	batch := make([]*call, 0, maxBatch)
-	buf := &batchBuf{send: make([]*call, 0, maxBatch), cmds: make([]*redis.Cmd, 0, maxBatch+1)}
+	buf := &batchBuf{send: make([]*call, 0, maxBatch), keys: make([]string, 0, 2*maxBatch), args: make([]any, 0, 5*maxBatch)}
 	tick := time.NewTicker(r.cfg.HeartbeatInterval)
 	defer tick.Stop()
 	beat := true // at once: the other replicas count this one from the start
@@ -130,7 +131,8 @@ func (r *Redis) failQueued() {
 // batchBuf is the dispatcher's scratch space, reused from batch to batch.
 type batchBuf struct {
 	send []*call
-	cmds []*redis.Cmd
+	keys []string
+	args []any
 }
 
 // exec sends one batch (and the heartbeat when beat) in one pipeline,
@@ -155,73 +157,73 @@ func (r *Redis) exec(pipe redis.Pipeliner, batch []*call, beat bool, buf *batchB
 	}
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
-	cmds := buf.cmds[:0]
+	keys, args := buf.keys[:0], buf.args[:0]
 	for _, c := range send {
-		cmds = append(cmds, pipe.EvalSha(ctx, r.admit.Hash(), c.keys[:], c.args[:]...))
+		keys = append(keys, c.keys[:]...)
+		args = append(args, c.args[:]...)
+	}
+	var admit, beatCmd *redis.Cmd
+	if len(send) > 0 {
+		admit = pipe.EvalSha(ctx, r.admit.Hash(), keys, args...)
 	}
 	if beat {
-		cmds = append(cmds, r.heartbeat(ctx, pipe))
+		beatCmd = r.heartbeat(ctx, pipe)
 	}
 	_, _ = pipe.Exec(ctx) // each command has its own error
-	if noScript(cmds) {
-		r.reloadScripts(ctx, pipe, cmds, send, beat)
+	if noScript(admit) || noScript(beatCmd) {
+		admit, beatCmd = r.reloadScripts(ctx, pipe, admit, beatCmd, keys, args)
 	}
-	for i, c := range send {
-		c.finish(admitResult(cmds[i]))
+	if admit != nil {
+		finishBatch(admit, send)
 	}
-	if beat {
-		r.noteReplicas(cmds[len(cmds)-1])
+	if beatCmd != nil {
+		r.noteReplicas(beatCmd)
 	}
-	clear(cmds)
 	clear(send)
-	buf.send, buf.cmds = send[:0], cmds[:0]
+	clear(keys)
+	clear(args)
+	buf.send, buf.keys, buf.args = send[:0], keys[:0], args[:0]
 }
 
-// noScript is whether the server did not know a script: it restarted or
-// was flushed since the scripts were loaded.
-func noScript(cmds []*redis.Cmd) bool {
-	for _, c := range cmds {
-		if redis.HasErrorPrefix(c.Err(), "NOSCRIPT") {
-			return true
-		}
-	}
-	return false
+// noScript is whether the server did not know the script: it restarted
+// or was flushed since the scripts were loaded.
+func noScript(cmd *redis.Cmd) bool {
+	return cmd != nil && redis.HasErrorPrefix(cmd.Err(), "NOSCRIPT")
 }
 
-// reloadScripts loads the scripts and sends again the commands the server
-// refused for not knowing them, in one more round trip: once after the
-// server lost its script cache, never on the way of every request.
-func (r *Redis) reloadScripts(ctx context.Context, pipe redis.Pipeliner, cmds []*redis.Cmd, sent []*call, beat bool) {
+// reloadScripts loads the scripts and sends the commands again, in one
+// more round trip: once after the server lost its script cache, never on
+// the way of every request.
+func (r *Redis) reloadScripts(ctx context.Context, pipe redis.Pipeliner, admit, beat *redis.Cmd, keys []string, args []any) (*redis.Cmd, *redis.Cmd) {
 	// pipe.ScriptLoad, not Script.Load: in a pipeline, Script.Load would
 	// take the hash before the answer, "".
 	pipe.ScriptLoad(ctx, admitScript)
 	pipe.ScriptLoad(ctx, heartbeatScript)
-	for i, c := range sent {
-		if redis.HasErrorPrefix(cmds[i].Err(), "NOSCRIPT") {
-			cmds[i] = pipe.EvalSha(ctx, r.admit.Hash(), c.keys[:], c.args[:]...)
-		}
+	if admit != nil {
+		admit = pipe.EvalSha(ctx, r.admit.Hash(), keys, args...)
 	}
-	if last := len(cmds) - 1; beat && redis.HasErrorPrefix(cmds[last].Err(), "NOSCRIPT") {
-		cmds[last] = r.heartbeat(ctx, pipe)
+	if beat != nil {
+		beat = r.heartbeat(ctx, pipe)
 	}
 	_, _ = pipe.Exec(ctx)
+	return admit, beat
 }
 
-// admitResult reads the admission script's answer without allocating.
-func admitResult(cmd *redis.Cmd) ([4]int64, error) {
-	var res [4]int64
+// finishBatch hands each call its four values of the script's answer, or
+// the command's error.
+func finishBatch(cmd *redis.Cmd, calls []*call) {
 	v, err := cmd.Result()
-	if err != nil {
-		return res, err
-	}
 	vals, ok := v.([]any)
-	if !ok || len(vals) != len(res) {
-		return res, fmt.Errorf("ratelimit: the admission script answered %v", v)
+	if err == nil && (!ok || len(vals) != 4*len(calls)) {
+		err = fmt.Errorf("ratelimit: the admission script answered %d values for %d requests", len(vals), len(calls))
 	}
-	for i, x := range vals {
-		if res[i], ok = x.(int64); !ok {
-			return res, fmt.Errorf("ratelimit: the admission script answered %v", v)
+	for i, c := range calls {
+		var res [4]int64
+		for j := 0; err == nil && j < len(res); j++ {
+			if res[j], ok = vals[4*i+j].(int64); !ok {
+				err = fmt.Errorf("ratelimit: the admission script answered %v", vals[4*i+j])
+			}
 		}
+		c.finish(res, err)
 	}
-	return res, nil
 }
