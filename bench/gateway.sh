@@ -22,7 +22,8 @@
 # to a PostgreSQL server of its own (bench/pgserver: Debian's binaries,
 # `make postgres`) instead of a file; RATELIMIT_REDIS=1 adds the gateway
 # once more, its rate limits and quota counted in a redis-server of its own
-# (`make redis`; no persistence, a password), one script call per request.
+# (`make redis`; no persistence, a password); the checks of concurrent
+# requests go to Redis together, one script call per round trip.
 set -euo pipefail
 
 DURATION=${DURATION:-20s}

@@ -33,39 +33,51 @@ var (
 	errQueueFull = errors.New("ratelimit: too many Redis calls waiting")
 	errClosed    = errors.New("ratelimit: the Redis store is closed")
 	errExpired   = errors.New("ratelimit: the Redis call waited past its timeout behind a slow one")
+	errTimeout   = errors.New("ratelimit: no answer from Redis within the timeout")
 )
 
 // call is one admission queued for the dispatcher.
 type call struct {
 	keys [2]string
 	args [5]any
-	// deadline bounds the whole call, queueing included.
+	// deadline bounds the whole call, queueing included: the caller stops
+	// waiting then (timer), the dispatcher does not send it after.
 	deadline time.Time
+	timer    *time.Timer
 	res      [4]int64
 	err      error
 	done     chan struct{} // buffered: the dispatcher never waits
 }
 
-// run queues one admission and waits for its answer, at most about the
-// store's Timeout.
+// run queues one admission and waits for its answer, at most the store's
+// Timeout.
 func (r *Redis) run(keys [2]string, args [5]any) ([4]int64, error) {
 	c, _ := r.calls.Get().(*call)
 	if c == nil {
-		c = &call{done: make(chan struct{}, 1)}
+		c = &call{done: make(chan struct{}, 1), timer: time.NewTimer(r.cfg.Timeout)}
+	} else {
+		c.timer.Reset(r.cfg.Timeout)
 	}
 	c.keys, c.args, c.deadline = keys, args, time.Now().Add(r.cfg.Timeout)
 	select {
 	case r.queue <- c:
 	default:
+		c.timer.Stop()
 		r.calls.Put(c)
 		return [4]int64{}, errQueueFull
 	}
+	// Each caller waits for its own timeout, not for the batch's: a call
+	// that waited behind a slow round trip does not shorten the bound of
+	// the others sent with it. In the two cases below the dispatcher may
+	// still hold c: it is not reused.
 	select {
 	case <-c.done:
+	case <-c.timer.C:
+		return [4]int64{}, errTimeout
 	case <-r.stopped:
-		// The dispatcher may still hold c: it is not reused.
 		return [4]int64{}, errClosed
 	}
+	c.timer.Stop()
 	res, err := c.res, c.err
 	c.keys, c.args, c.err = [2]string{}, [5]any{}, nil
 	r.calls.Put(c)
@@ -136,26 +148,22 @@ type batchBuf struct {
 }
 
 // exec sends one batch (and the heartbeat when beat) in one pipeline,
-// bounded by the earliest deadline of its calls; a call already past its
-// deadline (it waited behind a slow batch) fails without being sent.
+// bounded by the store's Timeout; a call already past its deadline (it
+// waited behind a slow batch, and its caller has given up) is not sent.
 func (r *Redis) exec(pipe redis.Pipeliner, batch []*call, beat bool, buf *batchBuf) {
 	now := time.Now()
-	deadline := now.Add(r.cfg.Timeout)
 	send := buf.send[:0]
 	for _, c := range batch {
 		if !now.Before(c.deadline) {
 			c.finish([4]int64{}, errExpired)
 			continue
 		}
-		if c.deadline.Before(deadline) {
-			deadline = c.deadline
-		}
 		send = append(send, c)
 	}
 	if len(send) == 0 && !beat {
 		return
 	}
-	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.Timeout)
 	defer cancel()
 	keys, args := buf.keys[:0], buf.args[:0]
 	for _, c := range send {
