@@ -266,9 +266,14 @@ for ((round = 1; round <= ROUNDS; round++)); do
 		IFS='|' read -r name url tpids <<<"$t"
 		# shellcheck disable=SC2086 # one PID per word
 		read -r user_before sys_before < <(cpu_ticks $tpids)
+		if [ "$name" = "gateway, Redis rate limits" ]; then read -r ru_before rs_before < <(cpu_ticks "$redis_pid"); fi
 		out=$(load "$url")
 		# shellcheck disable=SC2086
 		read -r user_after sys_after < <(cpu_ticks $tpids)
+		if [ "$name" = "gateway, Redis rate limits" ]; then
+			read -r ru_after rs_after < <(cpu_ticks "$redis_pid")
+			redis_ticks=$((${redis_ticks:-0} + ru_after + rs_after - ru_before - rs_before))
+		fi
 		sum_rps[$name]=$(awk -v a="${sum_rps[$name]:-0}" -v b="$(field rps "$out")" 'BEGIN { print a + b }')
 		sum_p50[$name]=$(awk -v a="${sum_p50[$name]:-0}" -v b="$(field p50_ms "$out")" 'BEGIN { print a + b }')
 		sum_p99[$name]=$(awk -v a="${sum_p99[$name]:-0}" -v b="$(field p99_ms "$out")" 'BEGIN { print a + b }')
@@ -317,6 +322,8 @@ fi
 if [ "$RATELIMIT_REDIS" = 1 ]; then
 	awk -v g="$g" -v r="${rps["gateway, Redis rate limits"]}" 'BEGIN { printf "gateway Redis/in-memory limits = %.2f\n", r / g }'
 	redis_page=$(curl -s "http://127.0.0.1:$PORT_GW_REDIS_METRICS/metrics")
+	awk -v t="$redis_ticks" -v ok="${sum_ok["gateway, Redis rate limits"]}" -v hz="$hz" \
+		'BEGIN { printf "Redis rate limits: redis-server CPU %.0f µs per request (of the row above; the rest is the gateway)\n", t * 1e6 / hz / ok }'
 	echo "Redis rate limits: fallbacks to the share $(sed -n 's/^popconnect_gateway_ratelimit_fallbacks_total \(.*\)/\1/p' <<<"$redis_page") (0: every request counted in Redis)"
 fi
 echo "audit writes: ${audit_batches:-?} for $audit_lines_running records ($(awk -v r="$audit_lines_running" -v b="${audit_batches:-0}" 'BEGIN { if (b > 0) printf "%.1f", r / b; else print "?" }') per write)"
