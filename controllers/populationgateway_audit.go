@@ -62,6 +62,10 @@ func (r *PopulationGatewayReconciler) reconcileAudit(ctx context.Context, s *gat
 	}); err != nil {
 		s.setCondition(popv1.ConditionAuditReady, metav1.ConditionUnknown, popv1.ReasonAuditStateUnknown,
 			"Listing the gateway pods failed and will be retried.")
+		if sharedRateLimits(s.gw) {
+			s.setCondition(popv1.ConditionRateLimitShared, metav1.ConditionUnknown, popv1.ReasonRateLimitStateUnknown,
+				"Listing the gateway pods failed and will be retried.")
+		}
 		return fmt.Errorf("listing the gateway pods: %w", err)
 	}
 	obs := auditObservation{replicas: gatewayReplicas(s.gw), port: r.auditProbePort()}
@@ -76,17 +80,25 @@ func (r *PopulationGatewayReconciler) reconcileAudit(ctx context.Context, s *gat
 			ask = append(ask, pod)
 		}
 	}
-	obs.probed = r.probeAudit(ctx, ask)
+	obs.probed = r.probeAudit(ctx, ask, sharedRateLimits(s.gw))
 	status, reason, message, refresh := auditReady(obs)
 	s.setCondition(popv1.ConditionAuditReady, status, reason, message)
 	if refresh {
 		s.wakeAt = append(s.wakeAt, s.now.Add(auditRefresh))
 	}
+	if sharedRateLimits(s.gw) {
+		status, reason, message := rateLimitShared(obs)
+		s.setCondition(popv1.ConditionRateLimitShared, status, reason, message)
+		// A pod falls back to its share, or back, without any pod event:
+		// only asking again sees it.
+		s.wakeAt = append(s.wakeAt, s.now.Add(r.rateLimitRefresh()))
+	}
 	return nil
 }
 
-// probeAudit asks the pods, a few at a time, and returns one answer each.
-func (r *PopulationGatewayReconciler) probeAudit(ctx context.Context, pods []*corev1.Pod) []podAudit {
+// probeAudit asks the pods, a few at a time, and returns one answer each;
+// with limits, each pod's rate-limit state too.
+func (r *PopulationGatewayReconciler) probeAudit(ctx context.Context, pods []*corev1.Pod, limits bool) []podAudit {
 	out := make([]podAudit, len(pods))
 	sem := make(chan struct{}, auditProbeParallel)
 	var wg sync.WaitGroup
@@ -96,6 +108,9 @@ func (r *PopulationGatewayReconciler) probeAudit(ctx context.Context, pods []*co
 		go func() {
 			defer func() { <-sem; wg.Done() }()
 			out[i] = podAudit{pod: pod.Name}
+			if limits {
+				out[i].limits, out[i].limitsErr = r.getRateLimitState(ctx, pod.Status.PodIP)
+			}
 			state, err := r.getAuditState(ctx, pod.Status.PodIP)
 			if err != nil {
 				out[i].err = err.Error()

@@ -10,6 +10,7 @@ import (
 
 	popv1 "github.com/popconnect/popconnect/api/v1alpha1"
 	"github.com/popconnect/popconnect/gateway/audit"
+	"github.com/popconnect/popconnect/gateway/ratelimit/limitstate"
 )
 
 // auditRefresh is how often a gateway whose AuditReady is not True is asked
@@ -27,6 +28,11 @@ type podAudit struct {
 	state *audit.State
 	// err is why it did not answer.
 	err string
+	// limits is the pod's GET /ratelimitz, asked only of a gateway with
+	// spec.rateLimitStore.redis; nil when not asked or not answered,
+	// limitsErr then says why.
+	limits    *limitstate.State
+	limitsErr string
 }
 
 // auditObservation is what a reconcile learned about a gateway's audit.

@@ -40,6 +40,9 @@ type PopulationGatewayReconciler struct {
 	AuditProbePort int
 	// AuditProbeClient asks the pods; newAuditProbeClient's when nil.
 	AuditProbeClient *http.Client
+	// RateLimitRefresh is how often a gateway with a Redis store is asked
+	// again for RateLimitShared; DefaultRateLimitRefresh when 0.
+	RateLimitRefresh time.Duration
 
 	echo        *shardEcho
 	memo        *policyMemo

@@ -62,6 +62,10 @@ func (r *PopulationGatewayReconciler) patchStatus(ctx context.Context, s *gatewa
 	for _, t := range types {
 		meta.SetStatusCondition(&status.Conditions, s.conditions[t])
 	}
+	if !sharedRateLimits(s.gw) {
+		// Said only of a gateway with a Redis store: gone with the store.
+		meta.RemoveStatusCondition(&status.Conditions, popv1.ConditionRateLimitShared)
+	}
 	status.ActiveConnections = s.activeConnections
 	status.AvailableReplicas = s.availableReplicas
 	if s.policyVersion != "" {
@@ -73,7 +77,11 @@ func (r *PopulationGatewayReconciler) patchStatus(ctx context.Context, s *gatewa
 	if equality.Semantic.DeepEqual(status, s.gw.Status) {
 		return nil
 	}
-	before := meta.FindStatusCondition(s.gw.Status.Conditions, popv1.ConditionAuditReady)
+	evented := []string{popv1.ConditionAuditReady, popv1.ConditionRateLimitShared}
+	before := make([]*metav1.Condition, len(evented))
+	for i, t := range evented {
+		before[i] = meta.FindStatusCondition(s.gw.Status.Conditions, t)
+	}
 	patch := client.MergeFrom(s.gw.DeepCopy())
 	s.gw.Status = status
 	if err := r.Client.Status().Patch(ctx, s.gw, patch); err != nil {
@@ -82,15 +90,18 @@ func (r *PopulationGatewayReconciler) patchStatus(ctx context.Context, s *gatewa
 		}
 		return fmt.Errorf("patching status: %w", err)
 	}
-	r.recordAuditEvent(s.gw, before, meta.FindStatusCondition(status.Conditions, popv1.ConditionAuditReady))
+	for i, t := range evented {
+		r.recordTransitionEvent(s.gw, before[i], meta.FindStatusCondition(status.Conditions, t))
+	}
 	return nil
 }
 
-// recordAuditEvent emits one event per transition of AuditReady into False
-// (Warning: the gateway refuses requests until someone fixes the sink) and
-// out of it to True (Normal), never for a refresh that changed only the
-// message, nor for Unknown, which says nothing about the sink.
-func (r *PopulationGatewayReconciler) recordAuditEvent(gw *popv1.PopulationGateway, before, after *metav1.Condition) {
+// recordTransitionEvent emits one event per transition of AuditReady or
+// RateLimitShared into False (Warning: the gateway refuses requests until
+// someone fixes the audit sink; its pods enforce a share of the limits
+// until Redis answers) and out of it to True (Normal), never for a refresh
+// that changed only the message, nor for Unknown, which says nothing.
+func (r *PopulationGatewayReconciler) recordTransitionEvent(gw *popv1.PopulationGateway, before, after *metav1.Condition) {
 	if r.Recorder == nil || after == nil {
 		return
 	}

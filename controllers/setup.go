@@ -41,6 +41,9 @@ type Options struct {
 	// AuditProbePort is the gateway pods' port of GET /auditz;
 	// DefaultAuditProbePort when 0.
 	AuditProbePort int
+	// RateLimitRefresh is how often a gateway with a Redis store is asked
+	// again where its pods count the limits; DefaultRateLimitRefresh when 0.
+	RateLimitRefresh time.Duration
 }
 
 // CacheOptions limit the manager's informers to the objects the operator
@@ -118,6 +121,7 @@ func SetupWithManager(ctx context.Context, mgr ctrl.Manager, opts Options) error
 	if err := (&PopulationGatewayReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Clock: clk, GatewayImage: opts.GatewayImage,
 		Recorder: mgr.GetEventRecorder("popconnect-manager"), Manager: opts.Manager, AuditProbePort: opts.AuditProbePort,
+		RateLimitRefresh: opts.RateLimitRefresh,
 	}).SetupWithManager(mgr, copts); err != nil {
 		return fmt.Errorf("setting up the PopulationGateway controller: %w", err)
 	}

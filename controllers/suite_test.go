@@ -184,6 +184,8 @@ func startManager(env *testenv.Env, writes *writeLog, leaderElectionID string) (
 	if err := controllers.SetupWithManager(ctx, mgr, controllers.Options{
 		GatewayImage: "ghcr.io/popconnect/popconnect-gateway:test", MaxConcurrentReconciles: 2,
 		Manager: suiteManager, AuditProbePort: s.auditz.port,
+		// Soon enough for a test to see a pod fall back and return.
+		RateLimitRefresh: time.Second,
 	}); err != nil {
 		cancel()
 		return nil, nil, err

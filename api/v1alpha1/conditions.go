@@ -27,6 +27,13 @@ const (
 	// GET /auditz can write its audit records; False when one cannot (it
 	// then refuses requests); Unknown when no pod could be asked.
 	ConditionAuditReady = "AuditReady"
+	// ConditionRateLimitShared is set on a gateway with
+	// spec.rateLimitStore.redis: True when every gateway pod that answered
+	// GET /ratelimitz counts the agencies' limits in Redis, shared; False
+	// when one enforces its share alone (Redis unreachable) or counts
+	// alone (no store); Unknown when no pod could be asked. It does not
+	// change Ready: a pod on its share keeps serving.
+	ConditionRateLimitShared = "RateLimitShared"
 )
 
 // Condition reasons. A reason that names a problem only the user can fix is
@@ -94,4 +101,17 @@ const (
 	// ReasonAuditStateUnknown: no gateway pod could be asked for its audit
 	// state (none runs, or none answered).
 	ReasonAuditStateUnknown = "AuditStateUnknown"
+	// ReasonSharedCountInUse: every gateway pod that answered counts the
+	// limits in Redis, one count for all.
+	ReasonSharedCountInUse = "SharedCountInUse"
+	// ReasonFallbackToShare: a gateway pod cannot reach Redis and enforces
+	// its share of every limit (limit / the live replicas it last counted)
+	// until Redis answers again.
+	ReasonFallbackToShare = "FallbackToShare"
+	// ReasonNoStore: a gateway pod counts the limits alone, without Redis
+	// (a pod from before spec.rateLimitStore was set, during a rollout).
+	ReasonNoStore = "NoStore"
+	// ReasonRateLimitStateUnknown: no gateway pod could be asked where it
+	// counts the limits (none runs, or none answered).
+	ReasonRateLimitStateUnknown = "RateLimitStateUnknown"
 )

@@ -81,7 +81,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.rateLimitRedisCAFile, "ratelimit-redis-ca-file", "", "PEM CA bundle that verifies a rediss:// server (default: system roots)")
 	fs.DurationVar(&o.rateLimitRedisTimeout, "ratelimit-redis-timeout", 100*time.Millisecond, "bound of one Redis call, connecting included; past it the replica enforces its share")
 	fs.StringVar(&o.rateLimitRedisPrefix, "ratelimit-redis-key-prefix", "popconnect:", "prefix of the Redis keys, so that gateways sharing a server keep their counts apart")
-	fs.IntVar(&o.rateLimitReplicas, "ratelimit-replicas", 1, "replicas sharing the limits: while Redis is unreachable each enforces limit / this")
+	fs.IntVar(&o.rateLimitReplicas, "ratelimit-replicas", 1, "replicas sharing the limits, until this replica has counted the live ones in Redis: while Redis is unreachable each enforces limit / the live replicas it last counted, or limit / this")
 	fs.Int64Var(&o.maxRequestBody, "max-request-body-bytes", 64<<10, "largest Verify or BatchLookup body")
 	fs.Int64Var(&o.maxUpstreamBody, "max-upstream-body-bytes", 8<<20, "largest upstream response read")
 	fs.IntVar(&o.maxHeaderBytes, "max-header-bytes", 32<<10, "largest request header an agency may send (larger: 431)")

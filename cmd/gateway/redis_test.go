@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/popconnect/popconnect/gateway/ratelimit/limitstate"
 	"github.com/popconnect/popconnect/gateway/testpki"
 	"github.com/popconnect/popconnect/internal/popdb"
 	"github.com/popconnect/popconnect/internal/testredis"
@@ -93,6 +95,20 @@ func metricValue(t *testing.T, in *instance, name string) string {
 	return ""
 }
 
+// rateLimitState is the gateway's GET /ratelimitz.
+func rateLimitState(t *testing.T, in *instance) limitstate.State {
+	t.Helper()
+	status, body, err := get(t, http.DefaultClient, "http://"+in.metricsAddr+"/ratelimitz")
+	if err != nil || status != 200 {
+		t.Fatalf("GET /ratelimitz: %d %s %v", status, body, err)
+	}
+	var st limitstate.State
+	if err := json.Unmarshal([]byte(body), &st); err != nil {
+		t.Fatalf("GET /ratelimitz: %v: %s", err, body)
+	}
+	return st
+}
+
 func redisCount(t *testing.T, srv *testredis.Server) int64 {
 	t.Helper()
 	c := redis.NewClient(&redis.Options{Addr: srv.Addr(), Password: srv.Password()})
@@ -130,6 +146,9 @@ func TestRedisQuotaSharedByThreeGateways(t *testing.T) {
 		if v := metricValue(t, gw, "popconnect_gateway_ratelimit_shared"); v != "1" {
 			t.Fatalf("gateway %d: popconnect_gateway_ratelimit_shared %s", i, v)
 		}
+		if st := rateLimitState(t, gw); st.Store != "redis" || !st.Shared || st.FallbackSince != nil {
+			t.Fatalf("gateway %d: GET /ratelimitz %+v", i, st)
+		}
 	}
 	gws[0].stop(t)
 	gws[0] = startShared(t, f, srv, 3)
@@ -151,6 +170,13 @@ func TestRedisStoppedMidRun(t *testing.T) {
 	var gws []*instance
 	for range replicas {
 		gws = append(gws, startShared(t, f, srv, replicas))
+	}
+	// The share divides by the live replicas each gateway last counted:
+	// wait until each has counted the three.
+	for i, gw := range gws {
+		eventually(t, fmt.Sprintf("gateway %d counting 3 live replicas", i), func() bool {
+			return rateLimitState(t, gw).LiveReplicas == replicas
+		})
 	}
 	c := f.client(f.ca.Agency(t, "SHARED"), 0)
 	// Sequential, so that the gateways' last view of the count is close.
@@ -178,6 +204,9 @@ func TestRedisStoppedMidRun(t *testing.T) {
 		}
 		if v := metricValue(t, gw, "popconnect_gateway_ratelimit_fallbacks_total"); v != "1" {
 			t.Fatalf("gateway %d: popconnect_gateway_ratelimit_fallbacks_total %s", i, v)
+		}
+		if st := rateLimitState(t, gw); st.Store != "redis" || st.Shared || st.FallbackSince == nil || st.LastError == "" || st.Replicas != replicas {
+			t.Fatalf("gateway %d: GET /ratelimitz during the outage: %+v", i, st)
 		}
 	}
 
@@ -304,5 +333,14 @@ func TestRedisHungServer(t *testing.T) {
 	// 1 before, 20 on the share (the call that timed out may count twice).
 	if got := redisCount(t, srv); got != 21 && got != 22 {
 		t.Fatalf("count in Redis %d, want 21 (22 with the call that timed out)", got)
+	}
+}
+
+// TestRateLimitStateLocal: without Redis, GET /ratelimitz says each
+// replica counts alone.
+func TestRateLimitStateLocal(t *testing.T) {
+	gw := newFixture(t).start(t)
+	if st := rateLimitState(t, gw); st != (limitstate.State{Store: "local"}) {
+		t.Fatalf("GET /ratelimitz %+v", st)
 	}
 }

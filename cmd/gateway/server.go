@@ -246,6 +246,8 @@ func (s *server) metricsMux() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", s.metrics.Handler())
 	mux.Handle("GET /auditz", audit.StateHandler(s.audit))
+	// Where the limits are counted, for the operator's RateLimitShared.
+	mux.Handle("GET /ratelimitz", ratelimit.StateHandler(s.limits))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, "ok\n")
 	})

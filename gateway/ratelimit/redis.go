@@ -1,10 +1,8 @@
 package ratelimit
 
 import (
-	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -20,7 +18,9 @@ import (
 const (
 	DefaultRedisTimeout  = 100 * time.Millisecond
 	DefaultProbeInterval = time.Second
-	DefaultKeyPrefix     = "popconnect:"
+	// DefaultHeartbeatInterval is how often a replica says it is live.
+	DefaultHeartbeatInterval = time.Second
+	DefaultKeyPrefix         = "popconnect:"
 	// quotaKeyGrace keeps a day's quota key past the day's midnight, so
 	// that a replica whose clock is a little behind still finds it.
 	quotaKeyGrace = time.Hour
@@ -44,8 +44,13 @@ type RedisConfig struct {
 	// ProbeInterval is how often an unreachable server is tried again
 	// (DefaultProbeInterval when zero).
 	ProbeInterval time.Duration
-	// Replicas is how many replicas share the limits: while the server is
-	// unreachable each replica enforces limit / Replicas (at least 1).
+	// HeartbeatInterval is how often the replica says in Redis that it is
+	// live (DefaultHeartbeatInterval when zero).
+	HeartbeatInterval time.Duration
+	// Replicas is how many replicas share the limits until the replica
+	// has counted the live ones in Redis: while the server is unreachable
+	// each replica enforces limit / the live replicas it last counted, or
+	// limit / Replicas when it never counted them (at least 1).
 	Replicas int
 	// Log receives one line per transition between the shared count and
 	// the per-replica share.
@@ -58,7 +63,8 @@ type RedisConfig struct {
 // Redis is a Store whose agencies are counted in one Redis server by every
 // replica: the rate (GCRA, the token bucket's equivalent) and the daily
 // quota are checked and charged by one Lua script, atomically and in one
-// round trip (EVALSHA; EVAL once after the server lost its script cache).
+// round trip (EVALSHA), the calls of concurrent requests sent together in
+// one pipeline (redis_dispatch.go).
 //
 // While the server is unreachable (a call failed or timed out), each
 // replica enforces its share of every limit in memory, from the quota the
@@ -70,17 +76,35 @@ type Redis struct {
 	client *redis.Client
 	admit  *redis.Script
 	merge  *redis.Script
+	beat   *redis.Script
+
+	// The dispatcher's queue and its calls, reused.
+	queue chan *call
+	calls sync.Pool
+
+	// id names this replica in the set of live ones (replicasKey);
+	// liveReplicas is their count as last seen, 0 before.
+	id           string
+	replicasKey  string
+	liveReplicas atomic.Int64
 
 	up      atomic.Bool
 	mu      sync.Mutex
 	pending map[*Shared]struct{} // charged locally since the server went away
 	probing bool
-	closed  chan struct{}
+	// Since when the replica enforces its share, and why (State).
+	downSince time.Time
+	lastErr   string
+
+	closed  chan struct{} // closed by Close
+	stopped chan struct{} // closed when the dispatcher has returned
 	once    sync.Once
 }
 
-// NewRedis returns a store using the server of cfg. It does not connect:
-// the first request does (and falls back to the share if it cannot).
+// NewRedis returns a store using the server of cfg and starts its
+// dispatcher, whose first heartbeat connects in the background: NewRedis
+// does not wait for the server, and a request that cannot reach it falls
+// back to the share.
 func NewRedis(cfg RedisConfig) (*Redis, error) {
 	if cfg.Addr == "" {
 		return nil, errors.New("ratelimit: a Redis address is required")
@@ -90,6 +114,9 @@ func NewRedis(cfg RedisConfig) (*Redis, error) {
 	}
 	if cfg.ProbeInterval <= 0 {
 		cfg.ProbeInterval = DefaultProbeInterval
+	}
+	if cfg.HeartbeatInterval <= 0 {
+		cfg.HeartbeatInterval = DefaultHeartbeatInterval
 	}
 	if cfg.KeyPrefix == "" {
 		cfg.KeyPrefix = DefaultKeyPrefix
@@ -117,18 +144,30 @@ func NewRedis(cfg RedisConfig) (*Redis, error) {
 			MaxRetries:            -1,
 			DisableIdentity:       true,
 		}),
-		admit:   redis.NewScript(admitScript),
-		merge:   redis.NewScript(mergeScript),
-		pending: map[*Shared]struct{}{},
-		closed:  make(chan struct{}),
+		admit:       redis.NewScript(admitScript),
+		merge:       redis.NewScript(mergeScript),
+		beat:        redis.NewScript(heartbeatScript),
+		queue:       make(chan *call, queueLen),
+		id:          newReplicaID(),
+		replicasKey: cfg.KeyPrefix + "replicas",
+		pending:     map[*Shared]struct{}{},
+		closed:      make(chan struct{}),
+		stopped:     make(chan struct{}),
 	}
 	r.up.Store(true)
+	go r.dispatch()
 	return r, nil
 }
 
-// Close stops the probe and closes the connections.
+// Close stops the dispatcher and the probe, takes the replica out of the
+// live ones, and closes the connections.
 func (r *Redis) Close() error {
-	r.once.Do(func() { close(r.closed) })
+	first := false
+	r.once.Do(func() { close(r.closed); first = true })
+	<-r.stopped
+	if first {
+		r.leave()
+	}
 	return r.client.Close()
 }
 
@@ -141,6 +180,10 @@ func (r *Redis) Next(prev Admitter, agency string, limit policy.RateLimit, loc *
 	if p, ok := prev.(*Shared); ok && p.r == r && p.limit.Equal(limit) && p.loc == loc {
 		return p
 	}
+	q := int64(-1)
+	if limit.DailyQuota != nil {
+		q = *limit.DailyQuota
+	}
 	s := &Shared{
 		r:        r,
 		agency:   agency,
@@ -148,6 +191,9 @@ func (r *Redis) Next(prev Admitter, agency string, limit policy.RateLimit, loc *
 		loc:      loc,
 		rateKey:  r.cfg.KeyPrefix + "{" + agency + "}:rate",
 		quotaKey: r.cfg.KeyPrefix + "{" + agency + "}:quota:",
+		rps:      int64(limit.RequestsPerSecond),
+		burst:    int64(limit.Burst),
+		quota:    q,
 	}
 	if p, ok := prev.(*Shared); ok && p.r == r {
 		p.mu.Lock()
@@ -157,55 +203,6 @@ func (r *Redis) Next(prev Admitter, agency string, limit policy.RateLimit, loc *
 	return s
 }
 
-// admitScript charges n to the agency's rate (KEYS[1], the GCRA's
-// theoretical arrival time in microseconds of the server's clock) and its
-// quota of the day (KEYS[2], the units used), all or nothing. ARGV: the
-// rate per second, the burst, n, the daily quota (-1: none) and the Unix
-// time at which the quota key expires. It returns {allowed (0/1), quota
-// exceeded (0/1), microseconds to wait for the rate, units used today}.
-// The quota key gets its expiry when INCRBY creates it.
-const admitScript = `
-local rps = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local n = tonumber(ARGV[3])
-local quota = tonumber(ARGV[4])
-local used = tonumber(redis.call('GET', KEYS[2]) or '0')
-if quota >= 0 and used + n > quota then
-  return {0, 1, 0, used}
-end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local interval = 1000000 / rps
-local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
-if tat < now then tat = now end
-local new_tat = tat + n * interval
-local wait = new_tat - burst * interval - now
-if wait > 0 then
-  return {0, 0, math.ceil(wait), used}
-end
-redis.call('SET', KEYS[1], string.format('%.0f', math.ceil(new_tat)), 'PX', math.ceil((new_tat - now) / 1000) + 1000)
-used = redis.call('INCRBY', KEYS[2], n)
-if used == n then
-  redis.call('EXPIREAT', KEYS[2], ARGV[5])
-end
-return {1, 0, 0, used}
-`
-
-// mergeScript adds, after an outage, the units a replica admitted on its
-// own (ARGV[2]) to the day's quota count (KEYS[1]), first raising it to
-// what the replica last saw there (ARGV[1]): a server that restarted
-// without its data forgets nothing the replicas knew. ARGV[3] is the key's
-// expiry (Unix time). It returns the new count.
-const mergeScript = `
-local v = tonumber(redis.call('GET', KEYS[1]) or '0')
-local floor = tonumber(ARGV[1])
-if v < floor then v = floor end
-v = v + tonumber(ARGV[2])
-redis.call('SET', KEYS[1], v)
-redis.call('EXPIREAT', KEYS[1], ARGV[3])
-return v
-`
-
 // Shared is one agency's admitter in a Redis store.
 type Shared struct {
 	r        *Redis
@@ -214,6 +211,11 @@ type Shared struct {
 	loc      *time.Location
 	rateKey  string
 	quotaKey string // followed by the local day, yyyymmdd
+	// The script's arguments that change with the policy only, boxed once:
+	// an int boxed per call is an allocation per call.
+	rps, burst, quota any
+	// today is the day's quota key and expiry, made once a day.
+	today atomic.Pointer[dayKey]
 
 	mu sync.Mutex
 	// lastDay and lastUsed are the quota units the server last reported
@@ -259,22 +261,31 @@ func nextMidnight(local time.Time, loc *time.Location) time.Time {
 	return time.Date(y, m, d+1, 0, 0, 0, 0, loc)
 }
 
-func (s *Shared) allowShared(local time.Time, day int, n int) (Decision, error) {
-	q := int64(-1)
-	if s.limit.DailyQuota != nil {
-		q = *s.limit.DailyQuota
+// dayKey is one local day's quota key and what the script needs of it.
+type dayKey struct {
+	day      int
+	key      string
+	midnight time.Time // the day's end
+	expireAt any       // the key's expiry, Unix seconds, boxed
+}
+
+// dayKeyOf returns the quota key of day, made once a day.
+func (s *Shared) dayKeyOf(local time.Time, day int) *dayKey {
+	if k := s.today.Load(); k != nil && k.day == day {
+		return k
 	}
 	midnight := nextMidnight(local, s.loc)
-	ctx, cancel := context.WithTimeout(context.Background(), s.r.cfg.Timeout)
-	defer cancel()
-	res, err := s.r.admit.Run(ctx, s.r.client,
-		[]string{s.rateKey, s.quotaKey + strconv.Itoa(day)},
-		s.limit.RequestsPerSecond, s.limit.Burst, n, q, midnight.Add(quotaKeyGrace).Unix()).Int64Slice()
+	k := &dayKey{day: day, key: s.quotaKey + strconv.Itoa(day), midnight: midnight,
+		expireAt: midnight.Add(quotaKeyGrace).Unix()}
+	s.today.Store(k)
+	return k
+}
+
+func (s *Shared) allowShared(local time.Time, day int, n int) (Decision, error) {
+	k := s.dayKeyOf(local, day)
+	res, err := s.r.run([2]string{s.rateKey, k.key}, [5]any{s.rps, s.burst, n, s.quota, k.expireAt})
 	if err != nil {
 		return Decision{}, err
-	}
-	if len(res) != 4 {
-		return Decision{}, fmt.Errorf("ratelimit: the admission script answered %v", res)
 	}
 	s.mu.Lock()
 	s.lastDay, s.lastUsed = day, res[3]
@@ -283,182 +294,9 @@ func (s *Shared) allowShared(local time.Time, day int, n int) (Decision, error) 
 	case res[0] == 1:
 		return Decision{Allowed: true}, nil
 	case res[1] == 1:
-		return Decision{QuotaExceeded: true, RetryAfter: midnight.Sub(local)}, nil
+		return Decision{QuotaExceeded: true, RetryAfter: k.midnight.Sub(local)}, nil
 	default:
 		wait := time.Duration(res[2]) * time.Microsecond
 		return Decision{RetryAfter: max(wait, time.Millisecond)}, nil
 	}
-}
-
-// shareOf is limit divided between replicas; remaining is the quota left
-// today as last seen in Redis.
-func shareOf(limit policy.RateLimit, replicas int, remaining *int64) policy.RateLimit {
-	r := int32(replicas)
-	share := policy.RateLimit{
-		RequestsPerSecond: max(1, limit.RequestsPerSecond/r),
-		Burst:             max(1, limit.Burst/r),
-	}
-	if remaining != nil {
-		q := max(0, *remaining) / int64(replicas)
-		share.DailyQuota = &q
-	}
-	return share
-}
-
-// allowShare admits against this replica's share while the server is
-// unreachable.
-func (s *Shared) allowShare(now, local time.Time, day int, n int) Decision {
-	d := s.chargeShare(now, local, day, n)
-	if d.Allowed {
-		// Outside s.mu: mergePending takes r.mu, then s.mu.
-		s.r.notePending(s)
-	}
-	return d
-}
-
-func (s *Shared) chargeShare(now, local time.Time, day int, n int) Decision {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.share == nil || s.shareDay != day {
-		var remaining *int64
-		if q := s.limit.DailyQuota; q != nil {
-			left := *q
-			if s.lastDay == day {
-				left -= s.lastUsed
-			}
-			remaining = &left
-		}
-		s.share, s.shareDay = New(shareOf(s.limit, s.r.cfg.Replicas, remaining), s.loc), day
-		if s.pendingDay != day {
-			s.pendingDay, s.pending, s.floor = day, 0, 0
-			if s.lastDay == day {
-				s.floor = s.lastUsed
-			}
-		}
-	}
-	d := s.share.AllowN(now, n)
-	switch {
-	case d.Allowed:
-		s.pending += int64(n)
-	case d.Never && d.QuotaExceeded:
-		// More than this replica's share of what is left today.
-		d = Decision{QuotaExceeded: true, RetryAfter: nextMidnight(local, s.loc).Sub(now)}
-	case d.Never:
-		// Above this replica's share of the burst, not the burst: it
-		// may pass once the shared count is back.
-		d = Decision{RetryAfter: s.r.cfg.ProbeInterval}
-	}
-	return d
-}
-
-// down switches to the share after a failed call, and starts the probe.
-func (r *Redis) down(err error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if !r.up.Load() {
-		return
-	}
-	r.up.Store(false)
-	r.cfg.Log.Warn("rate limits: Redis is unreachable, each replica enforces its share until it is back",
-		"redis", r.cfg.Addr, "replicas", r.cfg.Replicas, "error", err.Error())
-	if r.cfg.OnState != nil {
-		r.cfg.OnState(false)
-	}
-	if !r.probing {
-		r.probing = true
-		go r.probe()
-	}
-}
-
-func (r *Redis) notePending(s *Shared) {
-	r.mu.Lock()
-	r.pending[s] = struct{}{}
-	r.mu.Unlock()
-}
-
-// probe tries the server every ProbeInterval; once it answers, it merges
-// what the replica admitted on its own and returns to the shared count.
-func (r *Redis) probe() {
-	t := time.NewTicker(r.cfg.ProbeInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-r.closed:
-			return
-		case <-t.C:
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), r.cfg.Timeout)
-		err := r.client.Ping(ctx).Err()
-		cancel()
-		if err != nil {
-			continue
-		}
-		if err := r.mergePending(); err != nil {
-			continue
-		}
-		r.mu.Lock()
-		r.up.Store(true)
-		r.probing = false
-		r.mu.Unlock()
-		// Requests that were still on the share while the first merge ran.
-		_ = r.mergePending()
-		r.cfg.Log.Info("rate limits: Redis is reachable again, the replicas share one count", "redis", r.cfg.Addr)
-		if r.cfg.OnState != nil {
-			r.cfg.OnState(true)
-		}
-		return
-	}
-}
-
-// mergePending adds each agency's units admitted on the share to its count
-// in Redis, and forgets the shares.
-func (r *Redis) mergePending() error {
-	r.mu.Lock()
-	list := make([]*Shared, 0, len(r.pending))
-	for s := range r.pending {
-		list = append(list, s)
-	}
-	r.mu.Unlock()
-	for _, s := range list {
-		if err := s.merge(); err != nil {
-			return err
-		}
-		r.mu.Lock()
-		s.mu.Lock()
-		if s.pending == 0 {
-			delete(r.pending, s)
-		}
-		s.mu.Unlock()
-		r.mu.Unlock()
-	}
-	return nil
-}
-
-func (s *Shared) merge() error {
-	s.mu.Lock()
-	day, add, floor := s.pendingDay, s.pending, s.floor
-	s.mu.Unlock()
-	if add > 0 {
-		y, m, d := day/10000, time.Month(day/100%100), day%100
-		expire := time.Date(y, m, d+1, 0, 0, 0, 0, s.loc).Add(quotaKeyGrace)
-		ctx, cancel := context.WithTimeout(context.Background(), s.r.cfg.Timeout)
-		v, err := s.r.merge.Run(ctx, s.r.client, []string{s.quotaKey + strconv.Itoa(day)}, floor, add, expire.Unix()).Int64()
-		cancel()
-		if err != nil {
-			return err
-		}
-		s.mu.Lock()
-		if s.lastDay <= day {
-			s.lastDay, s.lastUsed = day, v
-		}
-		s.mu.Unlock()
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	// Units admitted while the merge ran stay pending; the next outage
-	// starts a new share from the count last seen.
-	s.pending -= add
-	s.floor = 0
-	s.share = nil
-	return nil
 }

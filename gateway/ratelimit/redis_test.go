@@ -31,6 +31,18 @@ func replica(t *testing.T, srv *testredis.Server, replicas int, onState func(boo
 	return r
 }
 
+// waitFor polls cond, for at most 10 seconds.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func client(t *testing.T, srv *testredis.Server) *redis.Client {
 	c := redis.NewClient(&redis.Options{Addr: srv.Addr(), Password: srv.Password()})
 	t.Cleanup(func() { c.Close() })
@@ -121,9 +133,9 @@ func TestRedisSharesTheRate(t *testing.T) {
 }
 
 // TestRedisUnreachableFallsToTheShare: with the server stopped, each of two
-// replicas admits its share of the quota left (as last seen), says so once
-// through OnState, and once the server is back (without its data) adds what
-// it admitted to the shared count, which then goes on.
+// live replicas admits its share of the quota left (as last seen), says so
+// once through OnState, and once the server is back (without its data)
+// adds what it admitted to the shared count, which then goes on.
 func TestRedisUnreachableFallsToTheShare(t *testing.T) {
 	srv := testredis.Start(t)
 	loc := hcm(t)
@@ -131,6 +143,8 @@ func TestRedisUnreachableFallsToTheShare(t *testing.T) {
 	var mu sync.Mutex
 	var states []bool
 	r := replica(t, srv, 2, func(shared bool) { mu.Lock(); states = append(states, shared); mu.Unlock() })
+	replica(t, srv, 2, nil) // the other live replica
+	waitFor(t, "2 live replicas", func() bool { return r.State().LiveReplicas == 2 })
 	a := r.Next(nil, "A1", limit, loc)
 	now := time.Now()
 	for range 30 {
@@ -150,6 +164,9 @@ func TestRedisUnreachableFallsToTheShare(t *testing.T) {
 	}
 	if allowed != 35 || r.Shared() { // (100-30)/2
 		t.Fatalf("%d allowed on the share (shared=%v), want 35", allowed, r.Shared())
+	}
+	if st := r.State(); st.Shared || st.FallbackSince == nil || st.LastError == "" || st.Replicas != 2 {
+		t.Fatalf("state during the outage: %+v", st)
 	}
 	srv.Start()
 	deadline := time.Now().Add(10 * time.Second)
@@ -225,8 +242,15 @@ func TestRedisHungServerIsBounded(t *testing.T) {
 }
 
 // BenchmarkRedisAllowN: one admission through the script, the round trip
-// to a local redis-server included, from parallel callers (as requests).
-func BenchmarkRedisAllowN(b *testing.B) {
+// to a local redis-server included, from 32 callers per CPU (64 on two, as
+// bench/gateway.sh's connections): their calls go together.
+func BenchmarkRedisAllowN(b *testing.B) { benchmarkRedisAllowN(b, 32) }
+
+// BenchmarkRedisAllowNAlone: one caller per CPU, nothing to send together:
+// the latency of one admission.
+func BenchmarkRedisAllowNAlone(b *testing.B) { benchmarkRedisAllowN(b, 1) }
+
+func benchmarkRedisAllowN(b *testing.B, parallelism int) {
 	srv := testredis.Start(b)
 	r, err := NewRedis(RedisConfig{Addr: srv.Addr(), Password: srv.Password(), Timeout: time.Second})
 	if err != nil {
@@ -236,6 +260,8 @@ func BenchmarkRedisAllowN(b *testing.B) {
 	q := int64(1 << 50)
 	a := r.Next(nil, "BENCH", policy.RateLimit{RequestsPerSecond: 1 << 30, Burst: 1 << 30, DailyQuota: &q}, time.UTC)
 	b.ReportAllocs()
+	b.SetParallelism(parallelism)
+	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			if !a.AllowN(time.Now(), 1).Allowed {

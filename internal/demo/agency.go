@@ -111,11 +111,16 @@ func newClient(roots *x509.CertPool, cert *tls.Certificate) *http.Client {
 
 // call sends one request to the gateway; body, when set, is JSON.
 func (r *runner) call(ctx context.Context, c *http.Client, method, path string, body []byte) (*response, error) {
+	return r.callAt(ctx, c, r.gwAddr, method, path, body)
+}
+
+// callAt is call to the gateway process listening on addr.
+func (r *runner) callAt(ctx context.Context, c *http.Client, addr, method, path string, body []byte) (*response, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, "https://"+r.gwAddr+path, rd)
+	req, err := http.NewRequestWithContext(ctx, method, "https://"+addr+path, rd)
 	if err != nil {
 		return nil, fmt.Errorf("building request: %w", err)
 	}

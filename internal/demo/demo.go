@@ -168,6 +168,7 @@ func (r *runner) steps() []step {
 		{"An operation not granted", "Vietcombank may only Verify; a Lookup is refused", r.operationNotAllowed},
 		{"Verify: one bit, no record", "Vietcombank checks what a customer declared and learns only match true/false", r.verify},
 		{"Rate limiting", "Vietcombank's connection allows 30 requests/s with a burst of 30; 60 at once get 429 with Retry-After", r.rateLimit},
+		{"Two replicas, one daily quota", "a Redis server named by the PopulationGateway's spec.rateLimitStore.redis; two more gateway processes run with the flags the operator gives its pods and count in it: VCB's daily quota, lowered to 10, holds across both, where replicas counting alone would each give the whole quota", r.sharedQuota},
 		{"Instant revocation", "suspending the tax authority with kubectl cuts its access at once (contract: within 2s), no gateway restart; resuming restores it; deleting social security's connection cuts it as fast", r.suspendResume},
 		{"Identity comes only from a verified certificate", "no client certificate, or one from a foreign CA claiming to be BYT, is refused", r.identity},
 		{"A borrowed identity from the real CA", "a namespace editor gets cert-manager to issue BYT's URI from the shared ClusterIssuer; the gateway refuses it: BYT is pinned to its own connection's certificates", r.borrowedIdentity},

@@ -31,6 +31,12 @@ type runner struct {
 	gateway *proc
 	db      *testpg.Server
 	dbDir   string // the database cluster's directory, removed at teardown
+	// redis and replicas: the shared quota step's Redis server and the
+	// two gateway processes counting in it.
+	redis         *proc
+	redisAddr     string
+	redisPassword string
+	replicas      []*replica
 
 	simURL     string
 	gwAddr     string // host:port agencies connect to
@@ -133,7 +139,12 @@ func (r *runner) teardown() error {
 		a.client.CloseIdleConnections()
 	}
 	var errs []error
-	for _, p := range []*proc{r.gateway, r.manager, r.sim} {
+	procs := make([]*proc, 0, len(r.replicas)+4)
+	for _, rep := range r.replicas {
+		procs = append(procs, rep.proc)
+	}
+	procs = append(procs, r.gateway, r.manager, r.sim, r.redis)
+	for _, p := range procs {
 		if p == nil {
 			continue
 		}

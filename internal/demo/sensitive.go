@@ -51,6 +51,9 @@ func (r *runner) collectSensitive(s *sensitive) error {
 	if r.db != nil {
 		s.secrets = append(s.secrets, secretForms{what: "the audit database password", forms: encodings([]byte(r.db.Password()))})
 	}
+	if r.redisPassword != "" {
+		s.secrets = append(s.secrets, secretForms{what: "the Redis password", forms: encodings([]byte(r.redisPassword))})
+	}
 	events, err := r.eventText(ctx)
 	if err != nil {
 		return err
