@@ -61,6 +61,7 @@ type options struct {
 	workDir     string
 	managerEnv  string
 	pprofAddr   string
+	heapProfile string
 }
 
 func parseFlags() options {
@@ -77,6 +78,9 @@ func parseFlags() options {
 	flag.BoolVar(&o.skipRaw, "skip-raw", false, "skip the raw-create limit")
 	flag.StringVar(&o.workDir, "work-dir", "", "where binaries, logs and certificates go (default: a temporary directory, removed)")
 	flag.StringVar(&o.pprofAddr, "manager-pprof", "", "serve the manager's pprof endpoints on this address (e.g. 127.0.0.1:6060) to profile it during the run")
+	flag.StringVar(&o.heapProfile, "heap-profile", "",
+		"write the manager's heap profile (after a forced GC) to FILE-converged.pb.gz at convergence and FILE-end.pb.gz at the end, "+
+			"and report its live heap; read with go tool pprof -top -sample_index=inuse_space (serves pprof on a free port unless -manager-pprof is set)")
 	flag.StringVar(&o.managerEnv, "manager-env", "", "extra environment for the manager, comma-separated K=V (e.g. GOMEMLIMIT=120MiB)")
 	flag.Parse()
 	return o
@@ -107,6 +111,7 @@ type result struct {
 	propReconcileMean       map[string]float64
 	tailWrites, idleWrites  float64
 	rssHWM, rssNow, heap    float64
+	liveConverged, liveEnd  float64
 	hwmAfterConverge        float64
 	prop                    *propagation
 	propRequests, propError int64
@@ -198,6 +203,11 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
+	if o.heapProfile != "" && o.pprofAddr == "" {
+		if o.pprofAddr, err = freeAddr(); err != nil {
+			return err
+		}
+	}
 	mopts := managerOptions{
 		bin: managerBin, kubeconfig: kubeconfig, logPath: filepath.Join(dir, "manager.log"),
 		concurrency: o.concurrency, qps: o.qps, burst: o.burst, pprofAddr: o.pprofAddr,
@@ -252,6 +262,11 @@ func run(ctx context.Context, o options) error {
 	}
 	res.hwmAfterConverge = float64(hwm)
 	progress("converged in %.1fs; settling", res.convergeS)
+	if o.heapProfile != "" {
+		if res.liveConverged, err = heapProfile(ctx, o.pprofAddr, mgr.metricsURL, o.heapProfile+"-converged.pb.gz"); err != nil {
+			return err
+		}
+	}
 
 	var quietAt time.Time
 	if res.tailWrites, res.idleWrites, quietAt, err = measureIdle(ctx, mgr, o.idle); err != nil {
@@ -282,6 +297,11 @@ func run(ctx context.Context, o options) error {
 	if m, err = scrape(ctx, mgr.metricsURL); err == nil {
 		res.heap = m.sum("go_memstats_heap_alloc_bytes", nil)
 		res.propReconcileMean = reconcileMeanBetween(before, m)
+	}
+	if o.heapProfile != "" {
+		if res.liveEnd, err = heapProfile(ctx, o.pprofAddr, mgr.metricsURL, o.heapProfile+"-end.pb.gz"); err != nil {
+			return err
+		}
 	}
 	mgr.stopIfRunning()
 	mgr = nil
@@ -447,6 +467,10 @@ func report(w *os.File, o options, r *result) {
 	fmt.Fprintf(tw, "writes while idle\t%.0f in %v\n", r.idleWrites, o.idle)
 	fmt.Fprintf(tw, "manager RSS\tpeak %.0f MiB (%.0f MiB at convergence), now %.0f MiB; Go heap %.0f MiB\n",
 		mib(r.rssHWM), mib(r.hwmAfterConverge), mib(r.rssNow), mib(r.heap))
+	if o.heapProfile != "" {
+		fmt.Fprintf(tw, "manager live heap (after a forced GC)\t%.1f MiB at convergence, %.1f MiB at the end (profiles %s-{converged,end}.pb.gz)\n",
+			mib(r.liveConverged), mib(r.liveEnd), o.heapProfile)
+	}
 	if p := r.prop; p != nil {
 		fmt.Fprintf(tw, "suspension enforced at the gateway\tp50 %.0f ms, p99 %.0f ms, max %.0f ms (%d rounds)\n",
 			percentile(p.suspend, 50), percentile(p.suspend, 99), percentile(p.suspend, 100), len(p.suspend))

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -273,4 +274,38 @@ func startManager(ctx context.Context, o managerOptions) (*manager, error) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// heapProfile writes the manager's heap profile to path, after the garbage
+// collection that ?gc=1 forces, and returns its live heap then
+// (go_memstats_heap_alloc_bytes scraped right after).
+func heapProfile(ctx context.Context, pprofAddr, metricsURL, path string) (float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+pprofAddr+"/debug/pprof/heap?gc=1", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("reading the manager's heap profile: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("reading the manager's heap profile: %s", resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return 0, fmt.Errorf("creating %s: %w", path, err)
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return 0, fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return 0, fmt.Errorf("writing %s: %w", path, err)
+	}
+	m, err := scrape(ctx, metricsURL)
+	if err != nil {
+		return 0, err
+	}
+	return m.sum("go_memstats_heap_alloc_bytes", nil), nil
 }
