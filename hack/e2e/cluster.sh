@@ -50,7 +50,7 @@ die() { log "$*"; exit 1; }
 
 CONTAINERD_SOCK="${RUN}/containerd/containerd.sock"
 ctr_() { ctr --address "${CONTAINERD_SOCK}" -n k8s.io "$@"; }
-kubectl_() { kubectl --kubeconfig "${RUN}/admin.kubeconfig" "$@"; }
+kubectl_() { "${NODE_BIN}/kubectl" --kubeconfig "${RUN}/admin.kubeconfig" "$@"; }
 
 # start NAME CMD...: runs CMD in the background, its output in logs/NAME.log,
 # its pid in pids/NAME.pid.

@@ -4,7 +4,7 @@
 # container engine are reachable from our build machines.
 #
 #   ${E2E_ROOT}/k8s/<version>-linux-<arch>/
-#       kubelet kube-controller-manager kube-scheduler kube-proxy
+#       kubelet kube-controller-manager kube-scheduler kube-proxy kubectl
 #
 # The directory lives outside the clone, beside envtest's cache, so fresh
 # clones and CI reuse it; a binary is built only when it is missing. The
@@ -77,7 +77,7 @@ k8s_ldflags() {
 }
 
 build_k8s_node() {
-  local cmds=(kubelet kube-controller-manager kube-scheduler kube-proxy) missing=() c
+  local cmds=(kubelet kube-controller-manager kube-scheduler kube-proxy kubectl) missing=() c
   for c in "${cmds[@]}"; do [[ -x "${BIN}/${c}" ]] || missing+=("${c}"); done
   if ((${#missing[@]} == 0)); then return 0; fi
   log "building ${missing[*]} v${K8S_VERSION} from the Go module proxy (one go build, about 15 minutes on 2 cores, once)"
@@ -100,7 +100,13 @@ build_k8s_node() {
       echo "package main"
       echo
       echo "import ("
-      for c in "${missing[@]}"; do echo "	_ \"k8s.io/kubernetes/cmd/${c}/app\""; done
+      for c in "${missing[@]}"; do
+        # Only for go mod tidy: kubectl's command lives in its staging module.
+        case "${c}" in
+          kubectl) echo "	_ \"k8s.io/kubectl/pkg/cmd\"" ;;
+          *) echo "	_ \"k8s.io/kubernetes/cmd/${c}/app\"" ;;
+        esac
+      done
       echo ")"
     } > main.go
     GOFLAGS=-mod=mod go mod tidy >/dev/null 2>&1 || true
