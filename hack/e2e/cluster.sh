@@ -330,6 +330,12 @@ YAML
   wait_for "node ${NODE} Ready" 120 kubectl_ wait --for=condition=Ready "node/${NODE}" --timeout=2s
 }
 
+dns_up() {
+  log "starting coredns"
+  kubectl_ apply -f "${HERE}/coredns.yaml" >/dev/null
+  kubectl_ -n kube-system rollout status deployment/coredns --timeout=120s >/dev/null
+}
+
 up() {
   [[ "$(id -u)" == 0 ]] || die "the kubelet and containerd need root"
   if [[ -d "${RUN}/pids" ]] && ls "${RUN}"/pids/*.pid >/dev/null 2>&1; then
@@ -350,6 +356,7 @@ up() {
   containerd_up
   control_plane_up
   node_up
+  dns_up
   trap - EXIT
   log "up in $((SECONDS - t0))s; export KUBECONFIG=${RUN}/admin.kubeconfig; logs in ${RUN}/logs"
 }

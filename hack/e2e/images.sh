@@ -6,6 +6,7 @@
 #   popconnect.local/popconnect-gateway:e2e    /gateway
 #   popconnect.local/popconnect-popdb-sim:e2e  /popdb-sim
 #   popconnect.local/pause:e2e                 the pods' sandbox image
+#   popconnect.local/coredns:e2e               the cluster's DNS (node-binaries.sh builds it)
 # Each runs as 65532:65532 with no shell, like the Dockerfile's distroless
 # targets.
 #
@@ -36,4 +37,11 @@ image popconnect-manager manager
 image popconnect-gateway gateway
 image popconnect-popdb-sim popdb-sim
 image pause pause
+NODE_BIN="$("${HERE}/node-binaries.sh" --print)"
+if [[ -x "${NODE_BIN}/coredns" ]]; then
+  cp "${NODE_BIN}/coredns" "${BIN}/coredns"
+  image coredns coredns
+else
+  log "no ${NODE_BIN}/coredns (run hack/e2e/node-binaries.sh): no coredns image"
+fi
 log "images in ${OUT} ($((SECONDS - start))s)"
