@@ -50,7 +50,7 @@ die() { log "$*"; exit 1; }
 
 CONTAINERD_SOCK="${RUN}/containerd/containerd.sock"
 ctr_() { ctr --address "${CONTAINERD_SOCK}" -n k8s.io "$@"; }
-kubectl_() { "${NODE_BIN}/kubectl" --kubeconfig "${RUN}/admin.kubeconfig" "$@"; }
+kubectl_() { "${KUBECTL:-${NODE_BIN}/kubectl}" --kubeconfig "${RUN}/admin.kubeconfig" "$@"; }
 
 # start NAME CMD...: runs CMD in the background, its output in logs/NAME.log,
 # its pid in pids/NAME.pid.
@@ -331,6 +331,10 @@ YAML
 }
 
 dns_up() {
+  if ! ctr_ images ls -q | grep -qx "popconnect.local/coredns:e2e"; then
+    log "no coredns image (hack/e2e/images.sh): the cluster has no DNS"
+    return 0
+  fi
   log "starting coredns"
   kubectl_ apply -f "${HERE}/coredns.yaml" >/dev/null
   kubectl_ -n kube-system rollout status deployment/coredns --timeout=120s >/dev/null
@@ -342,8 +346,18 @@ up() {
     log "a cluster seems to be running in ${RUN}; stopping it first"
     down
   fi
-  ENVTEST_BIN="$(K8S_VERSION="${K8S_VERSION:-1.37.2}" "${REPO}/hack/envtest-binaries.sh")"
-  NODE_BIN="$("${HERE}/node-binaries.sh")"
+  # The binaries are built beforehand (make e2e, or the two scripts): up
+  # never starts a half-hour compile by surprise.
+  ENVTEST_BIN="$(K8S_VERSION="${K8S_VERSION:-1.37.2}" "${REPO}/hack/envtest-binaries.sh" --print)"
+  NODE_BIN="$("${HERE}/node-binaries.sh" --print)"
+  local b
+  for b in "${ENVTEST_BIN}/etcd" "${ENVTEST_BIN}/kube-apiserver" "${NODE_BIN}/kubelet" "${NODE_BIN}/kube-proxy" \
+    "${NODE_BIN}/kube-controller-manager" "${NODE_BIN}/kube-scheduler" "${NODE_BIN}/kubectl"; do
+    [[ -x "${b}" ]] || die "${b} is missing: run make envtest and hack/e2e/node-binaries.sh"
+  done
+  for b in containerd runc ctr iptables; do
+    command -v "${b}" >/dev/null || die "${b} is missing: run hack/e2e/node-binaries.sh"
+  done
   local images="${RUN}/images"
   rm -rf "${RUN:?}/logs" "${RUN}/pids" "${RUN}/state" "${RUN}/etcd" "${RUN}/pki" "${RUN}/kubelet" \
     "${RUN}/containerd" "${RUN}/cni"
