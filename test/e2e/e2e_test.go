@@ -170,7 +170,9 @@ func (cl *cluster) installCertManager(ctx context.Context) error {
 	if _, err := cl.run(ctx, cl.kubectl, "wait", "--for=condition=Established", "--timeout=60s", "crd/certificates.cert-manager.io", "crd/clusterissuers.cert-manager.io"); err != nil {
 		return err
 	}
-	if cl.cm, err = cmrunner.Start(ctx, cl.config, cmrunner.Options{}); err != nil {
+	// The controllers outlive the install (ctx): they renew and issue while
+	// the tests run, and TestMain stops them.
+	if cl.cm, err = cmrunner.Start(context.Background(), cl.config, cmrunner.Options{}); err != nil {
 		return err
 	}
 	return cmrunner.BootstrapCA(ctx, cl.client, cmrunner.CA{Name: caName})
