@@ -227,7 +227,7 @@ TOML
     log "importing $(basename "${img}")"
     ctr_ images import --all-platforms "${img}" >/dev/null
   done
-  ctr_ images ls -q | grep -qx "${PAUSE_IMAGE}" || die "no ${PAUSE_IMAGE} in containerd: run hack/e2e/images.sh first"
+  ctr_ images ls -q | grep -x "${PAUSE_IMAGE}" >/dev/null || die "no ${PAUSE_IMAGE} in containerd: run hack/e2e/images.sh first"
 }
 
 control_plane_up() {
@@ -331,7 +331,7 @@ YAML
 }
 
 dns_up() {
-  if ! ctr_ images ls -q | grep -qx "popconnect.local/coredns:e2e"; then
+  if ! ctr_ images ls -q | grep -x "popconnect.local/coredns:e2e" >/dev/null; then
     log "no coredns image (hack/e2e/images.sh): the cluster has no DNS"
     return 0
   fi
@@ -421,12 +421,18 @@ down() {
   if [[ -x "${NODE_BIN:-}/kube-proxy" ]] || NODE_BIN="$("${HERE}/node-binaries.sh" --print)"; then
     [[ -x "${NODE_BIN}/kube-proxy" ]] && "${NODE_BIN}/kube-proxy" --cleanup >"${RUN}/logs/kube-proxy-cleanup.log" 2>&1
   fi
-  # The kubelet's canary chains.
-  local table
-  for table in mangle nat filter; do
-    for c in KUBE-KUBELET-CANARY KUBE-IPTABLES-HINT; do
-      iptables -w -t "${table}" -F "${c}" 2>/dev/null && iptables -w -t "${table}" -X "${c}" 2>/dev/null
-      ip6tables -w -t "${table}" -F "${c}" 2>/dev/null && ip6tables -w -t "${table}" -X "${c}" 2>/dev/null
+  # The kubelet's chains: its canaries, and KUBE-FIREWALL (which drops
+  # packets to 127.0.0.0/8 from elsewhere) with its jumps from INPUT and OUTPUT.
+  local table ipt
+  for ipt in iptables ip6tables; do
+    for c in INPUT OUTPUT; do
+      while "${ipt}" -w -D "${c}" -j KUBE-FIREWALL 2>/dev/null; do :; done
+    done
+    "${ipt}" -w -F KUBE-FIREWALL 2>/dev/null && "${ipt}" -w -X KUBE-FIREWALL 2>/dev/null
+    for table in mangle nat filter; do
+      for c in KUBE-KUBELET-CANARY KUBE-IPTABLES-HINT; do
+        "${ipt}" -w -t "${table}" -F "${c}" 2>/dev/null && "${ipt}" -w -t "${table}" -X "${c}" 2>/dev/null
+      done
     done
   done
   while iptables -w -D FORWARD -j "${FWD_CHAIN}" 2>/dev/null; do :; done
