@@ -40,6 +40,8 @@ const (
 	imageRegistry = "popconnect.local"
 	imageTag      = "e2e"
 
+	podSecurityEnforceLabel = "pod-security.kubernetes.io/enforce"
+
 	// installTimeout bounds each step of the install on a busy 2-core node.
 	installTimeout = 3 * time.Minute
 )
@@ -138,6 +140,7 @@ func install(ctx context.Context, t *testing.T) (*cluster, error) {
 		f    func() error
 	}{
 		{"cert-manager", func() error { return cl.installCertManager(ctx) }},
+		{"namespace " + systemNamespace + " (Pod Security: restricted)", func() error { return cl.createNamespace(ctx) }},
 		{"helm install popconnect", func() error { return cl.installChart(ctx) }},
 		{"popdb-sim Deployment and Service", func() error { return cl.installPopDB(ctx) }},
 		{"agency client CA Secret", func() error { return cl.installClientCA(ctx) }},
@@ -180,7 +183,7 @@ func (cl *cluster) installCertManager(ctx context.Context) error {
 
 func (cl *cluster) installChart(ctx context.Context) error {
 	_, err := cl.run(ctx, cl.helm, "install", releaseName, filepath.Join(cl.repo, "charts", "popconnect"),
-		"--namespace", systemNamespace, "--create-namespace",
+		"--namespace", systemNamespace,
 		"--set", "image.repository="+imageRegistry+"/popconnect-manager",
 		"--set", "image.tag="+imageTag,
 		"--set", "image.pullPolicy=Never",
@@ -188,6 +191,20 @@ func (cl *cluster) installChart(ctx context.Context) error {
 		"--set", "gatewayImage.tag="+imageTag,
 		"--wait", "--timeout", installTimeout.String())
 	return err
+}
+
+// createNamespace creates the namespace everything is installed in, with
+// the "restricted" Pod Security Standard enforced, as the README asks of
+// production clusters: every pod there (manager, gateway, popdb-sim) must
+// pass it or its ReplicaSet cannot create it.
+func (cl *cluster) createNamespace(ctx context.Context) error {
+	return cl.client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
+		Name: systemNamespace,
+		Labels: map[string]string{
+			podSecurityEnforceLabel:              "restricted",
+			podSecurityEnforceLabel + "-version": "latest",
+		},
+	}})
 }
 
 // installPopDB runs the synthetic population database where the sample

@@ -78,3 +78,43 @@ func TestSampleGatewayPodsBecomeReady(t *testing.T) {
 		t.Fatalf("PopulationGateway %s: %v", gatewayName, err)
 	}
 }
+
+// TestPodsMeetRestrictedPodSecurity: the namespace enforces the
+// "restricted" Pod Security Standard, and no ReplicaSet there failed to
+// create a pod (admission would refuse a pod that does not meet it).
+func TestPodsMeetRestrictedPodSecurity(t *testing.T) {
+	cl := setup(t)
+	ctx := context.Background()
+	var ns corev1.Namespace
+	if err := cl.client.Get(ctx, client.ObjectKey{Name: systemNamespace}, &ns); err != nil {
+		t.Fatal(err)
+	}
+	if got := ns.Labels[podSecurityEnforceLabel]; got != "restricted" {
+		t.Fatalf("namespace %s: %s=%q, want restricted", systemNamespace, podSecurityEnforceLabel, got)
+	}
+	var sets appsv1.ReplicaSetList
+	if err := cl.client.List(ctx, &sets, client.InNamespace(systemNamespace)); err != nil {
+		t.Fatal(err)
+	}
+	if len(sets.Items) == 0 {
+		t.Fatalf("no ReplicaSets in %s", systemNamespace)
+	}
+	for _, rs := range sets.Items {
+		for _, c := range rs.Status.Conditions {
+			if c.Type == appsv1.ReplicaSetReplicaFailure && c.Status == corev1.ConditionTrue {
+				cl.dump(t)
+				t.Errorf("ReplicaSet %s cannot create pods: %s: %s", rs.Name, c.Reason, c.Message)
+			}
+		}
+		if want := ptrValue(rs.Spec.Replicas, 1); rs.Status.ReadyReplicas != want {
+			t.Errorf("ReplicaSet %s: %d of %d pods ready", rs.Name, rs.Status.ReadyReplicas, want)
+		}
+	}
+}
+
+func ptrValue[T any](p *T, def T) T {
+	if p == nil {
+		return def
+	}
+	return *p
+}
