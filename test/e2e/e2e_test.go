@@ -55,6 +55,9 @@ type cluster struct {
 	kubectl string
 	helm    string
 	cm      *cmrunner.Runner
+	// helmInstalled is when `helm install` started, for the time to the
+	// first 200 through the gateway.
+	helmInstalled time.Time
 }
 
 var (
@@ -182,6 +185,7 @@ func (cl *cluster) installCertManager(ctx context.Context) error {
 }
 
 func (cl *cluster) installChart(ctx context.Context) error {
+	cl.helmInstalled = time.Now()
 	_, err := cl.run(ctx, cl.helm, "install", releaseName, filepath.Join(cl.repo, "charts", "popconnect"),
 		"--namespace", systemNamespace,
 		"--set", "image.repository="+imageRegistry+"/popconnect-manager",
