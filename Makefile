@@ -137,6 +137,18 @@ $(HELM): | $(LOCALBIN)
 helm-lint: helm ## Lint the Helm chart.
 	$(HELM) lint --strict charts/popconnect
 
+# E2E_RUN_DIR holds the e2e cluster: certificates, etcd, containerd, the
+# kubelet, images and logs (outside the clone). E2E_KEEP=1 leaves it running.
+E2E_RUN_DIR ?= /tmp/popconnect-e2e
+
+.PHONY: e2e
+e2e: envtest helm ## Run the end-to-end tests on a single-node cluster built from parts (root; see docs/development.md).
+	E2E_RUN_DIR="$(E2E_RUN_DIR)" HELM="$(HELM)" K8S_VERSION=$(ENVTEST_K8S_VERSION) hack/e2e/run.sh
+
+.PHONY: e2e-down
+e2e-down: ## Stop an e2e cluster left running (make e2e E2E_KEEP=1).
+	E2E_RUN_DIR="$(E2E_RUN_DIR)" hack/e2e/cluster.sh down
+
 .PHONY: test-install
 test-install: manifests chart-crds helm envtest ## Test the chart, config/default and the Argo CD health checks.
 	HELM="$(HELM)" KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test $(GO_TEST_FLAGS) ./test/install/

@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# Builds the node half of the e2e cluster from the Go module proxy and installs
+# the host parts from Debian, because no kind/minikube download and no
+# container engine are reachable from our build machines.
+#
+#   ${E2E_ROOT}/k8s/<version>-linux-<arch>/
+#       kubelet kube-controller-manager kube-scheduler kube-proxy kubectl
+#       coredns   (only the plugins a cluster's DNS needs)
+#
+# The directory lives outside the clone, beside envtest's cache, so fresh
+# clones and CI reuse it; a binary is built only when it is missing. The
+# control plane (kube-apiserver, etcd) comes from hack/envtest-binaries.sh.
+# Debian packages (containerd, runc, CNI plugins, iptables, conntrack) are
+# installed with apt-get when their commands are missing.
+#
+# Usage: hack/e2e/node-binaries.sh            build/install what is missing, print the dir
+#        hack/e2e/node-binaries.sh --print    only print the dir
+set -euo pipefail
+
+K8S_VERSION="${K8S_VERSION:-1.37.2}"
+# CoreDNS v1.15.0: the newest release; the advisories listed against earlier
+# ones (fixed up to v1.14.6) do not apply to it.
+COREDNS_VERSION="${COREDNS_VERSION:-1.15.0}"
+GOARCH="$(go env GOARCH)"
+GOOS="$(go env GOOS)"
+DATA_HOME="${XDG_DATA_HOME:-$HOME/.local/share}"
+E2E_ROOT="${E2E_ROOT:-${DATA_HOME}/popconnect-e2e}"
+BIN="${E2E_ROOT}/k8s/${K8S_VERSION}-${GOOS}-${GOARCH}"
+
+if [[ "${1:-}" == "--print" ]]; then
+  echo "${BIN}"
+  exit 0
+fi
+
+mkdir -p "${BIN}"
+log() { echo "node-binaries: $*" >&2; }
+
+# One build at a time per cache (see hack/envtest-binaries.sh).
+if command -v flock >/dev/null 2>&1; then
+  exec 9>"${BIN}/.build.lock"
+  if ! flock -n 9; then
+    log "another build of these binaries is running; waiting for it"
+    flock 9
+  fi
+fi
+
+# Builds are background work on a shared 2-core machine: lowest priority.
+NICE=(nice -n 19)
+
+install_debian_packages() {
+  local want=()
+  command -v containerd >/dev/null 2>&1 || want+=(containerd)
+  command -v runc >/dev/null 2>&1 || want+=(runc)
+  [[ -x /usr/lib/cni/bridge ]] || want+=(containernetworking-plugins)
+  command -v iptables >/dev/null 2>&1 || want+=(iptables)
+  command -v conntrack >/dev/null 2>&1 || want+=(conntrack)
+  # nft shows what kube-proxy programmed (iptables here is the nft backend).
+  command -v nft >/dev/null 2>&1 || want+=(nftables)
+  if ((${#want[@]} == 0)); then return 0; fi
+  log "installing Debian packages: ${want[*]}"
+  if [[ "$(id -u)" != 0 ]]; then
+    log "not root: install them yourself (apt-get install ${want[*]})"
+    return 1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${want[@]}" >/dev/null \
+    || { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${want[@]}" >/dev/null; }
+  # The package enables containerd's own service where systemd runs; the e2e
+  # cluster starts its own containerd on its own socket and does not use it.
+}
+
+# ldflags that stamp the version the way the Kubernetes release build does, so
+# the node reports v1.37.2 and version skew checks pass.
+k8s_ldflags() {
+  local major="${K8S_VERSION%%.*}" minorv ldflags="-s -w"
+  minorv="$(echo "${K8S_VERSION}" | cut -d. -f2)"
+  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ldflags+=" -X ${p}.gitVersion=v${K8S_VERSION} -X ${p}.gitMajor=${major} -X ${p}.gitMinor=${minorv}"
+    ldflags+=" -X ${p}.gitTreeState=clean -X ${p}.buildDate=1970-01-01T00:00:00Z"
+  done
+  echo "${ldflags}"
+}
+
+build_k8s_node() {
+  local cmds=(kubelet kube-controller-manager kube-scheduler kube-proxy kubectl) missing=() c
+  for c in "${cmds[@]}"; do [[ -x "${BIN}/${c}" ]] || missing+=("${c}"); done
+  if ((${#missing[@]} == 0)); then return 0; fi
+  log "building ${missing[*]} v${K8S_VERSION} from the Go module proxy (one go build, about 15 minutes on 2 cores, once)"
+  local start=$SECONDS work
+  work="$(mktemp -d)"
+  trap 'rm -rf "${work}"' RETURN
+  (
+    cd "${work}"
+    go mod init e2e.local/k8s-node >/dev/null 2>&1
+    go mod edit -require="k8s.io/kubernetes@v${K8S_VERSION}"
+    # As in hack/envtest-binaries.sh: k8s.io/kubernetes maps its staging
+    # modules to ./staging, which a dependent module ignores; pin each one.
+    go mod download -json "k8s.io/kubernetes@v${K8S_VERSION}" >/dev/null
+    local modfile minor="0.${K8S_VERSION#1.}"
+    modfile="$(go env GOMODCACHE)/cache/download/k8s.io/kubernetes/@v/v${K8S_VERSION}.mod"
+    grep -E '^\s*k8s\.io/[a-z0-9-]+ => \./staging/' "${modfile}" | awk '{print $1}' | while read -r mod; do
+      go mod edit -replace="${mod}=${mod}@v${minor}"
+    done
+    {
+      echo "package main"
+      echo
+      echo "import ("
+      for c in "${missing[@]}"; do
+        # Only for go mod tidy: kubectl's command lives in its staging module.
+        case "${c}" in
+          kubectl) echo "	_ \"k8s.io/kubectl/pkg/cmd\"" ;;
+          *) echo "	_ \"k8s.io/kubernetes/cmd/${c}/app\"" ;;
+        esac
+      done
+      echo ")"
+    } > main.go
+    GOFLAGS=-mod=mod go mod tidy >/dev/null 2>&1 || true
+    mkdir -p out
+    local pkgs=()
+    for c in "${missing[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/${c}"); done
+    # One go build for all of them: they share most packages, which are then
+    # compiled once.
+    CGO_ENABLED=0 GOFLAGS=-mod=mod "${NICE[@]}" go build -trimpath -ldflags "$(k8s_ldflags)" -o out/ "${pkgs[@]}"
+    for c in "${missing[@]}"; do mv "out/${c}" "${BIN}/${c}"; done
+  )
+  log "${missing[*]} built in $((SECONDS - start))s"
+}
+
+build_coredns() {
+  local out="${BIN}/coredns"
+  if [[ -x "${out}" ]]; then return 0; fi
+  log "building coredns v${COREDNS_VERSION} from the Go module proxy (about 3 minutes on 2 cores, once)"
+  local start=$SECONDS work
+  work="$(mktemp -d)"
+  trap 'rm -rf "${work}"' RETURN
+  (
+    cd "${work}"
+    go mod init e2e.local/coredns >/dev/null 2>&1
+    go mod edit -require="github.com/coredns/coredns@v${COREDNS_VERSION}"
+    # coredns.go with only the plugins the cluster's Corefile uses
+    # (hack/e2e/coredns.yaml): not the cloud providers' DNS plugins, which
+    # would triple the build.
+    cat > main.go <<'GO'
+package main
+
+import (
+	"github.com/coredns/coredns/coremain"
+
+	_ "github.com/coredns/coredns/plugin/cache"
+	_ "github.com/coredns/coredns/plugin/errors"
+	_ "github.com/coredns/coredns/plugin/health"
+	_ "github.com/coredns/coredns/plugin/kubernetes"
+	_ "github.com/coredns/coredns/plugin/loadbalance"
+	_ "github.com/coredns/coredns/plugin/ready"
+)
+
+func main() { coremain.Run() }
+GO
+    GOFLAGS=-mod=mod go mod tidy >/dev/null 2>&1 || true
+    CGO_ENABLED=0 GOFLAGS=-mod=mod "${NICE[@]}" go build -trimpath -ldflags "-s -w" -o "${out}.tmp" .
+  )
+  mv "${out}.tmp" "${out}"
+  log "coredns built in $((SECONDS - start))s"
+}
+
+install_debian_packages
+build_k8s_node
+build_coredns
+echo "${BIN}"
