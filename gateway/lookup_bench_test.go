@@ -38,7 +38,11 @@ const benchRecords = 100_000
 // newBenchGateway returns a gateway in front of an in-process popdb-sim
 // stand-in over loopback plain HTTP (as bench/gateway.sh runs it), with one agency
 // BENCH whose limits never refuse.
-func newBenchGateway(b *testing.B) *Gateway {
+func newBenchGateway(b *testing.B) *Gateway { return newBenchGatewayWith(b, nil) }
+
+// newBenchGatewayWith is newBenchGateway with edit applied to the BENCH
+// entry first.
+func newBenchGatewayWith(b *testing.B, edit func(*policy.Agency)) *Gateway {
 	b.Helper()
 	gen, err := popdb.NewGenerator(1, benchRecords)
 	if err != nil {
@@ -92,6 +96,9 @@ func newBenchGateway(b *testing.B) *Gateway {
 		AllowedOperations: []policy.Operation{policy.OperationLookup, policy.OperationVerify, policy.OperationBatchLookup},
 		RateLimit:         policy.RateLimit{RequestsPerSecond: 1_000_000, Burst: 1_000_000},
 	}}}
+	if edit != nil {
+		edit(&doc.Agencies[0])
+	}
 	if err := g.SetPolicy(policy.Merge(map[string]*policy.Document{"bench": doc})); err != nil {
 		b.Fatal(err)
 	}
@@ -189,9 +196,22 @@ func benchLookupMTLS(b *testing.B, serve func(*Gateway, *tls.Config, net.Listene
 // BenchmarkServeLookup is the handler alone: ServeHTTP with a verified
 // agency certificate already in the request, the upstream call over
 // loopback included, TLS and the client excluded. Its allocation count is
-// the gateway's own.
+// the gateway's own. purpose=on gives the entry a purpose, a display name
+// and requireCaseReference, and every request a case reference, as
+// bench/gateway.sh's PURPOSE=1 leg does: the cost of those fields.
 func BenchmarkServeLookup(b *testing.B) {
-	g := newBenchGateway(b)
+	b.Run("purpose=off", func(b *testing.B) { benchServeLookup(b, nil, "") })
+	b.Run("purpose=on", func(b *testing.B) {
+		benchServeLookup(b, func(a *policy.Agency) {
+			a.Purpose = "Social insurance eligibility checks under Decree 115/2015 art. 12"
+			a.DisplayName = "Vietnam Social Security, Hanoi branch"
+			a.RequireCaseReference = true
+		}, "HS-2026/004211-CSDT")
+	})
+}
+
+func benchServeLookup(b *testing.B, edit func(*policy.Agency), caseRef string) {
+	g := newBenchGatewayWith(b, edit)
 	agency, _ := url.Parse("spiffe://popconnect.io/agency/BENCH")
 	tlsState := &tls.ConnectionState{VerifiedChains: [][]*x509.Certificate{{{URIs: []*url.URL{agency}, NotAfter: time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)}}}}
 	// One connection's context, as the agency listener gives every request.
@@ -201,6 +221,9 @@ func BenchmarkServeLookup(b *testing.B) {
 	for i, id := range ids {
 		reqs[i] = httptest.NewRequestWithContext(conn, http.MethodGet, "/v1/citizens/"+id, nil)
 		reqs[i].TLS = tlsState
+		if caseRef != "" {
+			reqs[i].Header.Set(CaseReferenceHeader, caseRef)
+		}
 	}
 	w := &discardWriter{h: http.Header{}}
 	b.ReportAllocs()

@@ -124,7 +124,10 @@ func run() error {
 					return
 				}
 				if len(header) > 0 {
-					req.Header = header.Clone()
+					// Shared, read only: the client writes the request's
+					// headers without changing them, so no copy per request
+					// costs this leg CPU that the others do not pay.
+					req.Header = header
 				}
 				resp, err := client.Do(req)
 				if err != nil {
