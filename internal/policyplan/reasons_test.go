@@ -28,6 +28,10 @@ var notDecidedHere = map[string]string{
 	popv1.ReasonAuditSinkWritable:     "the gateway's audit probe",
 	popv1.ReasonAuditSinkFailing:      "the gateway's audit probe",
 	popv1.ReasonAuditStateUnknown:     "the gateway's audit probe",
+	popv1.ReasonSharedCountInUse:      "the gateway's rate-limit probe",
+	popv1.ReasonFallbackToShare:       "the gateway's rate-limit probe",
+	popv1.ReasonNoStore:               "the gateway's rate-limit probe",
+	popv1.ReasonRateLimitStateUnknown: "the gateway's rate-limit probe",
 }
 
 // TestGoldenCoversEveryReason fails when a condition reason declared in
