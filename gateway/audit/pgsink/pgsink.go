@@ -7,7 +7,7 @@
 //
 //	CREATE TABLE popconnect_audit_records (
 //	    time               timestamptz NOT NULL, -- the record's time (UTC, µs)
-//	    stream             text        NOT NULL, -- 32 hex: one gateway process
+//	    stream             text COLLATE "C" NOT NULL, -- 32 hex: one gateway process (compared bytewise, whatever the database's locale)
 //	    seq                bigint      NOT NULL, -- 1, 2, … within the stream
 //	    request_id         text        NOT NULL,
 //	    agency             text        NOT NULL,
@@ -99,7 +99,7 @@ const closeTimeout = time.Second
 var schemaDDL = `
 CREATE TABLE IF NOT EXISTS ` + Table + ` (
     time               timestamptz NOT NULL,
-    stream             text        NOT NULL,
+    stream             text COLLATE "C" NOT NULL,
     seq                bigint      NOT NULL,
     request_id         text        NOT NULL,
     agency             text        NOT NULL,

@@ -42,16 +42,20 @@ const ReadsTable = "popconnect_audit_reads"
 // a citizen's record.
 var ReadOperations = []string{"Lookup", "Verify", "BatchLookup"}
 
-// readsDDL creates the index table and its trigger. DISTINCT: a batch
+// readsDDL creates the index table and its trigger. The hash and the
+// stream are hex, compared byte by byte (COLLATE "C"): in a database
+// created with a language's collation, every B-tree comparison of a text
+// key would otherwise go through the locale's rules, for keys that have no
+// language. DISTINCT: a batch
 // lookup that names a citizen twice is one read of the citizen. The
 // trigger is created only when missing: CREATE TRIGGER locks the record
 // table against every replica's COPY, and a sink runs this DDL at each
 // (re)connect.
 var readsDDL = `
 CREATE TABLE IF NOT EXISTS ` + ReadsTable + ` (
-    national_id_hash text        NOT NULL,
+    national_id_hash text COLLATE "C" NOT NULL,
     time             timestamptz NOT NULL,
-    stream           text        NOT NULL,
+    stream           text COLLATE "C" NOT NULL,
     seq              bigint      NOT NULL,
     disclose_after   timestamptz
 ) PARTITION BY RANGE (time);
