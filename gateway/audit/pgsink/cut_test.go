@@ -103,24 +103,25 @@ func (p *cutProxy) serve(client net.Conn) {
 		if _, err := io.ReadFull(client, body); err != nil {
 			return
 		}
-		if _, err := server.Write(append(hdr[:], body...)); err != nil {
-			return
-		}
 		p.mu.Lock()
 		if p.armed != 0 && hdr[0] == p.armed {
 			p.armed = 0
 			ch := p.cut
 			p.mu.Unlock()
-			cut.Do(func() {
-				// Stop answering the client: a connection lost after the
-				// message went out.
-				_ = client.Close()
-				close(ch)
-			})
+			// The client is cut off before the message goes on to the
+			// server: cut after, the server's answer could reach the
+			// client first (it answers within microseconds), and the
+			// client would see an outcome it must not know.
+			cut.Do(func() { _ = client.Close() })
+			_, _ = server.Write(append(hdr[:], body...))
+			close(ch)
 			<-done
 			return
 		}
 		p.mu.Unlock()
+		if _, err := server.Write(append(hdr[:], body...)); err != nil {
+			return
+		}
 	}
 }
 
