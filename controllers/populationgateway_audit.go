@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -126,12 +127,28 @@ func (r *PopulationGatewayReconciler) probeAudit(ctx context.Context, pods []*co
 // getAuditState is one pod's GET /auditz: its State, whether the pod says
 // 200 (healthy) or 503 (failing).
 func (r *PopulationGatewayReconciler) getAuditState(ctx context.Context, podIP string) (*audit.State, error) {
-	ctx, cancel := context.WithTimeout(ctx, auditProbeTimeout)
-	defer cancel()
-	url := "http://" + net.JoinHostPort(podIP, strconv.Itoa(r.auditProbePort())) + "/auditz"
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	var state audit.State
+	// An older gateway that does not serve /auditz answers 404.
+	url, status, err := r.getPodJSON(ctx, podIP, "/auditz", "an audit state", &state, http.StatusOK, http.StatusServiceUnavailable)
 	if err != nil {
 		return nil, err
+	}
+	if state.Sink == "" {
+		return nil, fmt.Errorf("GET %s: HTTP %d, not an audit state (no sink)", url, status)
+	}
+	return &state, nil
+}
+
+// getPodJSON is one pod's GET path on the probe port, its JSON answer (what
+// it should be, for the error) decoded into v when the status is one of ok. It returns the URL asked
+// and the status, for the caller's messages.
+func (r *PopulationGatewayReconciler) getPodJSON(ctx context.Context, podIP, path, what string, v any, ok ...int) (string, int, error) {
+	ctx, cancel := context.WithTimeout(ctx, auditProbeTimeout)
+	defer cancel()
+	url := "http://" + net.JoinHostPort(podIP, strconv.Itoa(r.auditProbePort())) + path
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return url, 0, err
 	}
 	httpClient := r.AuditProbeClient
 	if httpClient == nil {
@@ -140,21 +157,16 @@ func (r *PopulationGatewayReconciler) getAuditState(ctx context.Context, podIP s
 	resp, err := httpClient.Do(req)
 	if err != nil {
 		// The URL (pod IP and port) is in the error already.
-		return nil, err
+		return url, 0, err
 	}
 	defer func() { _ = resp.Body.Close() }()
-	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusServiceUnavailable {
-		// An older gateway that does not serve /auditz answers 404.
-		return nil, fmt.Errorf("GET %s: HTTP %d", url, resp.StatusCode)
+	if !slices.Contains(ok, resp.StatusCode) {
+		return url, resp.StatusCode, fmt.Errorf("GET %s: HTTP %d", url, resp.StatusCode)
 	}
-	var state audit.State
-	if err := json.NewDecoder(io.LimitReader(resp.Body, auditStateMaxBytes)).Decode(&state); err != nil {
-		return nil, fmt.Errorf("GET %s: HTTP %d, not an audit state: %w", url, resp.StatusCode, err)
+	if err := json.NewDecoder(io.LimitReader(resp.Body, auditStateMaxBytes)).Decode(v); err != nil {
+		return url, resp.StatusCode, fmt.Errorf("GET %s: HTTP %d, not %s: %w", url, resp.StatusCode, what, err)
 	}
-	if state.Sink == "" {
-		return nil, fmt.Errorf("GET %s: HTTP %d, not an audit state (no sink)", url, resp.StatusCode)
-	}
-	return &state, nil
+	return url, resp.StatusCode, nil
 }
 
 func (r *PopulationGatewayReconciler) auditProbePort() int {

@@ -2,13 +2,9 @@ package controllers
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -95,29 +91,11 @@ func rateLimitShared(o auditObservation) (metav1.ConditionStatus, string, string
 
 // getRateLimitState is one pod's GET /ratelimitz, or why there is none.
 func (r *PopulationGatewayReconciler) getRateLimitState(ctx context.Context, podIP string) (*limitstate.State, string) {
-	ctx, cancel := context.WithTimeout(ctx, auditProbeTimeout)
-	defer cancel()
-	url := "http://" + net.JoinHostPort(podIP, strconv.Itoa(r.auditProbePort())) + "/ratelimitz"
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	var state limitstate.State
+	// A gateway older than GET /ratelimitz answers 404.
+	url, _, err := r.getPodJSON(ctx, podIP, "/ratelimitz", "a rate-limit state", &state, http.StatusOK)
 	if err != nil {
 		return nil, err.Error()
-	}
-	httpClient := r.AuditProbeClient
-	if httpClient == nil {
-		httpClient = newAuditProbeClient()
-	}
-	resp, err := httpClient.Do(req)
-	if err != nil {
-		return nil, err.Error() // the URL is in the error already
-	}
-	defer func() { _ = resp.Body.Close() }()
-	if resp.StatusCode != http.StatusOK {
-		// A gateway older than GET /ratelimitz answers 404.
-		return nil, fmt.Sprintf("GET %s: HTTP %d", url, resp.StatusCode)
-	}
-	var state limitstate.State
-	if err := json.NewDecoder(io.LimitReader(resp.Body, auditStateMaxBytes)).Decode(&state); err != nil {
-		return nil, fmt.Sprintf("GET %s: not a rate-limit state: %v", url, err)
 	}
 	if state.Store == "" {
 		return nil, fmt.Sprintf("GET %s: not a rate-limit state (no store)", url)

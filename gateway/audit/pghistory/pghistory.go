@@ -223,7 +223,14 @@ type ref struct {
 	seq    int64
 }
 
-func (r ref) key() string { return fmt.Sprintf("%s/%d/%d", r.stream, r.seq, r.time.UnixMicro()) }
+// refKey identifies a record: its primary key, the time in µs as stored.
+type refKey struct {
+	stream string
+	seq    int64
+	micros int64
+}
+
+func (r ref) key() refKey { return refKey{r.stream, r.seq, r.time.UnixMicro()} }
 
 func (s *Store) refs(ctx context.Context, conn *pgxpool.Conn, q Query, after *ref, limit int) ([]ref, error) {
 	var t, stream, seq any
@@ -251,7 +258,7 @@ func (s *Store) refs(ctx context.Context, conn *pgxpool.Conn, q Query, after *re
 	return out, nil
 }
 
-func (s *Store) records(ctx context.Context, conn *pgxpool.Conn, q Query, refs []ref) (map[string]Entry, error) {
+func (s *Store) records(ctx context.Context, conn *pgxpool.Conn, q Query, refs []ref) (map[refKey]Entry, error) {
 	times := make([]time.Time, len(refs))
 	streams := make([]string, len(refs))
 	seqs := make([]int64, len(refs))
@@ -262,7 +269,7 @@ func (s *Store) records(ctx context.Context, conn *pgxpool.Conn, q Query, refs [
 	if err != nil {
 		return nil, s.fail(err)
 	}
-	found := make(map[string]Entry, len(refs))
+	found := make(map[refKey]Entry, len(refs))
 	for rows.Next() {
 		var r ref
 		var e Entry
