@@ -24,6 +24,8 @@ fi
 
 mkdir -p "${ASSETS}"
 log() { echo "envtest-binaries: $*" >&2; }
+# shellcheck source=lib/k8s-module.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/k8s-module.sh"
 
 # One build at a time per cache: a second caller (another clone, a parallel
 # CI job) waits for the first and then finds the binaries there, instead of
@@ -47,16 +49,7 @@ build_kube_apiserver() {
     cd "${work}"
     go mod init envtest.local/kube-apiserver >/dev/null 2>&1
     go mod edit -require="k8s.io/kubernetes@v${K8S_VERSION}"
-    # k8s.io/kubernetes requires its staging modules at v0.0.0 and maps them to
-    # ./staging with replace directives, which a dependent module ignores: pin
-    # each one to the published version instead.
-    go mod download -json "k8s.io/kubernetes@v${K8S_VERSION}" >/dev/null
-    local modfile
-    modfile="$(go env GOMODCACHE)/cache/download/k8s.io/kubernetes/@v/v${K8S_VERSION}.mod"
-    local minor="0.${K8S_VERSION#1.}"
-    grep -E '^\s*k8s\.io/[a-z0-9-]+ => \./staging/' "${modfile}" | awk '{print $1}' | while read -r mod; do
-      go mod edit -replace="${mod}=${mod}@v${minor}"
-    done
+    k8s_pin_staging
     cat > main.go <<'GO'
 package main
 
@@ -64,14 +57,7 @@ import _ "k8s.io/kubernetes/cmd/kube-apiserver/app"
 GO
     GOFLAGS=-mod=mod go mod tidy >/dev/null 2>&1 || true
     local pkg="k8s.io/kubernetes/cmd/kube-apiserver"
-    local major="${K8S_VERSION%%.*}" minorv
-    minorv="$(echo "${K8S_VERSION}" | cut -d. -f2)"
-    local ldflags="-s -w"
-    for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-      ldflags+=" -X ${p}.gitVersion=v${K8S_VERSION} -X ${p}.gitMajor=${major} -X ${p}.gitMinor=${minorv}"
-      ldflags+=" -X ${p}.gitTreeState=clean -X ${p}.buildDate=1970-01-01T00:00:00Z"
-    done
-    CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags "${ldflags}" -o "${out}.tmp" "${pkg}"
+    CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags "$(k8s_ldflags)" -o "${out}.tmp" "${pkg}"
   )
   mv "${out}.tmp" "${out}"
   log "kube-apiserver built in $((SECONDS - start))s"

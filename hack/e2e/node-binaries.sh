@@ -34,6 +34,8 @@ fi
 
 mkdir -p "${BIN}"
 log() { echo "node-binaries: $*" >&2; }
+# shellcheck source=../lib/k8s-module.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/k8s-module.sh"
 
 # One build at a time per cache (see hack/envtest-binaries.sh).
 if command -v flock >/dev/null 2>&1; then
@@ -68,18 +70,6 @@ install_debian_packages() {
   # cluster starts its own containerd on its own socket and does not use it.
 }
 
-# ldflags that stamp the version the way the Kubernetes release build does, so
-# the node reports v1.37.2 and version skew checks pass.
-k8s_ldflags() {
-  local major="${K8S_VERSION%%.*}" minorv ldflags="-s -w"
-  minorv="$(echo "${K8S_VERSION}" | cut -d. -f2)"
-  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-    ldflags+=" -X ${p}.gitVersion=v${K8S_VERSION} -X ${p}.gitMajor=${major} -X ${p}.gitMinor=${minorv}"
-    ldflags+=" -X ${p}.gitTreeState=clean -X ${p}.buildDate=1970-01-01T00:00:00Z"
-  done
-  echo "${ldflags}"
-}
-
 build_k8s_node() {
   local cmds=(kubelet kube-controller-manager kube-scheduler kube-proxy kubectl) missing=() c
   for c in "${cmds[@]}"; do [[ -x "${BIN}/${c}" ]] || missing+=("${c}"); done
@@ -92,14 +82,7 @@ build_k8s_node() {
     cd "${work}"
     go mod init e2e.local/k8s-node >/dev/null 2>&1
     go mod edit -require="k8s.io/kubernetes@v${K8S_VERSION}"
-    # As in hack/envtest-binaries.sh: k8s.io/kubernetes maps its staging
-    # modules to ./staging, which a dependent module ignores; pin each one.
-    go mod download -json "k8s.io/kubernetes@v${K8S_VERSION}" >/dev/null
-    local modfile minor="0.${K8S_VERSION#1.}"
-    modfile="$(go env GOMODCACHE)/cache/download/k8s.io/kubernetes/@v/v${K8S_VERSION}.mod"
-    grep -E '^\s*k8s\.io/[a-z0-9-]+ => \./staging/' "${modfile}" | awk '{print $1}' | while read -r mod; do
-      go mod edit -replace="${mod}=${mod}@v${minor}"
-    done
+    k8s_pin_staging
     {
       echo "package main"
       echo
