@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/popconnect/popconnect/gateway/ratelimit"
 )
 
 // options are the gateway's command-line flags. The names are a contract
@@ -38,6 +40,7 @@ type options struct {
 	rateLimitRedisPassword string
 	rateLimitRedisCAFile   string
 	rateLimitRedisTimeout  time.Duration
+	rateLimitRedisLease    time.Duration
 	rateLimitRedisPrefix   string
 	rateLimitReplicas      int
 
@@ -80,6 +83,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.rateLimitRedisPassword, "ratelimit-redis-password-file", "", "file holding the Redis password (surrounding whitespace ignored)")
 	fs.StringVar(&o.rateLimitRedisCAFile, "ratelimit-redis-ca-file", "", "PEM CA bundle that verifies a rediss:// server (default: system roots)")
 	fs.DurationVar(&o.rateLimitRedisTimeout, "ratelimit-redis-timeout", 100*time.Millisecond, "bound of one Redis call, connecting included; past it the replica enforces its share")
+	fs.DurationVar(&o.rateLimitRedisLease, "ratelimit-redis-lease", ratelimit.DefaultLease, "how long a replica may hold units of a busy agency's rate and quota charged in Redis ahead of its requests, so that most requests need no round trip (0: none, every request asks Redis); see docs/operations.md")
 	fs.StringVar(&o.rateLimitRedisPrefix, "ratelimit-redis-key-prefix", "popconnect:", "prefix of the Redis keys, so that gateways sharing a server keep their counts apart")
 	fs.IntVar(&o.rateLimitReplicas, "ratelimit-replicas", 1, "replicas sharing the limits, until this replica has counted the live ones in Redis: while Redis is unreachable each enforces limit / the live replicas it last counted, or limit / this")
 	fs.Int64Var(&o.maxRequestBody, "max-request-body-bytes", 64<<10, "largest Verify or BatchLookup body")
@@ -125,6 +129,8 @@ func (o *options) validate() error {
 		return errors.New("--ratelimit-redis-password-file and --ratelimit-redis-ca-file need --ratelimit-redis-url")
 	case o.rateLimitReplicas < 1 || o.rateLimitRedisTimeout <= 0:
 		return errors.New("--ratelimit-replicas and --ratelimit-redis-timeout must be positive")
+	case o.rateLimitRedisLease < 0:
+		return errors.New("--ratelimit-redis-lease must not be negative (0: no lease)")
 	case o.upstreamTimeout <= 0 || o.shutdownGrace < 0 || o.maxRequestBody <= 0 || o.maxUpstreamBody <= 0 ||
 		o.maxHeaderBytes <= 0 || o.readHeaderTimeout <= 0 || o.readTimeout <= 0 || o.idleTimeout <= 0 || o.maxConnectionAge <= 0:
 		return errors.New("timeouts and sizes must be positive")

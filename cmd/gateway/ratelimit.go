@@ -77,9 +77,13 @@ func rateLimitStore(o *options, log *slog.Logger, m *metrics.Metrics) (*ratelimi
 		DB:        t.db,
 		KeyPrefix: o.rateLimitRedisPrefix,
 		Timeout:   o.rateLimitRedisTimeout,
+		Lease:     o.rateLimitRedisLease,
 		Replicas:  o.rateLimitReplicas,
 		Log:       log,
 		OnState:   m.RateLimitShared,
+	}
+	if cfg.Lease == 0 {
+		cfg.Lease = -1 // the flag's 0: no lease (the config's 0 is the default)
 	}
 	if o.rateLimitRedisPassword != "" {
 		b, err := os.ReadFile(o.rateLimitRedisPassword)

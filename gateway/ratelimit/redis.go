@@ -52,6 +52,10 @@ type RedisConfig struct {
 	// each replica enforces limit / the live replicas it last counted, or
 	// limit / Replicas when it never counted them (at least 1).
 	Replicas int
+	// Lease is how long a replica may hold units charged ahead of its
+	// requests (redis_lease.go): DefaultLease when zero, none (every
+	// request asks Redis) when negative.
+	Lease time.Duration
 	// Log receives one line per transition between the shared count and
 	// the per-replica share.
 	Log *slog.Logger
@@ -96,6 +100,11 @@ type Redis struct {
 	downSince time.Time
 	lastErr   string
 
+	// leased are the agencies that hold units or have units to give back
+	// (redis_lease.go). leaseMu is taken after a Shared's mu, never before.
+	leaseMu sync.Mutex
+	leased  map[*Shared]struct{}
+
 	closed  chan struct{} // closed by Close
 	stopped chan struct{} // closed when the dispatcher has returned
 	once    sync.Once
@@ -124,6 +133,9 @@ func NewRedis(cfg RedisConfig) (*Redis, error) {
 	if cfg.Replicas < 1 {
 		cfg.Replicas = 1
 	}
+	if cfg.Lease == 0 {
+		cfg.Lease = DefaultLease
+	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
@@ -151,17 +163,26 @@ func NewRedis(cfg RedisConfig) (*Redis, error) {
 		id:          newReplicaID(),
 		replicasKey: cfg.KeyPrefix + "replicas",
 		pending:     map[*Shared]struct{}{},
+		leased:      map[*Shared]struct{}{},
 		closed:      make(chan struct{}),
 		stopped:     make(chan struct{}),
 	}
 	r.up.Store(true)
 	go r.dispatch()
+	go r.sweepLeases()
 	return r, nil
 }
 
 // Close stops the dispatcher and the probe, takes the replica out of the
 // live ones, and closes the connections.
 func (r *Redis) Close() error {
+	select {
+	case <-r.closed:
+	default:
+		// While the dispatcher still sends: the units held go back to
+		// the replicas that stay.
+		r.giveBackLeases(time.Now(), true)
+	}
 	first := false
 	r.once.Do(func() { close(r.closed); first = true })
 	<-r.stopped
@@ -222,6 +243,13 @@ type Shared struct {
 	// as used, and on which local day.
 	lastDay  int
 	lastUsed int64
+	// Units charged ahead (redis_lease.go): held, and set aside to be
+	// given back. leasing is open while a call that asks for a lease is
+	// out (closed when it returns): concurrent requests wait for it rather
+	// than each ask Redis.
+	lease    lease
+	giveBack lease
+	leasing  chan struct{}
 	// During an outage: the share (nil before the first request of the
 	// outage), its day, and the units it admitted, not yet in Redis.
 	share      *Limiter
@@ -247,7 +275,20 @@ func (s *Shared) AllowN(now time.Time, n int) Decision {
 	local := now.In(s.loc)
 	day := localDay(local)
 	if s.r.up.Load() {
-		d, err := s.allowShared(local, day, n)
+		if s.fromLease(now, day, n) {
+			return Decision{Allowed: true}
+		}
+		// Another request is asking for a lease: its units may be enough
+		// for this one too. A few leases at most, then Redis.
+		for range maxLeaseWaits {
+			if !s.waitLease() {
+				break
+			}
+			if s.fromLease(now, day, n) {
+				return Decision{Allowed: true}
+			}
+		}
+		d, err := s.allowShared(now, local, day, n)
 		if err == nil {
 			return d
 		}
@@ -281,14 +322,33 @@ func (s *Shared) dayKeyOf(local time.Time, day int) *dayKey {
 	return k
 }
 
-func (s *Shared) allowShared(local time.Time, day int, n int) (Decision, error) {
+func (s *Shared) allowShared(now, local time.Time, day int, n int) (Decision, error) {
 	k := s.dayKeyOf(local, day)
-	res, err := s.r.run([2]string{s.rateKey, k.key}, [5]any{s.rps, s.burst, n, s.quota, k.expireAt})
+	s.mu.Lock()
+	var want int64
+	if s.leasing == nil {
+		held := int64(0)
+		if s.lease.day == day {
+			held = s.lease.units
+		}
+		if want = s.leaseUnits(held); want > 0 {
+			s.leasing = make(chan struct{})
+		}
+	}
+	give := s.takeGiveBackLocked(day)
+	s.mu.Unlock()
+	res, err := s.r.run([2]string{s.rateKey, k.key}, [argsPerCall]any{s.rps, s.burst, n, s.quota, k.expireAt, want, give, s.r.replicas()})
+	s.mu.Lock()
+	if want > 0 {
+		close(s.leasing)
+		s.leasing = nil
+	}
 	if err != nil {
+		s.mu.Unlock()
 		return Decision{}, err
 	}
-	s.mu.Lock()
 	s.lastDay, s.lastUsed = day, res[3]
+	s.addLeaseLocked(now, k, res[4])
 	s.mu.Unlock()
 	switch {
 	case res[0] == 1:

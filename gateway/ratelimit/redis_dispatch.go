@@ -38,22 +38,29 @@ var (
 	errTimeout   = errors.New("ratelimit: no answer from Redis within the timeout")
 )
 
+// argsPerCall and resultsPerCall are admitScript's ARGV values per
+// request and the values it answers per request.
+const (
+	argsPerCall    = 8
+	resultsPerCall = 5
+)
+
 // call is one admission queued for the dispatcher.
 type call struct {
 	keys [2]string
-	args [5]any
+	args [argsPerCall]any
 	// deadline bounds the whole call, queueing included: the caller stops
 	// waiting then (timer), the dispatcher does not send it after.
 	deadline time.Time
 	timer    *time.Timer
-	res      [4]int64
+	res      [resultsPerCall]int64
 	err      error
 	done     chan struct{} // buffered: the dispatcher never waits
 }
 
 // run queues one admission and waits for its answer, at most the store's
 // Timeout.
-func (r *Redis) run(keys [2]string, args [5]any) ([4]int64, error) {
+func (r *Redis) run(keys [2]string, args [argsPerCall]any) ([resultsPerCall]int64, error) {
 	c, _ := r.calls.Get().(*call)
 	if c == nil {
 		c = &call{done: make(chan struct{}, 1), timer: time.NewTimer(r.cfg.Timeout)}
@@ -66,7 +73,7 @@ func (r *Redis) run(keys [2]string, args [5]any) ([4]int64, error) {
 	default:
 		c.timer.Stop()
 		r.calls.Put(c)
-		return [4]int64{}, errQueueFull
+		return [resultsPerCall]int64{}, errQueueFull
 	}
 	// Each caller waits for its own timeout, not for the batch's: a call
 	// that waited behind a slow round trip does not shorten the bound of
@@ -75,18 +82,18 @@ func (r *Redis) run(keys [2]string, args [5]any) ([4]int64, error) {
 	select {
 	case <-c.done:
 	case <-c.timer.C:
-		return [4]int64{}, errTimeout
+		return [resultsPerCall]int64{}, errTimeout
 	case <-r.stopped:
-		return [4]int64{}, errClosed
+		return [resultsPerCall]int64{}, errClosed
 	}
 	c.timer.Stop()
 	res, err := c.res, c.err
-	c.keys, c.args, c.err = [2]string{}, [5]any{}, nil
+	c.keys, c.args, c.err = [2]string{}, [argsPerCall]any{}, nil
 	r.calls.Put(c)
 	return res, err
 }
 
-func (c *call) finish(res [4]int64, err error) {
+func (c *call) finish(res [resultsPerCall]int64, err error) {
 	c.res, c.err = res, err
 	c.done <- struct{}{}
 }
@@ -98,7 +105,7 @@ func (r *Redis) dispatch() {
 	defer close(r.stopped)
 	pipe := r.client.Pipeline()
 	batch := make([]*call, 0, maxBatch)
-	buf := &batchBuf{send: make([]*call, 0, maxBatch), keys: make([]string, 0, 2*maxBatch), args: make([]any, 0, 5*maxBatch)}
+	buf := &batchBuf{send: make([]*call, 0, maxBatch), keys: make([]string, 0, 2*maxBatch), args: make([]any, 0, argsPerCall*maxBatch)}
 	tick := time.NewTicker(r.cfg.HeartbeatInterval)
 	defer tick.Stop()
 	beat := true // at once: the other replicas count this one from the start
@@ -135,7 +142,7 @@ func (r *Redis) failQueued() {
 	for {
 		select {
 		case c := <-r.queue:
-			c.finish([4]int64{}, errClosed)
+			c.finish([resultsPerCall]int64{}, errClosed)
 		default:
 			return
 		}
@@ -157,7 +164,7 @@ func (r *Redis) exec(pipe redis.Pipeliner, batch []*call, beat bool, buf *batchB
 	send := buf.send[:0]
 	for _, c := range batch {
 		if !now.Before(c.deadline) {
-			c.finish([4]int64{}, errExpired)
+			c.finish([resultsPerCall]int64{}, errExpired)
 			continue
 		}
 		send = append(send, c)
@@ -219,19 +226,19 @@ func (r *Redis) reloadScripts(ctx context.Context, pipe redis.Pipeliner, admit, 
 	return admit, beat
 }
 
-// finishBatch hands each call its four values of the script's answer, or
-// the command's error.
+// finishBatch hands each call its values of the script's answer, or the
+// command's error.
 func finishBatch(cmd *redis.Cmd, calls []*call) {
 	v, err := cmd.Result()
 	vals, ok := v.([]any)
-	if err == nil && (!ok || len(vals) != 4*len(calls)) {
+	if err == nil && (!ok || len(vals) != resultsPerCall*len(calls)) {
 		err = fmt.Errorf("ratelimit: the admission script answered %d values for %d requests", len(vals), len(calls))
 	}
 	for i, c := range calls {
-		var res [4]int64
+		var res [resultsPerCall]int64
 		for j := 0; err == nil && j < len(res); j++ {
-			if res[j], ok = vals[4*i+j].(int64); !ok {
-				err = fmt.Errorf("ratelimit: the admission script answered %v", vals[4*i+j])
+			if res[j], ok = vals[resultsPerCall*i+j].(int64); !ok {
+				err = fmt.Errorf("ratelimit: the admission script answered %v", vals[resultsPerCall*i+j])
 			}
 		}
 		c.finish(res, err)

@@ -101,7 +101,8 @@ func TestRedisConcurrentCallsShareTheQuota(t *testing.T) {
 func TestRedisScriptCacheFlushed(t *testing.T) {
 	srv := testredis.Start(t)
 	r := replica(t, srv, 1, nil)
-	a := r.Next(nil, "A1", policy.RateLimit{RequestsPerSecond: 1000, Burst: 1000, DailyQuota: quota(100)}, hcm(t))
+	// 10 a second earns no unit in a lease: both calls go to Redis.
+	a := r.Next(nil, "A1", policy.RateLimit{RequestsPerSecond: 10, Burst: 1000, DailyQuota: quota(100)}, hcm(t))
 	if d := a.AllowN(time.Now(), 1); !d.Allowed {
 		t.Fatalf("%+v", d)
 	}

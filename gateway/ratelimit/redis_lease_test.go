@@ -1,0 +1,163 @@
+package ratelimit
+
+import (
+	"testing"
+	"time"
+
+	"github.com/popconnect/popconnect/gateway/policy"
+	"github.com/popconnect/popconnect/internal/testredis"
+)
+
+func TestLeaseUnits(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		rps      int32
+		lease    time.Duration
+		replicas int64
+		held     int64
+		want     int64
+	}{
+		{"a busy agency, one replica: capped", 1 << 20, DefaultLease, 1, 0, maxLeaseUnits},
+		{"what is held counts", 1 << 20, DefaultLease, 1, 60, maxLeaseUnits - 60},
+		{"more held than the cap", 1 << 20, DefaultLease, 1, 100, 0},
+		{"the rate's worth of the lease", 1000, DefaultLease, 1, 0, 50},
+		{"divided by the live replicas", 1000, DefaultLease, 4, 0, 12},
+		{"a slow agency gets none", 30, DefaultLease, 2, 0, 0},
+		{"leases off", 1 << 20, -1, 1, 0, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &Redis{cfg: RedisConfig{Lease: tc.lease, Replicas: 1}}
+			r.liveReplicas.Store(tc.replicas)
+			s := &Shared{r: r, limit: policy.RateLimit{RequestsPerSecond: tc.rps, Burst: tc.rps}}
+			if got := s.leaseUnits(tc.held); got != tc.want {
+				t.Fatalf("leaseUnits(%d) = %d, want %d", tc.held, got, tc.want)
+			}
+		})
+	}
+}
+
+// held is the units a replica's admitter holds.
+func held(a Admitter) int64 {
+	s := a.(*Shared)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lease.units
+}
+
+// TestRedisLeaseAdmitsFromMemory: a busy agency's request charges a lease
+// with it; the next requests are admitted from it without Redis (the count
+// does not move), and what the count holds beyond the admitted requests is
+// exactly the units held. An expired lease goes back with the next call.
+func TestRedisLeaseAdmitsFromMemory(t *testing.T) {
+	srv := testredis.Start(t)
+	loc := hcm(t)
+	a := replica(t, srv, 1, nil).Next(nil, "A1", policy.RateLimit{RequestsPerSecond: 1 << 20, Burst: 1 << 20, DailyQuota: quota(100000)}, loc)
+	now := time.Now()
+	count := func() int64 { return quotaCount(t, srv, "A1", now.In(loc)) }
+	admitted := int64(0)
+	admit := func(at time.Time) {
+		t.Helper()
+		if d := a.AllowN(at, 1); !d.Allowed {
+			t.Fatalf("request %d refused: %+v", admitted+1, d)
+		}
+		admitted++
+	}
+	admit(now)
+	if got, h := count(), held(a); h != maxLeaseUnits || got != 1+maxLeaseUnits {
+		t.Fatalf("after one request: count %d, held %d; want %d and %d", got, h, 1+maxLeaseUnits, maxLeaseUnits)
+	}
+	for range maxLeaseUnits {
+		admit(now)
+	}
+	if got, h := count(), held(a); h != 0 || got != admitted {
+		t.Fatalf("after the lease was used: count %d, held %d; want %d and 0", got, h, admitted)
+	}
+	admit(now) // a new lease
+	for range 10 {
+		admit(now)
+	}
+	if got, h := count(), held(a); got-h != admitted || h != maxLeaseUnits-10 {
+		t.Fatalf("count %d, held %d, admitted %d", got, h, admitted)
+	}
+	// Past the lease: what is held goes back with the next call, which
+	// takes a new lease.
+	admit(now.Add(2 * DefaultLease))
+	if got, h := count(), held(a); got-h != admitted || h != maxLeaseUnits {
+		t.Fatalf("after the lease expired: count %d, held %d, admitted %d", got, h, admitted)
+	}
+}
+
+// TestRedisLeaseGivenBackWhenIdle: units held by a replica that gets no
+// more requests go back to the others by the sweep, and when it stops.
+func TestRedisLeaseGivenBackWhenIdle(t *testing.T) {
+	srv := testredis.Start(t)
+	loc := hcm(t)
+	limit := policy.RateLimit{RequestsPerSecond: 1 << 20, Burst: 1 << 20, DailyQuota: quota(100000)}
+	r, err := NewRedis(RedisConfig{Addr: srv.Addr(), Password: srv.Password(), Replicas: 1,
+		Timeout: time.Second, HeartbeatInterval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	now := time.Now()
+	if d := r.Next(nil, "A1", limit, loc).AllowN(now, 1); !d.Allowed {
+		t.Fatalf("%+v", d)
+	}
+	if got := quotaCount(t, srv, "A1", now.In(loc)); got != 1+maxLeaseUnits {
+		t.Fatalf("count %d, want %d", got, 1+maxLeaseUnits)
+	}
+	waitFor(t, "the idle lease to be given back", func() bool { return quotaCount(t, srv, "A1", now.In(loc)) == 1 })
+
+	// Stopping gives back at once, whatever the lease's age.
+	stopping := replica(t, srv, 1, nil)
+	if d := stopping.Next(nil, "B2", limit, loc).AllowN(time.Now(), 1); !d.Allowed {
+		t.Fatalf("%+v", d)
+	}
+	if got := quotaCount(t, srv, "B2", now.In(loc)); got != 1+maxLeaseUnits {
+		t.Fatalf("B2 count %d, want %d", got, 1+maxLeaseUnits)
+	}
+	if err := stopping.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := quotaCount(t, srv, "B2", now.In(loc)); got != 1 {
+		t.Fatalf("B2 count after Close %d, want 1", got)
+	}
+}
+
+// TestRedisLeaseStopsBeforeTheEnd: three replicas share a quota of 5,000
+// with leases; requests spread over them get exactly 5,000, none is
+// admitted after one was refused, and no replica holds units at the end:
+// leases stop while the quota still has plenty left.
+func TestRedisLeaseStopsBeforeTheEnd(t *testing.T) {
+	srv := testredis.Start(t)
+	loc := hcm(t)
+	const q = 5000
+	limit := policy.RateLimit{RequestsPerSecond: 1 << 20, Burst: 1 << 20, DailyQuota: quota(q)}
+	var as []Admitter
+	for range 3 {
+		as = append(as, replica(t, srv, 3, nil).Next(nil, "A1", limit, loc))
+	}
+	now := time.Now()
+	allowed, firstRefusal, leased := 0, -1, false
+	for i := range 2 * q {
+		d := as[i%3].AllowN(now, 1)
+		leased = leased || held(as[i%3]) > 0
+		switch {
+		case d.Allowed:
+			allowed++
+			if firstRefusal >= 0 {
+				t.Fatalf("request %d admitted after request %d was refused", i, firstRefusal)
+			}
+		case firstRefusal < 0:
+			firstRefusal = i
+		}
+	}
+	if allowed != q || !leased {
+		t.Fatalf("%d admitted (leases taken: %v), want %d with leases", allowed, leased, q)
+	}
+	for i, a := range as {
+		if h := held(a); h != 0 {
+			t.Fatalf("replica %d still holds %d units", i, h)
+		}
+	}
+}
