@@ -1,6 +1,11 @@
 package ratelimit
 
 import (
+	"context"
+	"regexp"
+	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -159,5 +164,55 @@ func TestRedisLeaseStopsBeforeTheEnd(t *testing.T) {
 		if h := held(a); h != 0 {
 			t.Fatalf("replica %d still holds %d units", i, h)
 		}
+	}
+}
+
+// TestRedisLeaseUnderConcurrency: concurrent requests on one replica share
+// its leases (those that find none wait for the one asked for): every
+// admitted request is in the count, exactly, and far fewer calls than
+// requests reach Redis.
+func TestRedisLeaseUnderConcurrency(t *testing.T) {
+	srv := testredis.Start(t)
+	loc := hcm(t)
+	a := replica(t, srv, 1, nil).Next(nil, "A1", policy.RateLimit{RequestsPerSecond: 1 << 20, Burst: 1 << 20, DailyQuota: quota(1 << 30)}, loc)
+	const goroutines, each = 64, 200
+	var wg sync.WaitGroup
+	var refused atomic.Int64
+	now := time.Now()
+	for range goroutines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range each {
+				if d := a.AllowN(now, 1); !d.Allowed {
+					refused.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if refused.Load() != 0 {
+		t.Fatalf("%d refused", refused.Load())
+	}
+	if got, h := quotaCount(t, srv, "A1", now.In(loc)), held(a); got-h != goroutines*each {
+		t.Fatalf("count %d, held %d: %d admitted in the count, want %d", got, h, got-h, goroutines*each)
+	}
+	// Each admission that reaches Redis reads its two keys (GET): the
+	// lookups bound the admissions that reached it, batched or not.
+	stats, err := client(t, srv).Info(context.Background(), "stats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lookups := 0
+	for _, k := range []string{"keyspace_hits", "keyspace_misses"} {
+		m := regexp.MustCompile(k + `:(\d+)`).FindStringSubmatch(stats)
+		if m == nil {
+			t.Fatalf("no %s in %s", k, stats)
+		}
+		v, _ := strconv.Atoi(m[1])
+		lookups += v
+	}
+	if admissions := lookups / 2; admissions > goroutines*each/8 {
+		t.Fatalf("%d admissions reached Redis for %d requests: leases are not shared", admissions, goroutines*each)
 	}
 }
