@@ -69,6 +69,8 @@ type Server struct {
 	password string
 	cred     *syscall.Credential // nil when not running as root
 
+	settings []string // extra "-c" name=value, after the defaults (WithSetting)
+
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	done chan struct{} // closed when cmd has exited
@@ -92,12 +94,15 @@ func Start(t testing.TB) *Server {
 // waits until it accepts connections: for programs (the demo); tests use
 // Start. The caller stops the server with Close; should the program die
 // first, the server shuts down at once by itself.
-func New(dir string) (*Server, error) {
+func New(dir string, opts ...Option) (*Server, error) {
 	bin, err := BinDir()
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{bin: bin, dir: dir}
+	for _, o := range opts {
+		o(s)
+	}
 	s.data = filepath.Join(s.dir, "data")
 	s.password = "pw-" + randomHex(12)
 	if os.Geteuid() == 0 {
@@ -126,6 +131,16 @@ func New(dir string) (*Server, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// Option configures a Server made by New.
+type Option func(*Server)
+
+// WithSetting sets a server parameter (postgres -c name=value), after and
+// over the defaults: the benchmarks use it to run the server as a
+// deployment would (shared_buffers, fsync) rather than as a test's.
+func WithSetting(name, value string) Option {
+	return func(s *Server) { s.settings = append(s.settings, "-c", name+"="+value) }
 }
 
 // Close stops the server (fast shutdown).
@@ -338,7 +353,7 @@ func (s *Server) start() error {
 		return err
 	}
 	defer logf.Close()
-	cmd := s.command("postgres", "-D", s.data,
+	args := []string{"-D", s.data,
 		"-p", strconv.Itoa(s.port),
 		"-c", "listen_addresses=127.0.0.1",
 		"-c", "unix_socket_directories="+s.sockDir,
@@ -350,7 +365,8 @@ func (s *Server) start() error {
 		"-c", "fsync=off",
 		"-c", "full_page_writes=off",
 		"-c", "log_min_messages=warning",
-	)
+	}
+	cmd := s.command("postgres", append(args, s.settings...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("starting postgres: %w", err)
