@@ -356,7 +356,7 @@ func (s *Server) start() error {
 	args := []string{"-D", s.data,
 		"-p", strconv.Itoa(s.port),
 		"-c", "listen_addresses=127.0.0.1",
-		"-c", "unix_socket_directories="+s.sockDir,
+		"-c", "unix_socket_directories=" + s.sockDir,
 		"-c", "timezone=UTC",
 		"-c", "max_connections=30",
 		"-c", "shared_buffers=16MB",
