@@ -190,7 +190,14 @@ func (c *conn) serveH2() {
 			return
 		}
 	}
-	h2.ServeConn(c.rwc, &http2.ServeConnOpts{Context: c.ctx, BaseConfig: base, Handler: c.s.h2Handler})
+	rwc := c.rwc
+	if refusal := c.s.cfg.ProtocolRefusal; refusal != nil {
+		if tc, ok := c.rwc.(*tls.Conn); ok {
+			state := c.tls
+			rwc = newH2Watch(tc, func(reason string) { refusal(state, reason) })
+		}
+	}
+	h2.ServeConn(rwc, &http2.ServeConnOpts{Context: c.ctx, BaseConfig: base, Handler: c.s.h2Handler})
 	if ageTimer != nil {
 		ageTimer.Stop()
 	}
