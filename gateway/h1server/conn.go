@@ -190,13 +190,12 @@ func (c *conn) serveH2() {
 			return
 		}
 	}
-	rwc := c.rwc
+	var refused func(string)
 	if refusal := c.s.cfg.ProtocolRefusal; refusal != nil {
-		if tc, ok := c.rwc.(*tls.Conn); ok {
-			state := c.tls
-			rwc = newH2Watch(tc, func(reason string) { refusal(state, reason) })
-		}
+		state := c.tls
+		refused = func(reason string) { refusal(state, reason) }
 	}
+	rwc := newH2Conn(c.rwc.(*tls.Conn), refused) // serveH2 runs only after a TLS handshake
 	h2.ServeConn(rwc, &http2.ServeConnOpts{Context: c.ctx, BaseConfig: base, Handler: c.s.h2Handler})
 	if ageTimer != nil {
 		ageTimer.Stop()

@@ -34,8 +34,11 @@
 // maximum frame size, and closes a connection that takes no byte of what
 // it is sent for WriteTimeout. Each HTTP/2 stream it resets with an error
 // code and each connection it ends with one is reported to
-// ProtocolRefusal, read from the frames it writes (h2watch.go); a
-// connection with more than 100 such streams is closed.
+// ProtocolRefusal, read from the frames it writes (h2conn.go); a
+// connection with more than 100 such streams is closed. The same reading
+// holds a response's HEADERS frame back until its DATA is written (at
+// most 500 µs), so that a small response leaves in one write and one TLS
+// record rather than two.
 //
 // A body the handler leaves unread is read and dropped after it returns
 // when at most 256 KiB remain; otherwise the connection closes after the

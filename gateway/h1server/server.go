@@ -65,7 +65,7 @@ type Config struct {
 	// connection's TLS state, so that the refusal can be attributed to a
 	// verified client, and a reason such as "h2_stream_refused_stream" or
 	// "h2_connection_enhance_your_calm". It runs on the connection's
-	// writer and must not block. See h2watch.go.
+	// writer and must not block. See h2conn.go.
 	ProtocolRefusal func(state *tls.ConnectionState, reason string)
 	// Log receives accept errors, handler panics (debug: TLS handshake
 	// failures and refusals). nil: discarded.

@@ -4,7 +4,10 @@ import (
 	"crypto/tls"
 	"encoding/binary"
 	"errors"
+	"net"
 	"strings"
+	"sync"
+	"time"
 
 	"golang.org/x/net/http2"
 )
@@ -19,19 +22,21 @@ const maxRefusedStreams = 100
 // errTooManyRefusedStreams ends a connection past maxRefusedStreams.
 var errTooManyRefusedStreams = errors.New("h1server: too many HTTP/2 streams refused on one connection")
 
-// h2Watch is an HTTP/2 connection as golang.org/x/net/http2 sees it: it
+// h2Conn is an HTTP/2 connection as golang.org/x/net/http2 sees it. It
 // reads the frame headers of what the server writes, before writing them,
-// and reports each stream the server resets with an error code
+// for two ends: it writes a response's HEADERS frame together with the
+// DATA that follows (see corkDelay), and it reports each stream the server resets with an error code
 // (RST_STREAM other than NO_ERROR) and each connection it ends with one
-// (GOAWAY other than NO_ERROR) to refused. x/net has no hook for either;
+// (GOAWAY other than NO_ERROR) to refused (when set). x/net has no hook for either;
 // its frames are what it decided, whichever of its checks decided it. The
 // frames are read before they are written, so a refusal is reported even
 // when the client does not read it.
 //
-// x/net writes from one goroutine at a time, so Write needs no lock.
-type h2Watch struct {
-	*tls.Conn // ConnectionState too: x/net reads the TLS state through it
-	refused   func(reason string)
+// x/net writes from one goroutine at a time; the lock is for the timer
+// that writes a held HEADERS frame.
+type h2Conn struct {
+	tlsConn // ConnectionState too: x/net reads the TLS state through it
+	refused func(reason string)
 
 	head     [9]byte // the frame header being read
 	headLen  int
@@ -42,23 +47,88 @@ type h2Watch struct {
 	skip     uint32 // payload bytes left in the current frame
 	resets   int    // streams refused so far
 	goneAway bool   // a GOAWAY with an error was reported
+
+	// The last complete frame's type and flags (see cork).
+	lastTyp   http2.FrameType
+	lastFlags http2.Flags
+
+	// A response's HEADERS frame held back so that its DATA goes out in
+	// the same write (see Write); mu guards it against the timer.
+	mu      sync.Mutex
+	held    []byte
+	timer   *time.Timer
+	heldErr error
 }
 
-func newH2Watch(tc *tls.Conn, refused func(reason string)) *h2Watch {
-	return &h2Watch{Conn: tc, refused: refused}
+// corkDelay bounds how long a response's HEADERS frame waits for its DATA
+// before it is written alone: x/net writes the HEADERS frame, flushes
+// (the handler waits for that frame before it sends its DATA), then
+// writes the DATA and flushes again, two writes and two TLS records per
+// response. Holding the HEADERS until the next write, bounded by
+// corkDelay for a response whose DATA cannot follow at once (a closed
+// flow-control window), makes that one.
+const corkDelay = 500 * time.Microsecond
+
+// tlsConn is a *tls.Conn (an interface, for the tests).
+type tlsConn interface {
+	net.Conn
+	ConnectionState() tls.ConnectionState
 }
 
-func (w *h2Watch) Write(p []byte) (int, error) {
+func newH2Conn(tc tlsConn, refused func(reason string)) *h2Conn {
+	return &h2Conn{tlsConn: tc, refused: refused}
+}
+
+func (w *h2Conn) Write(p []byte) (int, error) {
 	if w.scan(p) {
-		w.Conn.Close()
+		w.tlsConn.Close()
 		return 0, errTooManyRefusedStreams
 	}
-	return w.Conn.Write(p)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.heldErr; err != nil {
+		return 0, err
+	}
+	if len(w.held) == 0 && w.headLen == 0 && w.lastTyp == http2.FrameHeaders &&
+		w.lastFlags&(http2.FlagHeadersEndStream|http2.FlagHeadersEndHeaders) == http2.FlagHeadersEndHeaders {
+		// A response's HEADERS, its DATA to come: hold it.
+		w.held = append(w.held[:0], p...)
+		if w.timer == nil {
+			w.timer = time.AfterFunc(corkDelay, w.flushHeld)
+		} else {
+			w.timer.Reset(corkDelay)
+		}
+		return len(p), nil
+	}
+	if len(w.held) > 0 {
+		w.timer.Stop()
+		w.held = append(w.held, p...)
+		_, err := w.tlsConn.Write(w.held)
+		w.held = w.held[:0]
+		if err != nil {
+			return 0, err
+		}
+		return len(p), nil
+	}
+	return w.tlsConn.Write(p)
+}
+
+// flushHeld writes a HEADERS frame held for corkDelay.
+func (w *h2Conn) flushHeld() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.held) == 0 {
+		return
+	}
+	if _, err := w.tlsConn.Write(w.held); err != nil {
+		w.heldErr = err
+	}
+	w.held = w.held[:0]
 }
 
 // scan follows the frames in p, a continuation of what was written
 // before; it reports whether the connection is to be closed.
-func (w *h2Watch) scan(p []byte) (closeConn bool) {
+func (w *h2Conn) scan(p []byte) (closeConn bool) {
 	for len(p) > 0 {
 		if w.headLen < len(w.head) {
 			n := copy(w.head[w.headLen:], p)
@@ -98,8 +168,9 @@ func (w *h2Watch) scan(p []byte) (closeConn bool) {
 
 // frameDone ends the current frame: it reports a refusal in it, and
 // whether the connection is to be closed.
-func (w *h2Watch) frameDone() (closeConn bool) {
+func (w *h2Conn) frameDone() (closeConn bool) {
 	w.headLen = 0
+	w.lastTyp, w.lastFlags = w.typ, http2.Flags(w.head[4])
 	switch {
 	case w.typ == http2.FrameRSTStream && w.kept == 4:
 		code := http2.ErrCode(binary.BigEndian.Uint32(w.payload[:4]))
@@ -121,14 +192,16 @@ func (w *h2Watch) frameDone() (closeConn bool) {
 	return false
 }
 
-func (w *h2Watch) report(scope, what string) {
+func (w *h2Conn) report(scope, what string) {
 	if scope == "connection" {
 		if w.goneAway {
 			return // one record per connection
 		}
 		w.goneAway = true
 	}
-	w.refused("h2_" + scope + "_" + what)
+	if w.refused != nil {
+		w.refused("h2_" + scope + "_" + what)
+	}
 }
 
 // errCodeName is an HTTP/2 error code's name in lower case
