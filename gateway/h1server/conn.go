@@ -195,7 +195,7 @@ func (c *conn) serveH2() {
 		state := c.tls
 		refused = func(reason string) { refusal(state, reason) }
 	}
-	rwc := newH2Conn(c.rwc.(*tls.Conn), refused) // serveH2 runs only after a TLS handshake
+	rwc := newH2Conn(c.rwc.(*tls.Conn), refused, c.s.cfg.WriteTimeout) // serveH2 runs only after a TLS handshake
 	h2.ServeConn(rwc, &http2.ServeConnOpts{Context: c.ctx, BaseConfig: base, Handler: c.s.h2Handler})
 	if ageTimer != nil {
 		ageTimer.Stop()

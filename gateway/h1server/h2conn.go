@@ -37,6 +37,12 @@ var errTooManyRefusedStreams = errors.New("h1server: too many HTTP/2 streams ref
 type h2Conn struct {
 	tlsConn // ConnectionState too: x/net reads the TLS state through it
 	refused func(reason string)
+	// writeTimeout bounds each write: a client that takes nothing of
+	// what it is sent for that long loses the connection (slow read).
+	// The connection sets it rather than x/net (its WriteByteTimeout),
+	// so that a held HEADERS frame, written by the timer, is bounded
+	// too.
+	writeTimeout time.Duration
 
 	head     [9]byte // the frame header being read
 	headLen  int
@@ -75,8 +81,8 @@ type tlsConn interface {
 	ConnectionState() tls.ConnectionState
 }
 
-func newH2Conn(tc tlsConn, refused func(reason string)) *h2Conn {
-	return &h2Conn{tlsConn: tc, refused: refused}
+func newH2Conn(tc tlsConn, refused func(reason string), writeTimeout time.Duration) *h2Conn {
+	return &h2Conn{tlsConn: tc, refused: refused, writeTimeout: writeTimeout}
 }
 
 func (w *h2Conn) Write(p []byte) (int, error) {
@@ -103,12 +109,22 @@ func (w *h2Conn) Write(p []byte) (int, error) {
 	if len(w.held) > 0 {
 		w.timer.Stop()
 		w.held = append(w.held, p...)
-		_, err := w.tlsConn.Write(w.held)
+		_, err := w.write(w.held)
 		w.held = w.held[:0]
 		if err != nil {
 			return 0, err
 		}
 		return len(p), nil
+	}
+	return w.write(p)
+}
+
+// write writes p under the write timeout; w.mu is held.
+func (w *h2Conn) write(p []byte) (int, error) {
+	if w.writeTimeout > 0 {
+		// Not cleared after: every write sets its own. A TLS connection
+		// whose write timed out is broken, so there is no retrying.
+		_ = w.tlsConn.SetWriteDeadline(time.Now().Add(w.writeTimeout))
 	}
 	return w.tlsConn.Write(p)
 }
@@ -120,7 +136,7 @@ func (w *h2Conn) flushHeld() {
 	if len(w.held) == 0 {
 		return
 	}
-	if _, err := w.tlsConn.Write(w.held); err != nil {
+	if _, err := w.write(w.held); err != nil {
 		w.heldErr = err
 	}
 	w.held = w.held[:0]

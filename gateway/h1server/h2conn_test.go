@@ -95,7 +95,7 @@ func TestH2ConnCork(t *testing.T) {
 	})
 
 	rc := &recordingConn{}
-	w := newH2Conn(rc, nil)
+	w := newH2Conn(rc, nil, 0)
 	for _, p := range [][]byte{headers, data, final} {
 		if n, err := w.Write(p); n != len(p) || err != nil {
 			t.Fatalf("Write: %d, %v", n, err)
@@ -107,7 +107,7 @@ func TestH2ConnCork(t *testing.T) {
 	}
 
 	rc = &recordingConn{}
-	w = newH2Conn(rc, nil)
+	w = newH2Conn(rc, nil, 0)
 	if _, err := w.Write(headers); err != nil {
 		t.Fatal(err)
 	}

@@ -200,10 +200,8 @@ func (s *Server) newHTTP2() (*http.Server, *http2.Server, error) {
 		// default of 1 MiB lets one frame pin a 1 MiB read buffer per
 		// connection, and a request of the gateway needs no large frame.
 		MaxReadFrameSize: h2MaxReadFrameSize,
-		// A client that reads nothing of what is written to it (slow
-		// read) loses its connection once WriteTimeout passes without a
-		// byte taken.
-		WriteByteTimeout: s.cfg.WriteTimeout,
+		// No WriteByteTimeout: h2Conn bounds every write by WriteTimeout
+		// itself (slow readers), its own timer's writes included.
 	}
 	// Registers the GOAWAY that base's Shutdown sends to the HTTP/2
 	// connections, and takes base's idle timeout.
