@@ -32,8 +32,8 @@ var errTooManyRefusedStreams = errors.New("h1server: too many HTTP/2 streams ref
 // frames are read before they are written, so a refusal is reported even
 // when the client does not read it.
 //
-// x/net writes from one goroutine at a time; the lock is for the timer
-// that writes a held HEADERS frame.
+// x/net writes from one goroutine at a time; the lock orders its writes
+// with the timer's, which writes a held HEADERS frame.
 type h2Conn struct {
 	tlsConn // ConnectionState too: x/net reads the TLS state through it
 	refused func(reason string)
@@ -86,12 +86,12 @@ func newH2Conn(tc tlsConn, refused func(reason string), writeTimeout time.Durati
 }
 
 func (w *h2Conn) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	if w.scan(p) {
 		w.tlsConn.Close()
 		return 0, errTooManyRefusedStreams
 	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
 	if err := w.heldErr; err != nil {
 		return 0, err
 	}
