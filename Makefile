@@ -67,8 +67,8 @@ redis: ## Install (once) Debian's Redis server, which the shared rate limits' te
 	@hack/redis.sh
 
 .PHONY: test
-test: manifests generate vet envtest helm postgres redis ## Run every test, the envtest and PostgreSQL ones included.
-	HELM="$(HELM)" KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" POSTGRES_BIN="$(POSTGRES_BIN)" REDIS_SERVER="$(REDIS_SERVER)" go test $(GO_TEST_FLAGS) ./...
+test: manifests generate vet envtest helm postgres redis h2spec ## Run every test, the envtest and PostgreSQL ones included.
+	HELM="$(HELM)" H2SPEC="$(H2SPEC)" KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" POSTGRES_BIN="$(POSTGRES_BIN)" REDIS_SERVER="$(REDIS_SERVER)" go test $(GO_TEST_FLAGS) ./...
 	# The gateway again under the race detector: it swaps policies, reloads
 	# certificates and flushes audit records while requests run.
 	POSTGRES_BIN="$(POSTGRES_BIN)" REDIS_SERVER="$(REDIS_SERVER)" go test -race $(GO_TEST_FLAGS) ./gateway/...
@@ -110,6 +110,17 @@ controller-gen: $(CONTROLLER_GEN) ## Install controller-gen into bin/ at the pin
 $(CONTROLLER_GEN): | $(LOCALBIN)
 	GOBIN=$(LOCALBIN) go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
 	mv $(LOCALBIN)/controller-gen $(CONTROLLER_GEN)
+
+# h2spec, the HTTP/2 conformance suite that cmd/gateway's TestH2Spec runs
+# against the agency port. Its version and its dependencies' are pinned in
+# hack/tools/h2spec/go.mod (h2spec has no go.mod of its own).
+H2SPEC_VERSION = $(shell awk '$$1 == "require" && $$2 == "github.com/summerwind/h2spec" { sub(/\+incompatible/, "", $$3); print $$3 }' hack/tools/h2spec/go.mod)
+H2SPEC ?= $(LOCALBIN)/h2spec-$(H2SPEC_VERSION)
+
+.PHONY: h2spec
+h2spec: $(H2SPEC) ## Build h2spec into bin/ at the version pinned in hack/tools/h2spec.
+$(H2SPEC): hack/tools/h2spec/go.mod hack/tools/h2spec/go.sum | $(LOCALBIN)
+	go -C hack/tools/h2spec build -trimpath -o $(H2SPEC) github.com/summerwind/h2spec/cmd/h2spec
 
 ##@ Deployment
 

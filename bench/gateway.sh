@@ -6,8 +6,8 @@
 #       proxy_pass to a keepalive upstream),
 #   (c) the popconnect gateway (mTLS, policy, field filtering, rate limiting
 #       with limits set high, audit log written to a file).
-# Prints a table (with the CPU each target process spent per request) and the
-# ratios. Not part of go test.
+# Prints a table (with the CPU each target process spent per request, and
+# its write system calls per request) and the ratios. Not part of go test.
 #
 # Environment: DURATION (20s), CONCURRENCY (64), RECORDS (1000000),
 # PROFILE=1 to also write a CPU profile of the gateway run (gateway.pprof in
@@ -287,7 +287,20 @@ if [ "$PROTO" = h2 ]; then
 else
 	echo "running: $CONCURRENCY connections, $DURATION per leg, $ROUNDS round(s)..." >&2
 fi
-declare -A sum_rps sum_p50 sum_p99 sum_ok sum_err sum_user sum_sys
+# Write system calls of the given processes, from /proc/PID/io (syscw):
+# a count the machine's load does not distort, unlike a rate. nginx's
+# workers are children of its master.
+write_calls() {
+	local n=0 p k v
+	for p in "$@"; do
+		while read -r k v; do
+			if [ "$k" = "syscw:" ]; then n=$((n + v)); fi
+		done <"/proc/$p/io"
+	done
+	echo "$n"
+}
+
+declare -A sum_rps sum_p50 sum_p99 sum_ok sum_err sum_user sum_sys sum_writes
 for ((round = 1; round <= ROUNDS; round++)); do
 	for t in "${targets[@]}"; do
 		IFS='|' read -r name url tpids theader <<<"$t"
@@ -295,10 +308,14 @@ for ((round = 1; round <= ROUNDS; round++)); do
 		if [ -n "$theader" ]; then header_args=(--header "$theader"); fi
 		# shellcheck disable=SC2086 # one PID per word
 		read -r user_before sys_before < <(cpu_ticks $tpids)
+		# shellcheck disable=SC2086
+		writes_before=$(write_calls $tpids)
 		if [ "$name" = "gateway, Redis rate limits" ]; then read -r ru_before rs_before < <(cpu_ticks "$redis_pid"); fi
 		out=$(load "$url" "${header_args[@]}")
 		# shellcheck disable=SC2086
 		read -r user_after sys_after < <(cpu_ticks $tpids)
+		# shellcheck disable=SC2086
+		writes_after=$(write_calls $tpids)
 		if [ "$name" = "gateway, Redis rate limits" ]; then
 			read -r ru_after rs_after < <(cpu_ticks "$redis_pid")
 			redis_ticks=$((${redis_ticks:-0} + ru_after + rs_after - ru_before - rs_before))
@@ -310,6 +327,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
 		sum_err[$name]=$((${sum_err[$name]:-0} + $(field errors "$out")))
 		sum_user[$name]=$((${sum_user[$name]:-0} + user_after - user_before))
 		sum_sys[$name]=$((${sum_sys[$name]:-0} + sys_after - sys_before))
+		sum_writes[$name]=$((${sum_writes[$name]:-0} + writes_after - writes_before))
 	done
 done
 audit_lines_running=$(wc -l <audit/audit.log)
@@ -324,15 +342,15 @@ if [ "$AUDIT_POSTGRES" = 1 ]; then
 fi
 
 hz=$(getconf CLK_TCK)
-printf '\n%-28s %10s %9s %9s %8s %12s %14s\n' target "req/s" "p50 ms" "p99 ms" errors "CPU µs/req" "(user + sys)"
+printf '\n%-28s %10s %9s %9s %8s %12s %14s %11s\n' target "req/s" "p50 ms" "p99 ms" errors "CPU µs/req" "(user + sys)" "writes/req"
 declare -A rps
 for t in "${targets[@]}"; do
 	name=${t%%|*}
 	rps[$name]=$(awk -v s="${sum_rps[$name]}" -v n="$ROUNDS" 'BEGIN { printf "%.0f", s / n }')
 	awk -v name="$name" -v rps="${rps[$name]}" -v p50="${sum_p50[$name]}" -v p99="${sum_p99[$name]}" -v n="$ROUNDS" \
-		-v err="${sum_err[$name]}" -v u="${sum_user[$name]}" -v s="${sum_sys[$name]}" -v ok="${sum_ok[$name]}" -v hz="$hz" \
+		-v err="${sum_err[$name]}" -v u="${sum_user[$name]}" -v s="${sum_sys[$name]}" -v ok="${sum_ok[$name]}" -v hz="$hz" -v w="${sum_writes[$name]}" \
 		'BEGIN { k = (ok > 0 ? 1e6 / hz / ok : 0)
-			printf "%-28s %10s %9.2f %9.2f %8d %11.0f %8.0f + %3.0f\n", name, rps, p50 / n, p99 / n, err, (u + s) * k, u * k, s * k }'
+			printf "%-28s %10s %9.2f %9.2f %8d %11.0f %8.0f + %3.0f %11.2f\n", name, rps, p50 / n, p99 / n, err, (u + s) * k, u * k, s * k, (ok > 0 ? w / ok : 0) }'
 done
 g=${rps["popconnect gateway"]}
 n=${rps["nginx mTLS proxy"]}

@@ -60,3 +60,23 @@ func protocolError(status int, maxBody int64) *apiError {
 		return errorf(status, "invalid_request", "malformed HTTP request")
 	}
 }
+
+// RefuseProtocol audits an HTTP/2 stream or connection that the agency
+// listener's HTTP/2 server refused on its own, below any request (a stream
+// reset with an error code, a connection ended with one; see
+// h1server.Config.ProtocolRefusal): the agency from the connection's
+// verified certificate, operation "unknown", status 0 (no HTTP answer was
+// sent) and the reason, e.g. "h2_stream_refused_stream". Nothing of the
+// refused frames is recorded. The record is queued, not waited for: it
+// runs on the connection's writer, and there is no answer to hold back.
+func (g *Gateway) RefuseProtocol(state *tls.ConnectionState, reason string) {
+	rec := audit.Record{Time: g.cfg.Now(), Operation: "unknown", Reason: reason}
+	if state != nil {
+		if code, err := identity.AgencyFromChains(state.VerifiedChains); err == nil {
+			rec.Agency = code
+		}
+	}
+	var id [32]byte
+	rec.RequestID = string(strconv.AppendUint(append(id[:0], g.reqPrefix...), g.reqSeq.Add(1), 36))
+	g.cfg.Audit.Queue(&rec)
+}

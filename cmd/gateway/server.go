@@ -195,7 +195,9 @@ func (s *server) serve(ctx context.Context, onListen listening) (err error) {
 		// came from, plus the batch envelope.
 		MaxResponseBytes: int(s.opts.maxUpstreamBody) + 64<<10,
 		Refuse:           s.gw.Refuse,
-		Log:              s.log,
+		// HTTP/2 streams and connections refused below any request.
+		ProtocolRefusal: s.gw.RefuseProtocol,
+		Log:             s.log,
 		// Each connection caches its certificate checks (gateway/certcheck.go).
 		ConnContext:      s.gw.ConnContext,
 		MaxConnectionAge: s.opts.maxConnectionAge,

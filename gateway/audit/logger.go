@@ -302,7 +302,8 @@ func (l *Logger) Commit(rec *Record) error {
 }
 
 // Queue keeps rec for the next write without waiting for it: for the
-// record of a request already answered 503 audit_unavailable. A retry is
+// record of a request already answered 503 audit_unavailable, or of an
+// HTTP/2 stream or connection refused below any request. A retry is
 // scheduled, so it is written when the sink works again even if no
 // request comes. rec is copied.
 func (l *Logger) Queue(rec *Record) {

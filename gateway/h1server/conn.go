@@ -190,7 +190,13 @@ func (c *conn) serveH2() {
 			return
 		}
 	}
-	h2.ServeConn(c.rwc, &http2.ServeConnOpts{Context: c.ctx, BaseConfig: base, Handler: c.s.h2Handler})
+	var refused func(string)
+	if refusal := c.s.cfg.ProtocolRefusal; refusal != nil {
+		state := c.tls
+		refused = func(reason string) { refusal(state, reason) }
+	}
+	rwc := newH2Conn(c.rwc.(*tls.Conn), refused, c.s.cfg.WriteTimeout) // serveH2 runs only after a TLS handshake
+	h2.ServeConn(rwc, &http2.ServeConnOpts{Context: c.ctx, BaseConfig: base, Handler: c.s.h2Handler})
 	if ageTimer != nil {
 		ageTimer.Stop()
 	}

@@ -30,6 +30,15 @@
 // HTTP/2 requests get the same header limits (the HPACK size of the header
 // list against MaxHeaderBytes), refused with 431 through Refuse as well,
 // rather than by golang.org/x/net/http2's own handler (see h2limits.go).
+// The HTTP/2 server advertises at most 100 concurrent streams and a 16 KiB
+// maximum frame size, and closes a connection when a write to it does
+// not complete within WriteTimeout (slow readers). Each HTTP/2 stream it resets with an error
+// code and each connection it ends with one is reported to
+// ProtocolRefusal, read from the frames it writes (h2conn.go); a
+// connection with more than 100 such streams is closed. The same reading
+// holds a response's HEADERS frame back until its DATA is written (at
+// most 500 µs), so that a small response leaves in one write and one TLS
+// record rather than two.
 //
 // A body the handler leaves unread is read and dropped after it returns
 // when at most 256 KiB remain; otherwise the connection closes after the

@@ -59,6 +59,14 @@ type Config struct {
 	// a verified client, and no request: nothing of a refused request is
 	// echoed. nil: the status text as plain text.
 	Refuse func(w http.ResponseWriter, state *tls.ConnectionState, status int)
+	// ProtocolRefusal, when set, is told of each HTTP/2 stream the server
+	// resets with an error code and each HTTP/2 connection it ends with
+	// one (RST_STREAM or GOAWAY other than NO_ERROR), with the
+	// connection's TLS state, so that the refusal can be attributed to a
+	// verified client, and a reason such as "h2_stream_refused_stream" or
+	// "h2_connection_enhance_your_calm". It runs on the connection's
+	// writer and must not block. See h2conn.go.
+	ProtocolRefusal func(state *tls.ConnectionState, reason string)
 	// Log receives accept errors, handler panics (debug: TLS handshake
 	// failures and refusals). nil: discarded.
 	Log *slog.Logger
@@ -184,7 +192,17 @@ func (s *Server) newHTTP2() (*http.Server, *http2.Server, error) {
 		MaxHeaderBytes: h2HeaderListFactor * s.cfg.MaxHeaderBytes,
 		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
-	h2 := &http2.Server{}
+	h2 := &http2.Server{
+		// Explicit, rather than x/net's defaults, because the protection
+		// tests (h2protect_test.go) measure against them.
+		MaxConcurrentStreams: h2MaxConcurrentStreams,
+		// The smallest frame size, as RFC 9113 starts with: x/net's
+		// default of 1 MiB lets one frame pin a 1 MiB read buffer per
+		// connection, and a request of the gateway needs no large frame.
+		MaxReadFrameSize: h2MaxReadFrameSize,
+		// No WriteByteTimeout: h2Conn bounds every write by WriteTimeout
+		// itself (slow readers), its own timer's writes included.
+	}
 	// Registers the GOAWAY that base's Shutdown sends to the HTTP/2
 	// connections, and takes base's idle timeout.
 	if err := http2.ConfigureServer(base, h2); err != nil {
@@ -192,6 +210,12 @@ func (s *Server) newHTTP2() (*http.Server, *http2.Server, error) {
 	}
 	return base, h2, nil
 }
+
+// The HTTP/2 settings the server advertises.
+const (
+	h2MaxConcurrentStreams = 100
+	h2MaxReadFrameSize     = 16 << 10
+)
 
 // slack is how early a lazily kept deadline may be (see keepDeadline): an eighth of the timeout, at most a second.
 func slack(timeout time.Duration) time.Duration { return min(timeout/8, time.Second) }
