@@ -105,7 +105,8 @@ func dropUnread(obj any) (any, error) {
 	return obj, nil
 }
 
-// SetupWithManager registers the indexes and the three reconcilers.
+// SetupWithManager registers the indexes and the four reconcilers: one per
+// kind, and one per policy shard of a gateway.
 func SetupWithManager(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	clk := opts.Clock
 	if clk == nil {
@@ -124,6 +125,11 @@ func SetupWithManager(ctx context.Context, mgr ctrl.Manager, opts Options) error
 		RateLimitRefresh: opts.RateLimitRefresh,
 	}).SetupWithManager(mgr, copts); err != nil {
 		return fmt.Errorf("setting up the PopulationGateway controller: %w", err)
+	}
+	if err := (&PolicyShardReconciler{
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Clock: clk, Recorder: mgr.GetEventRecorder("popconnect-manager"),
+	}).SetupWithManager(mgr, controller.TypedOptions[shardKey]{MaxConcurrentReconciles: copts.MaxConcurrentReconciles}); err != nil {
+		return fmt.Errorf("setting up the policy shard controller: %w", err)
 	}
 	if err := (&AgencyConnectionReconciler{
 		Client:    mgr.GetClient(),
