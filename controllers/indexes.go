@@ -1,5 +1,6 @@
-// Package controllers holds one reconciler per popconnect kind: FieldCatalog,
-// PopulationGateway and AgencyConnection. Each reconciler computes the desired
+// Package controllers holds one reconciler per popconnect kind (FieldCatalog,
+// PopulationGateway and AgencyConnection) and one per policy shard of a
+// gateway (PolicyShardReconciler). Each reconciler computes the desired
 // state with pure functions (internal/render, internal/admission) and applies
 // it with server-side apply, writing nothing when nothing changed.
 package controllers
