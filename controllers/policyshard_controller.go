@@ -48,6 +48,9 @@ type PolicyShardReconciler struct {
 	Clock     clock.PassiveClock
 	// Recorder reports on the gateway a shard that cannot be written.
 	Recorder events.EventRecorder
+
+	// failures tells the gateway reconciler which shards cannot be written.
+	failures *shardFailures
 }
 
 // +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch;create;patch;delete
@@ -60,6 +63,9 @@ func (r *PolicyShardReconciler) Reconcile(ctx context.Context, key shardKey) (ct
 	if err != nil || !found || !gw.DeletionTimestamp.IsZero() {
 		// A gateway's shards carry its owner reference: the garbage
 		// collector removes them with it.
+		if err == nil {
+			r.failures.record(ctx, key, nil)
+		}
 		return ctrl.Result{}, err
 	}
 	plan, err := r.plan(ctx, key, gw)
@@ -74,7 +80,9 @@ func (r *PolicyShardReconciler) Reconcile(ctx context.Context, key shardKey) (ct
 		return ctrl.Result{}, fmt.Errorf("planning %s gave the documents of other shards", key)
 	}
 	wake := requeueTimes(plan)
-	if err := r.write(ctx, gw, key, docs); err != nil {
+	err = r.write(ctx, gw, key, docs)
+	r.failures.record(ctx, key, err)
+	if err != nil {
 		if r.Recorder != nil {
 			r.Recorder.Eventf(gw, nil, corev1.EventTypeWarning, "PolicyShardFailed", "Reconcile",
 				"Writing policy shard %s failed and will be retried: %s", render.ShardName(gw.Name, key.Index), err.Error())

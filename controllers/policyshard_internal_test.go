@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"testing"
 
@@ -85,5 +86,56 @@ func TestConfigMapShard(t *testing.T) {
 		if got := configMapShard(context.Background(), tc.cm); !slices.Equal(got, tc.want) {
 			t.Errorf("%s: mapped to %v, want %v", tc.desc, got, tc.want)
 		}
+	}
+}
+
+// TestShardFailures: a shard's failure is reported for its gateway only,
+// and the gateway is woken when its failures change, not when a failure
+// repeats.
+func TestShardFailures(t *testing.T) {
+	ctx := context.Background()
+	f := newShardFailures()
+	gw := types.NamespacedName{Namespace: "ns", Name: "gw"}
+	other := types.NamespacedName{Namespace: "ns", Name: "other"}
+	woken := func() int {
+		n := 0
+		for {
+			select {
+			case <-f.changed:
+				n++
+			default:
+				return n
+			}
+		}
+	}
+
+	f.record(ctx, shardKey{Gateway: gw, Index: 9}, errors.New("name taken"))
+	f.record(ctx, shardKey{Gateway: gw, Index: 2}, errors.New("timeout"))
+	f.record(ctx, shardKey{Gateway: other, Index: 9}, errors.New("name taken"))
+	if n := woken(); n != 3 {
+		t.Errorf("woken %d times by three new failures, want 3", n)
+	}
+	want := []string{render.ShardName("gw", 2) + ": timeout", render.ShardName("gw", 9) + ": name taken"}
+	if got := f.of(gw); !slices.Equal(got, want) {
+		t.Errorf("failures of gw = %q, want %q", got, want)
+	}
+
+	f.record(ctx, shardKey{Gateway: gw, Index: 9}, errors.New("name taken"))
+	f.record(ctx, shardKey{Gateway: gw, Index: 5}, nil)
+	if n := woken(); n != 0 {
+		t.Errorf("woken %d times by a repeated failure and a success that changed nothing, want 0", n)
+	}
+
+	f.record(ctx, shardKey{Gateway: gw, Index: 9}, nil)
+	f.record(ctx, shardKey{Gateway: gw, Index: 2}, errors.New("conflict"))
+	if n := woken(); n != 2 {
+		t.Errorf("woken %d times by a recovery and a new error, want 2", n)
+	}
+	want = []string{render.ShardName("gw", 2) + ": conflict"}
+	if got := f.of(gw); !slices.Equal(got, want) {
+		t.Errorf("failures of gw = %q, want %q", got, want)
+	}
+	if got := f.of(other); len(got) != 1 {
+		t.Errorf("failures of other = %q, want its one", got)
 	}
 }

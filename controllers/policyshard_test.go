@@ -2,9 +2,11 @@ package controllers_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -47,6 +49,43 @@ func TestOneChangeRewritesOneShard(t *testing.T) {
 		case name != own && changed:
 			t.Errorf("shard %s was rewritten, but only %s holds the changed entry", name, own)
 		}
+	}
+}
+
+// TestForeignShardIsNeverTakenOver: a ConfigMap someone else made under a
+// shard's name is neither overwritten nor adopted, and the gateway's
+// PolicyReady says which shard cannot be written.
+func TestForeignShardIsNeverTakenOver(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, "foreignshard")
+	sample := &popv1.AgencyConnection{}
+	readSample(t, sampleConnections[3], sample)
+	// The code f.connection will give it.
+	code := sample.Spec.AgencyCode + "-" + strings.ToUpper(f.ns[strings.LastIndex(f.ns, "-")+1:])
+	name := render.ShardName(f.gateway.Name, render.ShardIndex(code))
+	foreign := &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: name},
+		Data:       map[string]string{policy.ShardDataKey: "the tenant's own"},
+	}
+	must(t, s.c.Create(ctx, foreign), "pre-creating a ConfigMap under the shard's name")
+	conn := f.connection(t, sampleConnections[3], nil)
+	if conn.Spec.AgencyCode != code {
+		t.Fatalf("the connection's code is %s, the test expected %s", conn.Spec.AgencyCode, code)
+	}
+
+	testenv.Poll(t, waitShort, func() (bool, error) {
+		gw := &popv1.PopulationGateway{}
+		if err := s.c.Get(ctx, client.ObjectKeyFromObject(f.gateway), gw); err != nil {
+			return false, err
+		}
+		c := meta.FindStatusCondition(gw.Status.Conditions, popv1.ConditionPolicyReady)
+		return c != nil && c.Status == metav1.ConditionFalse && c.Reason == popv1.ReasonPending && strings.Contains(c.Message, name), nil
+	})
+	waitCondition(t, conn, popv1.ConditionProgrammed, metav1.ConditionFalse, popv1.ReasonPending, waitShort)
+	live := &corev1.ConfigMap{}
+	must(t, s.c.Get(ctx, client.ObjectKeyFromObject(foreign), live), "reading the foreign ConfigMap")
+	if live.Data[policy.ShardDataKey] != "the tenant's own" || len(live.OwnerReferences) != 0 || len(live.Labels) != 0 {
+		t.Errorf("the foreign ConfigMap was taken over: data %v, labels %v, owners %v", live.Data, live.Labels, live.OwnerReferences)
 	}
 }
 

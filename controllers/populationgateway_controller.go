@@ -46,6 +46,8 @@ type PopulationGatewayReconciler struct {
 	RateLimitRefresh time.Duration
 
 	auditKeys *auditKeyMemo
+	// failures are the policy shards the shard reconciler cannot write.
+	failures *shardFailures
 }
 
 // +kubebuilder:rbac:groups=popconnect.io,resources=populationgateways,verbs=get;list;watch

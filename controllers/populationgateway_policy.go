@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -44,6 +45,11 @@ func (r *PopulationGatewayReconciler) reconcilePolicy(ctx context.Context, s *ga
 	// In index order, as render.PolicyVersion expects.
 	slices.SortFunc(docs, func(a, b render.ShardDocument) int { return a.Index - b.Index })
 	s.policyVersion = render.PolicyVersion(s.gw.Name, docs)
+	if failed := r.failures.of(client.ObjectKeyFromObject(s.gw)); len(failed) > 0 {
+		s.setCondition(popv1.ConditionPolicyReady, metav1.ConditionFalse, popv1.ReasonPending,
+			"Writing the policy shards failed and will be retried: "+strings.Join(failed, "; "))
+		return nil
+	}
 	if s.catalog == nil {
 		s.setCondition(popv1.ConditionPolicyReady, metav1.ConditionFalse, popv1.ReasonCatalogNotFound, fmt.Sprintf(
 			"FieldCatalog %q (spec.catalogRef) does not exist, so no connection is admitted; create it or correct spec.catalogRef.",

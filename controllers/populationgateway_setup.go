@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	popv1 "github.com/popconnect/popconnect/api/v1alpha1"
 )
@@ -28,7 +29,12 @@ func (r *PopulationGatewayReconciler) SetupWithManager(mgr ctrl.Manager, opts co
 	if r.AuditProbeClient == nil {
 		r.AuditProbeClient = newAuditProbeClient()
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr)
+	if r.failures != nil {
+		// A policy shard that fails to be written, or is written again.
+		b = b.WatchesRawSource(source.Channel(r.failures.changed, &handler.TypedEnqueueRequestForObject[*popv1.PopulationGateway]{}))
+	}
+	return b.
 		Named("populationgateway").
 		WithOptions(opts).
 		For(&popv1.PopulationGateway{}, builder.WithPredicates(specChanged)).

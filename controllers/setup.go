@@ -119,15 +119,17 @@ func SetupWithManager(ctx context.Context, mgr ctrl.Manager, opts Options) error
 	if err := (&FieldCatalogReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the FieldCatalog controller: %w", err)
 	}
+	failures := newShardFailures()
 	if err := (&PopulationGatewayReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Clock: clk, GatewayImage: opts.GatewayImage,
 		Recorder: mgr.GetEventRecorder("popconnect-manager"), Manager: opts.Manager, AuditProbePort: opts.AuditProbePort,
-		RateLimitRefresh: opts.RateLimitRefresh,
+		RateLimitRefresh: opts.RateLimitRefresh, failures: failures,
 	}).SetupWithManager(mgr, copts); err != nil {
 		return fmt.Errorf("setting up the PopulationGateway controller: %w", err)
 	}
 	if err := (&PolicyShardReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Clock: clk, Recorder: mgr.GetEventRecorder("popconnect-manager"),
+		failures: failures,
 	}).SetupWithManager(mgr, controller.TypedOptions[shardKey]{MaxConcurrentReconciles: copts.MaxConcurrentReconciles}); err != nil {
 		return fmt.Errorf("setting up the policy shard controller: %w", err)
 	}
