@@ -27,6 +27,7 @@ func (r *PopulationGatewayReconciler) reconcilePolicy(ctx context.Context, s *ga
 		return fmt.Errorf("listing policy shards of %s/%s: %w", s.gw.Namespace, s.gw.Name, err)
 	}
 	var docs []render.ShardDocument
+	var uncounted []string
 	agencies := 0
 	for i := range list.Items {
 		cm := &list.Items[i]
@@ -34,9 +35,9 @@ func (r *PopulationGatewayReconciler) reconcilePolicy(ctx context.Context, s *ga
 		if !ok || !gatewayOwns(s.gw)(cm) {
 			continue
 		}
-		d, err := shardCounts(cm, index)
-		if err != nil {
-			return err
+		d, ok := shardCounts(cm, index)
+		if !ok {
+			uncounted = append(uncounted, cm.Name)
 		}
 		docs = append(docs, d)
 		agencies += d.Agencies
@@ -48,6 +49,14 @@ func (r *PopulationGatewayReconciler) reconcilePolicy(ctx context.Context, s *ga
 	if failed := r.failures.of(client.ObjectKeyFromObject(s.gw)); len(failed) > 0 {
 		s.setCondition(popv1.ConditionPolicyReady, metav1.ConditionFalse, popv1.ReasonPending,
 			"Writing the policy shards failed and will be retried: "+strings.Join(failed, "; "))
+		return nil
+	}
+	if len(uncounted) > 0 {
+		// Written by an operator before the counts; the shard reconciler
+		// rewrites them, and each rewrite brings this reconciler back.
+		slices.Sort(uncounted)
+		s.setCondition(popv1.ConditionPolicyReady, metav1.ConditionFalse, popv1.ReasonPending,
+			"Waiting for the policy shards to be rewritten with their counts: "+strings.Join(uncounted, ", "))
 		return nil
 	}
 	if s.catalog == nil {
@@ -62,15 +71,16 @@ func (r *PopulationGatewayReconciler) reconcilePolicy(ctx context.Context, s *ga
 	return nil
 }
 
-// shardCounts reads a shard's version and counts from its annotations.
-func shardCounts(cm *corev1.ConfigMap, index int) (render.ShardDocument, error) {
+// shardCounts reads a shard's version and counts from its annotations;
+// false when a count is missing or not a count (a shard written before the
+// counts, or edited by hand: the shard reconciler rewrites it).
+func shardCounts(cm *corev1.ConfigMap, index int) (render.ShardDocument, bool) {
 	d := render.ShardDocument{Index: index, Version: cm.Annotations[render.AnnotationPolicyVersion]}
-	var err error
-	if d.Agencies, err = strconv.Atoi(cm.Annotations[render.AnnotationPolicyAgencies]); err != nil {
-		return d, fmt.Errorf("policy shard %s/%s: annotation %s: %w", cm.Namespace, cm.Name, render.AnnotationPolicyAgencies, err)
+	agencies, err1 := strconv.Atoi(cm.Annotations[render.AnnotationPolicyAgencies])
+	active, err2 := strconv.Atoi(cm.Annotations[render.AnnotationPolicyActive])
+	if err1 != nil || err2 != nil || agencies < 0 || active < 0 || active > agencies {
+		return d, false
 	}
-	if d.Active, err = strconv.Atoi(cm.Annotations[render.AnnotationPolicyActive]); err != nil {
-		return d, fmt.Errorf("policy shard %s/%s: annotation %s: %w", cm.Namespace, cm.Name, render.AnnotationPolicyActive, err)
-	}
-	return d, nil
+	d.Agencies, d.Active = agencies, active
+	return d, true
 }
