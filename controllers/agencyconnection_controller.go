@@ -23,7 +23,7 @@ const FinalizerNetworkPolicy = "popconnect.io/network-policy-cleanup"
 
 // AgencyConnectionReconciler turns an AgencyConnection into its client
 // Certificate, its NetworkPolicy and its status; the connection's policy
-// entry is written by the PopulationGateway reconciler, which this one
+// entry is written by the PolicyShardReconciler, which this one
 // checks to report Programmed.
 type AgencyConnectionReconciler struct {
 	Client client.Client

@@ -76,25 +76,8 @@ func (r *AgencyConnectionReconciler) namespaceConnections(ctx context.Context, o
 	return requestsFor(list.Items, nil)
 }
 
-// namespaceGateways maps a namespace to the gateways that admit namespaces
-// by a selector: a change of its labels may change who is in their policy.
-func (r *PopulationGatewayReconciler) namespaceGateways(ctx context.Context, o client.Object) []reconcile.Request {
-	var list popv1.PopulationGatewayList
-	if err := r.Client.List(ctx, &list, client.UnsafeDisableDeepCopy); err != nil {
-		return nil
-	}
-	var reqs []reconcile.Request
-	for i := range list.Items {
-		gw := &list.Items[i]
-		if ac := gw.Spec.AllowedConnections; ac != nil && ac.Namespaces != nil && ac.Namespaces.From == popv1.NamespacesFromSelector {
-			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(gw)})
-		}
-	}
-	return reqs
-}
-
 // pinsChanged passes a connection's status change that changes the
-// certificates its policy entry pins: the gateway reconciler renders the
+// certificates its policy entry pins: the shard reconciler renders the
 // pins from the status, which the generation does not follow.
 var pinsChanged = predicate.Funcs{
 	CreateFunc: func(event.CreateEvent) bool { return false },
@@ -112,7 +95,7 @@ var pinsChanged = predicate.Funcs{
 
 // pinnedOf is the part of a certificate status that pins depend on. A
 // missing status pins what an empty one pins (nothing): a new connection's
-// first status, which names only the Secret, must not wake its gateway's
+// first status, which names only the Secret, must not wake its shard's
 // reconciler (10,000 new connections would make as many renders).
 func pinnedOf(c *popv1.CertificateStatus) pinnedPart {
 	if c == nil {

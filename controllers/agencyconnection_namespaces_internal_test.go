@@ -10,7 +10,7 @@ import (
 )
 
 // TestPinsChanged: only a change of what the pins are made of wakes the
-// gateway reconciler, not a status that merely names the Secret.
+// shard reconciler, not a status that merely names the Secret.
 func TestPinsChanged(t *testing.T) {
 	withCert := func(c *popv1.CertificateStatus) *popv1.AgencyConnection {
 		return &popv1.AgencyConnection{Status: popv1.AgencyConnectionStatus{Certificate: c}}

@@ -156,7 +156,7 @@ func (r *AgencyConnectionReconciler) dropFinalizerIfDone(ctx context.Context, co
 }
 
 // finalize removes what the connection has in other namespaces, then lets
-// it go. The policy entry disappears with it: the gateway reconciler leaves
+// it go. The policy entry disappears with it: the shard reconciler leaves
 // out connections that are being deleted.
 func (r *AgencyConnectionReconciler) finalize(ctx context.Context, conn *popv1.AgencyConnection) error {
 	if !controllerutil.ContainsFinalizer(conn, FinalizerNetworkPolicy) {

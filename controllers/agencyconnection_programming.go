@@ -20,7 +20,7 @@ func (r *AgencyConnectionReconciler) reconcileProgramming(ctx context.Context, s
 		s.setPlanned(v.Programmed(false))
 		return nil
 	}
-	// The pins of the status this reconcile writes: the gateway reconciler
+	// The pins of the status this reconcile writes: the shard reconciler
 	// renders the entry from that status once it is stored.
 	want, next := v.EntryWith(s.certificate, s.now)
 	s.wakeUpAt(next)

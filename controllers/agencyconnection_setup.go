@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"strconv"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -83,9 +84,13 @@ func (r *AgencyConnectionReconciler) shardConnections(ctx context.Context, o cli
 	if owner == "" {
 		return nil
 	}
+	index, ok := render.ShardIndexOf(owner, o.GetName())
+	if !ok {
+		return nil
+	}
 	var list popv1.AgencyConnectionList
 	if err := r.Client.List(ctx, &list, client.UnsafeDisableDeepCopy,
-		client.MatchingFields{indexConnectionShard: o.GetNamespace() + "/" + o.GetName()}); err != nil {
+		client.MatchingFields{indexConnectionShard: strconv.Itoa(index)}); err != nil {
 		return nil
 	}
 	return requestsFor(list.Items, func(c *popv1.AgencyConnection) bool {

@@ -31,7 +31,7 @@ func (r *AgencyConnectionReconciler) resolve(ctx context.Context, s *connState) 
 }
 
 // validate asks the policy compiler for the connection's verdict, as the
-// gateway reconciler does for its policy, so that the two cannot disagree:
+// shard reconciler does for the connection's shard, so that the two cannot disagree:
 // the connection and every other that claims its agency code (cluster-wide,
 // for the ownership rule) are planned against its gateway and catalog.
 func (r *AgencyConnectionReconciler) validate(ctx context.Context, s *connState) error {

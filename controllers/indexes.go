@@ -1,5 +1,6 @@
-// Package controllers holds one reconciler per popconnect kind: FieldCatalog,
-// PopulationGateway and AgencyConnection. Each reconciler computes the desired
+// Package controllers holds one reconciler per popconnect kind (FieldCatalog,
+// PopulationGateway and AgencyConnection) and one per policy shard of a
+// gateway (PolicyShardReconciler). Each reconciler computes the desired
 // state with pure functions (internal/render, internal/admission) and applies
 // it with server-side apply, writing nothing when nothing changed.
 package controllers
@@ -7,6 +8,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"strconv"
 
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -24,10 +26,12 @@ const (
 	indexConnectionGateway = "popconnect.io/gateway"
 	// indexConnectionCode indexes connections by agency code.
 	indexConnectionCode = "popconnect.io/agency-code"
-	// indexConnectionShard indexes connections by "namespace/name" of the
-	// policy shard their entry belongs in: a shard's change concerns ~160
-	// connections at 10,000, not all of its gateway's.
-	indexConnectionShard = "popconnect.io/shard"
+	// indexConnectionShard indexes connections by the index of the policy
+	// shard their entry belongs in (render.ShardIndex of the agency code),
+	// on whichever gateway: a shard's reconcile, and a shard's change,
+	// concern ~160 connections at 10,000, not all of its gateway's, and
+	// every claimant of a code has the code's index.
+	indexConnectionShard = "popconnect.io/shard-index"
 	// indexGatewayCatalog indexes gateways by the name of their FieldCatalog.
 	indexGatewayCatalog = "popconnect.io/catalog"
 	// indexNetworkPolicyConnection indexes the NetworkPolicies made for
@@ -54,7 +58,7 @@ func setupIndexes(ctx context.Context, mgr manager.Manager) error {
 		return fmt.Errorf("indexing connections by agency code: %w", err)
 	}
 	if err := idx.IndexField(ctx, &popv1.AgencyConnection{}, indexConnectionShard, func(o client.Object) []string {
-		return []string{connectionShardKey(o.(*popv1.AgencyConnection))}
+		return []string{strconv.Itoa(render.ShardIndex(o.(*popv1.AgencyConnection).Spec.AgencyCode))}
 	}); err != nil {
 		return fmt.Errorf("indexing connections by policy shard: %w", err)
 	}
@@ -80,13 +84,6 @@ func setupIndexes(ctx context.Context, mgr manager.Manager) error {
 func networkPolicyConnection(o client.Object) (types.NamespacedName, bool) {
 	ns, name := o.GetLabels()[render.LabelConnectionNamespace], o.GetAnnotations()[annotationConnectionName]
 	return types.NamespacedName{Namespace: ns, Name: name}, ns != "" && name != ""
-}
-
-// connectionShardKey is the "namespace/name" of the policy shard that holds
-// (or would hold) the connection's entry.
-func connectionShardKey(conn *popv1.AgencyConnection) string {
-	ns, gw := render.GatewayKey(conn)
-	return ns + "/" + render.ShardName(gw, render.ShardIndex(conn.Spec.AgencyCode))
 }
 
 // connectionsOfGateway lists the connections that reference a gateway.

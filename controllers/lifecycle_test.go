@@ -71,6 +71,17 @@ func TestGatewayDeletion(t *testing.T) {
 	f := newFixture(t, "gw-delete")
 	conn := f.connection(t, sampleConnections[3], nil)
 	waitCondition(t, conn, popv1.ConditionProgrammed, metav1.ConditionTrue, "", waitLong)
+	// The shard and the workload are written by two reconcilers: wait
+	// for the workload too.
+	testenv.Poll(t, waitShort, func() (bool, error) {
+		var deps appsv1.DeploymentList
+		var nps networkingv1.NetworkPolicyList
+		if err := s.c.List(ctx, &deps, client.InNamespace(f.ns)); err != nil {
+			return false, err
+		}
+		err := s.c.List(ctx, &nps, client.InNamespace(f.ns), client.MatchingLabels{render.LabelComponent: "default-deny"})
+		return len(deps.Items) > 0 && len(nps.Items) > 0, err
+	})
 	gw := &popv1.PopulationGateway{}
 	must(t, s.c.Get(ctx, client.ObjectKeyFromObject(f.gateway), gw), "reading gateway")
 	must(t, s.c.Delete(ctx, gw), "deleting gateway")

@@ -19,9 +19,10 @@ import (
 
 // PopulationGatewayReconciler runs a gateway: its workload (ServiceAccount,
 // policy-reader Role, serving Certificate, Deployment, Service,
-// PodDisruptionBudget, default-deny NetworkPolicy, audit key) and its policy
-// shards, rendered from every admitted connection that references it; and
-// it asks the gateway's pods whether they can write their audit records.
+// PodDisruptionBudget, default-deny NetworkPolicy, audit key) and its
+// status, which sums what its policy shards hold (the PolicyShardReconciler
+// writes them); and it asks the gateway's pods whether they can write
+// their audit records.
 type PopulationGatewayReconciler struct {
 	Client client.Client
 	// APIReader reads past the cache: whether a name the cache does not
@@ -44,10 +45,9 @@ type PopulationGatewayReconciler struct {
 	// again for RateLimitShared; DefaultRateLimitRefresh when 0.
 	RateLimitRefresh time.Duration
 
-	echo        *shardEcho
-	memo        *policyMemo
-	connections connectionLister
-	auditKeys   *auditKeyMemo
+	auditKeys *auditKeyMemo
+	// failures are the policy shards the shard reconciler cannot write.
+	failures *shardFailures
 }
 
 // +kubebuilder:rbac:groups=popconnect.io,resources=populationgateways,verbs=get;list;watch
@@ -88,7 +88,6 @@ func (r *PopulationGatewayReconciler) Reconcile(ctx context.Context, req ctrl.Re
 	if err := r.Client.Get(ctx, req.NamespacedName, gw); err != nil {
 		if apierrors.IsNotFound(err) {
 			// Children carry owner references: the garbage collector removes them.
-			r.memo.forget(req.NamespacedName)
 			r.auditKeys.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)

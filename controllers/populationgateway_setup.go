@@ -10,42 +10,31 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
-	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
-	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	popv1 "github.com/popconnect/popconnect/api/v1alpha1"
-	"github.com/popconnect/popconnect/internal/render"
 )
 
 // SetupWithManager registers the reconciler and what brings changes back to it.
 func (r *PopulationGatewayReconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Options) error {
-	if r.echo == nil {
-		r.echo = newShardEcho()
-	}
-	if r.memo == nil {
-		r.memo = newPolicyMemo()
-	}
 	if r.auditKeys == nil {
 		r.auditKeys = newAuditKeyMemo()
 	}
 	if r.AuditProbeClient == nil {
 		r.AuditProbeClient = newAuditProbeClient()
 	}
-	if r.connections == nil {
-		lister, err := storeConnectionLister(context.Background(), mgr.GetCache())
-		if err != nil {
-			mgr.GetLogger().Info("Listing connections through the client", "reason", err.Error())
-			lister = clientConnectionLister(r.Client)
-		}
-		r.connections = lister
+	b := ctrl.NewControllerManagedBy(mgr)
+	if r.failures != nil {
+		// A policy shard that fails to be written, or is written again.
+		b = b.WatchesRawSource(source.Channel(r.failures.changed, &handler.TypedEnqueueRequestForObject[*popv1.PopulationGateway]{}))
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	return b.
 		Named("populationgateway").
 		WithOptions(opts).
 		For(&popv1.PopulationGateway{}, builder.WithPredicates(specChanged)).
@@ -57,13 +46,9 @@ func (r *PopulationGatewayReconciler) SetupWithManager(mgr ctrl.Manager, opts co
 		Owns(&corev1.Service{}).
 		Owns(&policyv1.PodDisruptionBudget{}).
 		Owns(&networkingv1.NetworkPolicy{}).
-		Owns(&corev1.ConfigMap{}, builder.WithPredicates(r.echo.notOwnShardWrite())).
-		// A connection's change changes its gateway's policy, and may
-		// change who owns its agency code on other gateways.
-		Watches(&popv1.AgencyConnection{}, handler.EnqueueRequestsFromMapFunc(r.connectionGateways),
-			builder.WithPredicates(predicate.Or(specChanged, pinsChanged))).
-		WatchesMetadata(namespaceMeta(), handler.EnqueueRequestsFromMapFunc(r.namespaceGateways),
-			builder.WithPredicates(namespaceLabelsChanged)).
+		// Its policy shards, written by the PolicyShardReconciler: the
+		// status sums them.
+		Owns(&corev1.ConfigMap{}).
 		Watches(&popv1.FieldCatalog{}, handler.EnqueueRequestsFromMapFunc(r.catalogGateways),
 			builder.WithPredicates(specChanged)).
 		// The API server's endpoints, which every gateway's egress names.
@@ -72,26 +57,6 @@ func (r *PopulationGatewayReconciler) SetupWithManager(mgr ctrl.Manager, opts co
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.podGateway),
 			builder.WithPredicates(gatewayPodChanged)).
 		Complete(r)
-}
-
-func (r *PopulationGatewayReconciler) connectionGateways(ctx context.Context, o client.Object) []reconcile.Request {
-	conn := o.(*popv1.AgencyConnection)
-	seen := map[types.NamespacedName]bool{}
-	add := func(c *popv1.AgencyConnection) {
-		ns, name := render.GatewayKey(c)
-		seen[types.NamespacedName{Namespace: ns, Name: name}] = true
-	}
-	add(conn)
-	if peers, err := connectionsWithCode(ctx, r.Client, conn.Spec.AgencyCode); err == nil {
-		for i := range peers {
-			add(&peers[i])
-		}
-	}
-	reqs := make([]reconcile.Request, 0, len(seen))
-	for key := range seen {
-		reqs = append(reqs, reconcile.Request{NamespacedName: key})
-	}
-	return reqs
 }
 
 func (r *PopulationGatewayReconciler) catalogGateways(ctx context.Context, o client.Object) []reconcile.Request {

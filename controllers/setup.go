@@ -105,7 +105,8 @@ func dropUnread(obj any) (any, error) {
 	return obj, nil
 }
 
-// SetupWithManager registers the indexes and the three reconcilers.
+// SetupWithManager registers the indexes and the four reconcilers: one per
+// kind, and one per policy shard of a gateway.
 func SetupWithManager(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	clk := opts.Clock
 	if clk == nil {
@@ -118,12 +119,19 @@ func SetupWithManager(ctx context.Context, mgr ctrl.Manager, opts Options) error
 	if err := (&FieldCatalogReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the FieldCatalog controller: %w", err)
 	}
+	failures := newShardFailures()
 	if err := (&PopulationGatewayReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Clock: clk, GatewayImage: opts.GatewayImage,
 		Recorder: mgr.GetEventRecorder("popconnect-manager"), Manager: opts.Manager, AuditProbePort: opts.AuditProbePort,
-		RateLimitRefresh: opts.RateLimitRefresh,
+		RateLimitRefresh: opts.RateLimitRefresh, failures: failures,
 	}).SetupWithManager(mgr, copts); err != nil {
 		return fmt.Errorf("setting up the PopulationGateway controller: %w", err)
+	}
+	if err := (&PolicyShardReconciler{
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Clock: clk, Recorder: mgr.GetEventRecorder("popconnect-manager"),
+		failures: failures,
+	}).SetupWithManager(mgr, controller.TypedOptions[shardKey]{MaxConcurrentReconciles: copts.MaxConcurrentReconciles}); err != nil {
+		return fmt.Errorf("setting up the policy shard controller: %w", err)
 	}
 	if err := (&AgencyConnectionReconciler{
 		Client:    mgr.GetClient(),

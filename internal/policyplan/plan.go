@@ -3,7 +3,7 @@
 // connection's verdict (admitted or refused and why, allowed or denied, the
 // conditions users read, when the verdict changes by itself) and the
 // gateway's policy shards. It is pure: it reads no API server and keeps no
-// state, so the PopulationGateway reconciler (which writes the shards) and
+// state, so the policy shard reconciler (which writes the shards) and
 // the AgencyConnection reconciler (which reports the conditions) call the
 // same function and cannot disagree.
 package policyplan

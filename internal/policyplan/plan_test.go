@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	popv1 "github.com/popconnect/popconnect/api/v1alpha1"
+	"github.com/popconnect/popconnect/internal/render"
 )
 
 // goldenCases are the inputs of the golden files, as Plan takes them.
@@ -27,8 +28,9 @@ func goldenCases(t *testing.T) map[string]Input {
 
 // TestVerdictIsLocal: a connection's verdict depends only on itself and
 // the other claimants of its agency code. The connection reconciler plans
-// with just those, the gateway reconciler with every connection; this is
-// what makes them agree.
+// with just those, the shard reconciler with every connection whose code
+// hashes to the connection's shard (on any gateway); this is what makes
+// them agree, and it holds for a plan of every connection as well.
 func TestVerdictIsLocal(t *testing.T) {
 	for name, in := range goldenCases(t) {
 		t.Run(name, func(t *testing.T) {
@@ -42,19 +44,33 @@ func TestVerdictIsLocal(t *testing.T) {
 						local.Connections = append(local.Connections, c)
 					}
 				}
-				v, ok := Plan(local).Verdict(types.NamespacedName{Namespace: conn.Namespace, Name: conn.Name})
-				if !ok {
-					t.Fatalf("%s/%s: no verdict when planned alone", conn.Namespace, conn.Name)
+				shard := in
+				shard.Connections = nil
+				for _, c := range in.Connections {
+					if render.ShardIndex(c.Spec.AgencyCode) == render.ShardIndex(conn.Spec.AgencyCode) {
+						shard.Connections = append(shard.Connections, c)
+					}
 				}
-				if got, want := goldenVerdictOf(v), goldenVerdictOf(&whole.Verdicts[i]); !reflect.DeepEqual(got, want) {
-					t.Errorf("%s/%s: planned alone\n%+v\nwith every connection\n%+v", conn.Namespace, conn.Name, got, want)
+				key := types.NamespacedName{Namespace: conn.Namespace, Name: conn.Name}
+				want := goldenVerdictOf(&whole.Verdicts[i])
+				for _, p := range []struct {
+					name string
+					in   Input
+				}{{"alone", local}, {"with its shard", shard}} {
+					v, ok := Plan(p.in).Verdict(key)
+					if !ok {
+						t.Fatalf("%s: no verdict when planned %s", key, p.name)
+					}
+					if got := goldenVerdictOf(v); !reflect.DeepEqual(got, want) {
+						t.Errorf("%s: planned %s\n%+v\nwith every connection\n%+v", key, p.name, got, want)
+					}
 				}
 			}
 		})
 	}
 }
 
-// TestPlanModifiesNothing: the gateway reconciler passes the informer
+// TestPlanModifiesNothing: the shard reconciler passes the informer
 // cache's own objects, which nobody may modify.
 func TestPlanModifiesNothing(t *testing.T) {
 	for name, in := range goldenCases(t) {

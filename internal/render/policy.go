@@ -8,6 +8,8 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -26,6 +28,11 @@ const (
 	ShardCount = 64
 	// AnnotationPolicyVersion carries a shard's version (a content hash).
 	AnnotationPolicyVersion = "popconnect.io/policy-version"
+	// AnnotationPolicyAgencies and AnnotationPolicyActive carry how many
+	// entries a shard holds and how many of them allow access: the
+	// gateway's status sums them without decoding the shards.
+	AnnotationPolicyAgencies = "popconnect.io/policy-agencies"
+	AnnotationPolicyActive   = "popconnect.io/policy-active-agencies"
 )
 
 // PolicyEntry is a connection's entry in its gateway's policy. deny marks an
@@ -84,6 +91,21 @@ func ShardName(gatewayName string, index int) string {
 	return shortName(gatewayName, 253-len("-policy-00")) + fmt.Sprintf("-policy-%02d", index)
 }
 
+// ShardIndexOf is the index of the gateway's shard named name; false when
+// name is not one of the gateway's shard names.
+func ShardIndexOf(gatewayName, name string) (int, bool) {
+	first := ShardName(gatewayName, 0)
+	prefix := first[:len(first)-2]
+	if len(name) != len(first) || !strings.HasPrefix(name, prefix) {
+		return 0, false
+	}
+	i, err := strconv.Atoi(name[len(prefix):])
+	if err != nil || i < 0 || i >= ShardCount || ShardName(gatewayName, i) != name {
+		return 0, false
+	}
+	return i, true
+}
+
 // ShardLabels are the labels of a gateway's policy shards; the gateway
 // selects its shards with LabelGateway.
 func ShardLabels(gatewayName string) map[string]string {
@@ -95,10 +117,10 @@ func ShardLabels(gatewayName string) map[string]string {
 }
 
 // EncodedEntry is one agency's entry as a policy shard holds it: its JSON
-// encoding, kept so that a caller may reuse it while the connection's spec
-// does not change.
+// encoding, and whether it refuses the agency (for the shard's counts).
 type EncodedEntry struct {
 	AgencyCode string
+	Suspended  bool
 	JSON       []byte
 }
 
@@ -108,77 +130,51 @@ func EncodeEntry(e policy.Agency) (EncodedEntry, error) {
 	if err != nil {
 		return EncodedEntry{}, err
 	}
-	return EncodedEntry{AgencyCode: e.AgencyCode, JSON: b}, nil
+	return EncodedEntry{AgencyCode: e.AgencyCode, Suspended: e.Suspended, JSON: b}, nil
 }
 
 // ShardDocument is one shard's policy document, encoded, and its version: a
-// hash of its entries, which changes whenever any of them does.
+// hash of its entries, which changes whenever any of them does. Agencies
+// and Active count its entries and those that allow access.
 type ShardDocument struct {
-	Index   int
-	Version string
-	Doc     []byte
+	Index    int
+	Version  string
+	Doc      []byte
+	Agencies int
+	Active   int
 }
 
 // EncodeShards spreads the entries over the shards by ShardIndex and encodes
 // each non-empty shard, in index order, its entries sorted by agency code,
 // so that the output is byte-for-byte stable. The document is exactly what
 // json.Marshal makes of a policy.Document; it is assembled from the entries'
-// encodings so that an unchanged entry is not encoded again.
+// encodings.
 func EncodeShards(entries []EncodedEntry) []ShardDocument {
-	return (&ShardEncoder{}).Encode(entries)
-}
-
-// ShardEncoder is EncodeShards with a memory: a shard whose entries are the
-// very same encodings as in the previous call (the same byte slices, as a
-// caller that keeps each connection's EncodedEntry passes them) gets its
-// previous document back without being assembled and hashed again. The
-// zero value is ready to use; it is not safe for concurrent use.
-type ShardEncoder struct {
-	last map[int]encodedShard
-}
-
-type encodedShard struct {
-	members []*byte
-	doc     ShardDocument
-}
-
-// Encode is EncodeShards.
-func (enc *ShardEncoder) Encode(entries []EncodedEntry) []ShardDocument {
 	var buckets [ShardCount][]EncodedEntry
 	for _, e := range entries {
 		i := ShardIndex(e.AgencyCode)
 		buckets[i] = append(buckets[i], e)
 	}
-	next := make(map[int]encodedShard, len(enc.last))
 	var docs []ShardDocument
-	for i := range buckets {
-		if len(buckets[i]) == 0 {
+	for i, b := range buckets {
+		if len(b) == 0 {
 			continue
 		}
-		b := buckets[i]
 		sort.Slice(b, func(x, y int) bool { return b[x].AgencyCode < b[y].AgencyCode })
-		members := make([]*byte, len(b))
-		for j := range b {
-			if len(b[j].JSON) > 0 {
-				members[j] = &b[j].JSON[0]
-			}
-		}
-		prev, ok := enc.last[i]
-		if !ok || !slices.Equal(prev.members, members) {
-			prev = encodedShard{members: members, doc: encodeShard(i, b)}
-		}
-		next[i] = prev
-		docs = append(docs, prev.doc)
+		docs = append(docs, encodeShard(i, b))
 	}
-	enc.last = next
 	return docs
 }
 
 // encodeShard assembles a shard's document from its entries, sorted by code.
 func encodeShard(index int, entries []EncodedEntry) ShardDocument {
 	size := 2
+	active := 0
 	for _, e := range entries {
 		size += len(e.JSON) + 1
+		if !e.Suspended {
+			active++
+		}
 	}
 	const head, tail = `{"version":"`, `"}`
 	versionLen := 16 // hex of 8 bytes
@@ -199,7 +195,7 @@ func encodeShard(index int, entries []EncodedEntry) ShardDocument {
 	version := hex.EncodeToString(sum[:8])
 	copy(doc[len(head):], version)
 	doc = append(doc, '}')
-	return ShardDocument{Index: index, Version: version, Doc: doc}
+	return ShardDocument{Index: index, Version: version, Doc: doc, Agencies: len(entries), Active: active}
 }
 
 // ShardConfigMap is the ConfigMap that carries a shard document of the
@@ -208,10 +204,14 @@ func ShardConfigMap(gw *popv1.PopulationGateway, d ShardDocument) (*corev1.Confi
 	cm := &corev1.ConfigMap{
 		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
 		ObjectMeta: metav1.ObjectMeta{
-			Name:        ShardName(gw.Name, d.Index),
-			Namespace:   gw.Namespace,
-			Labels:      ShardLabels(gw.Name),
-			Annotations: map[string]string{AnnotationPolicyVersion: d.Version},
+			Name:      ShardName(gw.Name, d.Index),
+			Namespace: gw.Namespace,
+			Labels:    ShardLabels(gw.Name),
+			Annotations: map[string]string{
+				AnnotationPolicyVersion:  d.Version,
+				AnnotationPolicyAgencies: strconv.Itoa(d.Agencies),
+				AnnotationPolicyActive:   strconv.Itoa(d.Active),
+			},
 		},
 	}
 	if len(d.Doc) <= policy.ShardGzipThreshold {

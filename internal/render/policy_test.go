@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -246,59 +245,68 @@ func TestShortName(t *testing.T) {
 	}
 }
 
-func TestShardEncoderReusesUnchangedShards(t *testing.T) {
-	entries := entriesN(500, 3)
-	encoded := make([]EncodedEntry, len(entries))
-	for i, e := range entries {
-		ee, err := EncodeEntry(e)
-		if err != nil {
-			t.Fatal(err)
-		}
-		encoded[i] = ee
-	}
-	var enc ShardEncoder
-	first := enc.Encode(slices.Clone(encoded))
-
-	// The same encodings again: every document is the previous one.
-	again := enc.Encode(slices.Clone(encoded))
-	for i := range first {
-		if &again[i].Doc[0] != &first[i].Doc[0] {
-			t.Fatalf("shard %d was assembled again although no entry changed", first[i].Index)
-		}
-	}
-
-	// One entry re-encoded (its connection changed): only its shard is new,
-	// and it matches what a memoryless encoder makes.
-	entries[42].Suspended = true
-	changed, err := EncodeEntry(entries[42])
-	if err != nil {
-		t.Fatal(err)
-	}
-	encoded[42] = changed
-	next := enc.Encode(slices.Clone(encoded))
-	want := EncodeShards(slices.Clone(encoded))
-	rebuilt := 0
-	for i := range next {
-		if !bytes.Equal(next[i].Doc, want[i].Doc) || next[i].Version != want[i].Version {
-			t.Fatalf("shard %d differs from a fresh encoding", next[i].Index)
-		}
-		if &next[i].Doc[0] != &first[i].Doc[0] {
-			rebuilt++
-			if next[i].Index != ShardIndex(entries[42].AgencyCode) {
-				t.Errorf("shard %d was assembled again, but its entries did not change", next[i].Index)
+// A shard's name gives back its index, for its gateway only: the shard
+// reconciler maps a shard's watch event to the shard by its name.
+func TestShardIndexOf(t *testing.T) {
+	long := strings.Repeat("g", 250)
+	for _, gw := range []string{"gw", "gw-policy", long} {
+		for i := range ShardCount {
+			got, ok := ShardIndexOf(gw, ShardName(gw, i))
+			if !ok || got != i {
+				t.Errorf("ShardIndexOf(%.10s, %s) = %d, %t; want %d", gw, ShardName(gw, i), got, ok, i)
 			}
 		}
 	}
-	if rebuilt != 1 {
-		t.Errorf("%d shards assembled again, want 1", rebuilt)
-	}
-
-	// An entry removed: its shard changes too.
-	removed := enc.Encode(slices.Clone(encoded[1:]))
-	fresh := EncodeShards(slices.Clone(encoded[1:]))
-	for i := range removed {
-		if removed[i].Version != fresh[i].Version {
-			t.Fatalf("shard %d: version %s after a removal, want %s", removed[i].Index, removed[i].Version, fresh[i].Version)
+	for _, tc := range []struct{ gw, name string }{
+		{"gw", "gw-policy-64"},
+		{"gw", "gw-policy-7"},
+		{"gw", "gw-policy-+7"},
+		{"gw", "other-policy-07"},
+		{"gw", "gw-policy-007"},
+		{"gw-policy", "gw-policy-07"},
+		{long + "x", ShardName(long, 3)},
+	} {
+		if i, ok := ShardIndexOf(tc.gw, tc.name); ok {
+			t.Errorf("ShardIndexOf(%.10s, %.20s) = %d, want not a shard name", tc.gw, tc.name, i)
 		}
+	}
+}
+
+// A shard counts its entries and those that allow access, and its
+// ConfigMap says so: the gateway's status sums the counts.
+func TestShardCounts(t *testing.T) {
+	entries := entriesN(400, 2)
+	denied := map[string]bool{}
+	for i := 0; i < len(entries); i += 3 {
+		entries[i].Suspended = true
+		denied[entries[i].AgencyCode] = true
+	}
+	agencies, active := 0, 0
+	for _, d := range encodeAll(t, entries) {
+		var doc policy.Document
+		if err := json.Unmarshal(d.Doc, &doc); err != nil {
+			t.Fatal(err)
+		}
+		wantActive := 0
+		for _, a := range doc.Agencies {
+			if !denied[a.AgencyCode] {
+				wantActive++
+			}
+		}
+		if d.Agencies != len(doc.Agencies) || d.Active != wantActive {
+			t.Errorf("shard %d counts %d/%d, holds %d/%d", d.Index, d.Active, d.Agencies, wantActive, len(doc.Agencies))
+		}
+		cm, err := ShardConfigMap(testGateway(), d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cm.Annotations[AnnotationPolicyAgencies] != fmt.Sprint(d.Agencies) || cm.Annotations[AnnotationPolicyActive] != fmt.Sprint(d.Active) {
+			t.Errorf("shard %s annotated %v, want %d and %d", cm.Name, cm.Annotations, d.Agencies, d.Active)
+		}
+		agencies += d.Agencies
+		active += d.Active
+	}
+	if agencies != len(entries) || active != len(entries)-len(denied) {
+		t.Errorf("shards count %d agencies, %d active; want %d, %d", agencies, active, len(entries), len(entries)-len(denied))
 	}
 }

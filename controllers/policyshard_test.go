@@ -1,0 +1,113 @@
+package controllers_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	popv1 "github.com/popconnect/popconnect/api/v1alpha1"
+	"github.com/popconnect/popconnect/gateway/policy"
+	"github.com/popconnect/popconnect/internal/render"
+	"github.com/popconnect/popconnect/internal/testenv"
+)
+
+// TestOneChangeRewritesOneShard: a connection's change is written to its
+// own shard and to no other, and the gateway's status, summed from the
+// shards, follows.
+func TestOneChangeRewritesOneShard(t *testing.T) {
+	f := newFixture(t, "oneshard")
+	var conns []*popv1.AgencyConnection
+	for _, file := range sampleConnections {
+		conns = append(conns, f.connection(t, file, nil))
+	}
+	for _, c := range conns {
+		waitCondition(t, c, popv1.ConditionReady, metav1.ConditionTrue, popv1.ReasonReady, waitLong)
+	}
+	waitActive(t, f.gateway, len(conns))
+	before := shardVersions(t, f.gateway)
+
+	target := conns[0]
+	setSuspended(t, target, true)
+	waitShard(t, f.gateway, target.Spec.AgencyCode, waitShort, "denied", func(e *policy.Agency) bool { return e != nil && e.Suspended })
+	waitCondition(t, target, popv1.ConditionReady, metav1.ConditionFalse, popv1.ReasonSuspended, waitShort)
+	waitActive(t, f.gateway, len(conns)-1)
+
+	after := shardVersions(t, f.gateway)
+	own := render.ShardName(f.gateway.Name, render.ShardIndex(target.Spec.AgencyCode))
+	if len(after) != len(before) {
+		t.Errorf("%d shards after the change, %d before", len(after), len(before))
+	}
+	for name, rv := range before {
+		switch changed := after[name] != rv; {
+		case name == own && !changed:
+			t.Errorf("the connection's shard %s was not rewritten", name)
+		case name != own && changed:
+			t.Errorf("shard %s was rewritten, but only %s holds the changed entry", name, own)
+		}
+	}
+}
+
+// TestForeignShardIsNeverTakenOver: a ConfigMap someone else made under a
+// shard's name is neither overwritten nor adopted, and the gateway's
+// PolicyReady says which shard cannot be written.
+func TestForeignShardIsNeverTakenOver(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, "foreignshard")
+	sample := &popv1.AgencyConnection{}
+	readSample(t, sampleConnections[3], sample)
+	// The code f.connection will give it.
+	code := sample.Spec.AgencyCode + "-" + strings.ToUpper(f.ns[strings.LastIndex(f.ns, "-")+1:])
+	name := render.ShardName(f.gateway.Name, render.ShardIndex(code))
+	foreign := &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: name},
+		Data:       map[string]string{policy.ShardDataKey: "the tenant's own"},
+	}
+	must(t, s.c.Create(ctx, foreign), "pre-creating a ConfigMap under the shard's name")
+	conn := f.connection(t, sampleConnections[3], nil)
+	if conn.Spec.AgencyCode != code {
+		t.Fatalf("the connection's code is %s, the test expected %s", conn.Spec.AgencyCode, code)
+	}
+
+	testenv.Poll(t, waitShort, func() (bool, error) {
+		gw := &popv1.PopulationGateway{}
+		if err := s.c.Get(ctx, client.ObjectKeyFromObject(f.gateway), gw); err != nil {
+			return false, err
+		}
+		c := meta.FindStatusCondition(gw.Status.Conditions, popv1.ConditionPolicyReady)
+		return c != nil && c.Status == metav1.ConditionFalse && c.Reason == popv1.ReasonPending && strings.Contains(c.Message, name), nil
+	})
+	waitCondition(t, conn, popv1.ConditionProgrammed, metav1.ConditionFalse, popv1.ReasonPending, waitShort)
+	live := &corev1.ConfigMap{}
+	must(t, s.c.Get(ctx, client.ObjectKeyFromObject(foreign), live), "reading the foreign ConfigMap")
+	if live.Data[policy.ShardDataKey] != "the tenant's own" || len(live.OwnerReferences) != 0 || len(live.Labels) != 0 {
+		t.Errorf("the foreign ConfigMap was taken over: data %v, labels %v, owners %v", live.Data, live.Labels, live.OwnerReferences)
+	}
+}
+
+// shardVersions are the resourceVersions of the gateway's shards, by name.
+func shardVersions(t *testing.T, gw *popv1.PopulationGateway) map[string]string {
+	t.Helper()
+	var list corev1.ConfigMapList
+	must(t, s.c.List(context.Background(), &list, client.InNamespace(gw.Namespace),
+		client.MatchingLabels{render.LabelGateway: render.GatewayLabelValue(gw.Name)}), "listing shards")
+	out := map[string]string{}
+	for _, cm := range list.Items {
+		out[cm.Name] = cm.ResourceVersion
+	}
+	return out
+}
+
+// waitActive waits until the gateway's status counts n agencies with access.
+func waitActive(t *testing.T, gw *popv1.PopulationGateway, n int) {
+	t.Helper()
+	testenv.Poll(t, waitShort, func() (bool, error) {
+		got := &popv1.PopulationGateway{}
+		err := s.c.Get(context.Background(), client.ObjectKeyFromObject(gw), got)
+		return err == nil && got.Status.ActiveConnections == int32(n), err
+	})
+}
