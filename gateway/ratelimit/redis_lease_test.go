@@ -41,6 +41,20 @@ func TestLeaseUnits(t *testing.T) {
 	}
 }
 
+// quietReplica is replica without the lease sweep's ticker (an hour away):
+// what a test sees of the counts depends on its requests and on the sweeps
+// it calls, never on how long it ran.
+func quietReplica(t *testing.T, srv *testredis.Server, replicas int) *Redis {
+	t.Helper()
+	r, err := NewRedis(RedisConfig{Addr: srv.Addr(), Password: srv.Password(), Replicas: replicas,
+		Timeout: time.Second, HeartbeatInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
 // held is the units a replica's admitter holds.
 func held(a Admitter) int64 {
 	s := a.(*Shared)
@@ -56,7 +70,7 @@ func held(a Admitter) int64 {
 func TestRedisLeaseAdmitsFromMemory(t *testing.T) {
 	srv := testredis.Start(t)
 	loc := hcm(t)
-	a := replica(t, srv, 1, nil).Next(nil, "A1", policy.RateLimit{RequestsPerSecond: 1 << 20, Burst: 1 << 20, DailyQuota: quota(100000)}, loc)
+	a := quietReplica(t, srv, 1).Next(nil, "A1", policy.RateLimit{RequestsPerSecond: 1 << 20, Burst: 1 << 20, DailyQuota: quota(100000)}, loc)
 	now := time.Now()
 	count := func() int64 { return quotaCount(t, srv, "A1", now.In(loc)) }
 	admitted := int64(0)
@@ -93,38 +107,44 @@ func TestRedisLeaseAdmitsFromMemory(t *testing.T) {
 }
 
 // TestRedisLeaseGivenBackWhenIdle: units held by a replica that gets no
-// more requests go back to the others by the sweep, and when it stops.
+// more requests go back to the others by the sweep once their lease is
+// over, and at once when the replica stops. The sweep is called here at
+// chosen times (its ticker is an hour away), so that no timing decides
+// what the test sees.
 func TestRedisLeaseGivenBackWhenIdle(t *testing.T) {
 	srv := testredis.Start(t)
 	loc := hcm(t)
 	limit := policy.RateLimit{RequestsPerSecond: 1 << 20, Burst: 1 << 20, DailyQuota: quota(100000)}
-	r, err := NewRedis(RedisConfig{Addr: srv.Addr(), Password: srv.Password(), Replicas: 1,
-		Timeout: time.Second, HeartbeatInterval: 20 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := quietReplica(t, srv, 1)
 	now := time.Now()
+	count := func(agency string) int64 { return quotaCount(t, srv, agency, now.In(loc)) }
 	if d := r.Next(nil, "A1", limit, loc).AllowN(now, 1); !d.Allowed {
 		t.Fatalf("%+v", d)
 	}
-	if got := quotaCount(t, srv, "A1", now.In(loc)); got != 1+maxLeaseUnits {
+	if got := count("A1"); got != 1+maxLeaseUnits {
 		t.Fatalf("count %d, want %d", got, 1+maxLeaseUnits)
 	}
-	waitFor(t, "the idle lease to be given back", func() bool { return quotaCount(t, srv, "A1", now.In(loc)) == 1 })
+	r.giveBackLeases(now.Add(DefaultLease/2), false) // within the lease: kept
+	if got := count("A1"); got != 1+maxLeaseUnits {
+		t.Fatalf("count %d after a sweep within the lease, want %d", got, 1+maxLeaseUnits)
+	}
+	r.giveBackLeases(now.Add(DefaultLease), false) // the lease is over
+	if got := count("A1"); got != 1 {
+		t.Fatalf("count %d after the sweep, want 1", got)
+	}
 
 	// Stopping gives back at once, whatever the lease's age.
-	stopping := replica(t, srv, 1, nil)
-	if d := stopping.Next(nil, "B2", limit, loc).AllowN(time.Now(), 1); !d.Allowed {
+	stopping := quietReplica(t, srv, 1)
+	if d := stopping.Next(nil, "B2", limit, loc).AllowN(now, 1); !d.Allowed {
 		t.Fatalf("%+v", d)
 	}
-	if got := quotaCount(t, srv, "B2", now.In(loc)); got != 1+maxLeaseUnits {
+	if got := count("B2"); got != 1+maxLeaseUnits {
 		t.Fatalf("B2 count %d, want %d", got, 1+maxLeaseUnits)
 	}
 	if err := stopping.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if got := quotaCount(t, srv, "B2", now.In(loc)); got != 1 {
+	if got := count("B2"); got != 1 {
 		t.Fatalf("B2 count after Close %d, want 1", got)
 	}
 }
@@ -140,7 +160,7 @@ func TestRedisLeaseStopsBeforeTheEnd(t *testing.T) {
 	limit := policy.RateLimit{RequestsPerSecond: 1 << 20, Burst: 1 << 20, DailyQuota: quota(q)}
 	var as []Admitter
 	for range 3 {
-		as = append(as, replica(t, srv, 3, nil).Next(nil, "A1", limit, loc))
+		as = append(as, quietReplica(t, srv, 3).Next(nil, "A1", limit, loc))
 	}
 	now := time.Now()
 	allowed, firstRefusal, leased := 0, -1, false
@@ -174,7 +194,7 @@ func TestRedisLeaseStopsBeforeTheEnd(t *testing.T) {
 func TestRedisLeaseUnderConcurrency(t *testing.T) {
 	srv := testredis.Start(t)
 	loc := hcm(t)
-	a := replica(t, srv, 1, nil).Next(nil, "A1", policy.RateLimit{RequestsPerSecond: 1 << 20, Burst: 1 << 20, DailyQuota: quota(1 << 30)}, loc)
+	a := quietReplica(t, srv, 1).Next(nil, "A1", policy.RateLimit{RequestsPerSecond: 1 << 20, Burst: 1 << 20, DailyQuota: quota(1 << 30)}, loc)
 	const goroutines, each = 64, 200
 	var wg sync.WaitGroup
 	var refused atomic.Int64
