@@ -32,8 +32,9 @@ const servingName = "gateway.popconnect.example"
 // its Service name) answers 200, and asking for a field the connection may
 // not read answers 403.
 //
-// The client runs on the node, not in a pod. TODO(#15): agency pods in
-// namespaces of their own, once an agency client image exists.
+// The client runs on the node, not in a pod, with the sample connection's
+// Secret: the first 200 after helm install. Agency pods in namespaces of
+// their own are in agencyreads_test.go and netpol_test.go.
 func TestAgencyLooksUpThroughTheGatewayService(t *testing.T) {
 	cl := setup(t)
 	ctx := context.Background()
