@@ -371,9 +371,11 @@ netpol_down() {
       echo "COMMIT"
     } | iptables-restore -w --noflush
   fi
+  # Only names of kube-router's form (a prefix and 16 base32 characters):
+  # the host may hold other ipsets.
   if command -v ipset >/dev/null; then
     local set
-    for set in $(ipset list -n 2>/dev/null | grep -E '^(KUBE-SRC-|KUBE-DST-|TMP-)'); do ipset destroy "${set}"; done
+    for set in $(ipset list -n 2>/dev/null | grep -E '^(KUBE-SRC-|KUBE-DST-|TMP-)[A-Z2-7]{16}$'); do ipset destroy "${set}"; done
   fi
 }
 
