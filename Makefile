@@ -72,6 +72,9 @@ test: manifests generate vet envtest helm postgres redis h2spec ## Run every tes
 	# The gateway again under the race detector: it swaps policies, reloads
 	# certificates and flushes audit records while requests run.
 	POSTGRES_BIN="$(POSTGRES_BIN)" REDIS_SERVER="$(REDIS_SERVER)" go test -race $(GO_TEST_FLAGS) ./gateway/...
+	# The e2e images' own module (./... above does not enter it): the
+	# agency client's outcome and summary logic.
+	cd hack/e2e/images && go vet ./... && go test $(GO_TEST_FLAGS) ./...
 
 FUZZTIME ?= 60s
 .PHONY: fuzz

@@ -4,6 +4,8 @@
 #   kube-controller-manager, kube-scheduler, kubelet, kube-proxy
 #                                   hack/e2e/node-binaries.sh (Go module proxy)
 #   containerd, runc, CNI plugins   Debian (node-binaries.sh installs them)
+#   kube-router (NetworkPolicy controller only)
+#                                   hack/e2e/node-binaries.sh (Go module proxy)
 #
 # Everything lives under one run directory (E2E_RUN_DIR, default
 # /tmp/popconnect-e2e): certificates, kubeconfigs, etcd's data, containerd's
@@ -103,13 +105,14 @@ EXT
   # Every host component authenticates with a static token (user,uid,groups).
   : >"${d}/tokens.csv"
   local who user groups token
-  for who in admin kubelet controller-manager scheduler proxy; do
+  for who in admin kubelet controller-manager scheduler proxy kube-router; do
     case "${who}" in
       admin) user=popconnect-e2e-admin groups=system:masters ;;
       kubelet) user="system:node:${NODE}" groups=system:nodes ;;
       controller-manager) user=system:kube-controller-manager groups= ;;
       scheduler) user=system:kube-scheduler groups= ;;
       proxy) user=system:kube-proxy groups= ;;
+      kube-router) user=system:kube-router groups= ;;
     esac
     token="$(openssl rand -hex 24)"
     echo "${token},${user},${user},\"${groups}\"" >>"${d}/tokens.csv"
@@ -330,6 +333,52 @@ YAML
   wait_for "node ${NODE} Ready" 120 kubectl_ wait --for=condition=Ready "node/${NODE}" --timeout=2s
 }
 
+# netpol_up runs kube-router with only its NetworkPolicy controller (iptables
+# and ipsets): no BGP router, no service proxy (kube-proxy is the proxy), no
+# health or metrics server (its health server would listen on every host
+# interface). It needs the node object, so it starts once the node is Ready.
+netpol_up() {
+  kubectl_ apply -f "${HERE}/kube-router-rbac.yaml" >/dev/null
+  start kube-router "${NODE_BIN}/kube-router" --kubeconfig "${RUN}/kube-router.kubeconfig" \
+    --hostname-override "${NODE}" \
+    --run-firewall=true --run-router=false --run-service-proxy=false --enable-cni=false \
+    --health-port=0 --metrics-port=0 \
+    --service-cluster-ip-range "${SERVICE_CIDR}"
+  # Its chain hooked into FORWARD is the sign that it synced once; until
+  # then no policy is enforced.
+  wait_for "kube-router's NetworkPolicy chains" 60 netpol_synced
+}
+
+netpol_synced() {
+  alive kube-router && iptables -w -S FORWARD | grep -q -- '-j KUBE-ROUTER-FORWARD'
+}
+
+# netpol_down removes what kube-router's NetworkPolicy controller added to
+# the filter table (its chains and the jumps to them from INPUT, FORWARD and
+# OUTPUT) and its ipsets. kube-router --cleanup-config does not do it in
+# v2.1.0 (its cleanup works on the state of a running controller), so it is
+# done here, in one iptables-restore.
+netpol_down() {
+  local chains
+  chains="$(iptables-save -t filter 2>/dev/null | sed -n -E 's/^:((KUBE-ROUTER-|KUBE-POD-FW-|KUBE-NWPLCY-)[^ ]*) .*/\1/p')"
+  if [[ -n "${chains}" ]]; then
+    {
+      echo "*filter"
+      iptables-save -t filter | grep -E '^-A (INPUT|FORWARD|OUTPUT) .*-j KUBE-ROUTER-' | sed 's/^-A /-D /'
+      local c
+      for c in ${chains}; do echo "-F ${c}"; done
+      for c in ${chains}; do echo "-X ${c}"; done
+      echo "COMMIT"
+    } | iptables-restore -w --noflush
+  fi
+  # Only names of kube-router's form (a prefix and 16 base32 characters):
+  # the host may hold other ipsets.
+  if command -v ipset >/dev/null; then
+    local set
+    for set in $(ipset list -n 2>/dev/null | grep -E '^(KUBE-SRC-|KUBE-DST-|TMP-)[A-Z2-7]{16}$'); do ipset destroy "${set}"; done
+  fi
+}
+
 dns_up() {
   if ! ctr_ images ls -q | grep -x "popconnect.local/coredns:e2e" >/dev/null; then
     log "no coredns image (hack/e2e/images.sh): the cluster has no DNS"
@@ -352,10 +401,10 @@ up() {
   NODE_BIN="$("${HERE}/node-binaries.sh" --print)"
   local b
   for b in "${ENVTEST_BIN}/etcd" "${ENVTEST_BIN}/kube-apiserver" "${NODE_BIN}/kubelet" "${NODE_BIN}/kube-proxy" \
-    "${NODE_BIN}/kube-controller-manager" "${NODE_BIN}/kube-scheduler" "${NODE_BIN}/kubectl"; do
+    "${NODE_BIN}/kube-controller-manager" "${NODE_BIN}/kube-scheduler" "${NODE_BIN}/kubectl" "${NODE_BIN}/kube-router"; do
     [[ -x "${b}" ]] || die "${b} is missing: run make envtest and hack/e2e/node-binaries.sh"
   done
-  for b in containerd runc ctr iptables; do
+  for b in containerd runc ctr iptables ipset; do
     command -v "${b}" >/dev/null || die "${b} is missing: run hack/e2e/node-binaries.sh"
   done
   local images="${RUN}/images"
@@ -370,6 +419,7 @@ up() {
   containerd_up
   control_plane_up
   node_up
+  netpol_up
   dns_up
   trap - EXIT
   log "up in $((SECONDS - t0))s; export KUBECONFIG=${RUN}/admin.kubeconfig; logs in ${RUN}/logs"
@@ -391,6 +441,7 @@ stop_pid() {
 down() {
   set +e
   log "stopping the cluster in ${RUN}"
+  stop_pid kube-router
   stop_pid kube-proxy
   stop_pid kubelet
   # The kubelet is gone; stop the containers it left, through containerd,
@@ -435,6 +486,7 @@ down() {
       done
     done
   done
+  netpol_down
   while iptables -w -D FORWARD -j "${FWD_CHAIN}" 2>/dev/null; do :; done
   iptables -w -F "${FWD_CHAIN}" 2>/dev/null && iptables -w -X "${FWD_CHAIN}" 2>/dev/null
   if [[ -f "${RUN}/state/ip_forward" ]]; then

@@ -4,7 +4,10 @@
 # image tarballs that hack/e2e/cluster.sh imports into its containerd:
 #   popconnect.local/popconnect-manager:e2e    /manager
 #   popconnect.local/popconnect-gateway:e2e    /gateway
+#   popconnect.local/popconnect-gateway:e2e-next  the same, under a second tag:
+#                                              the image a rolling update moves to
 #   popconnect.local/popconnect-popdb-sim:e2e  /popdb-sim
+#   popconnect.local/agency-client:e2e         /agency-client, the agency pods' client
 #   popconnect.local/pause:e2e                 the pods' sandbox image
 #   popconnect.local/coredns:e2e               the cluster's DNS (node-binaries.sh builds it)
 # Each runs as 65532:65532 with no shell, like the Dockerfile's distroless
@@ -29,13 +32,21 @@ build "${REPO}" "${BIN}/manager" .
 build "${REPO}" "${BIN}/gateway" ./cmd/gateway
 build "${REPO}" "${BIN}/popdb-sim" ./cmd/popdb-sim
 build "${HERE}/images" "${BIN}/pause" ./pause
+build "${HERE}/images" "${BIN}/agency-client" ./agency-client
 build "${HERE}/images" "${BIN}/images" .
 log "binaries built in $((SECONDS - start))s"
 
-image() { "${BIN}/images" -o "${OUT}/$1.tar" -ref "popconnect.local/$1:${TAG}" -bin "${BIN}/$2=/$2"; }
+# image NAME BINARY [TAG]
+image() {
+  local tag="${3:-${TAG}}"
+  "${BIN}/images" -o "${OUT}/$1-${tag}.tar" -ref "popconnect.local/$1:${tag}" -bin "${BIN}/$2=/$2"
+}
+rm -f "${OUT}"/*.tar
 image popconnect-manager manager
 image popconnect-gateway gateway
+image popconnect-gateway gateway "${TAG}-next"
 image popconnect-popdb-sim popdb-sim
+image agency-client agency-client
 image pause pause
 NODE_BIN="$("${HERE}/node-binaries.sh" --print)"
 if [[ -x "${NODE_BIN}/coredns" ]]; then

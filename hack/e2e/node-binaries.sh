@@ -6,6 +6,7 @@
 #   ${E2E_ROOT}/k8s/<version>-linux-<arch>/
 #       kubelet kube-controller-manager kube-scheduler kube-proxy kubectl
 #       coredns   (only the plugins a cluster's DNS needs)
+#       kube-router (run with only its NetworkPolicy controller)
 #
 # The directory lives outside the clone, beside envtest's cache, so fresh
 # clones and CI reuse it; a binary is built only when it is missing. The
@@ -21,6 +22,11 @@ K8S_VERSION="${K8S_VERSION:-1.37.2}"
 # CoreDNS v1.15.0: the newest release; the advisories listed against earlier
 # ones (fixed up to v1.14.6) do not apply to it.
 COREDNS_VERSION="${COREDNS_VERSION:-1.15.0}"
+# kube-router v2.1.0: the only version the Go module proxy serves here. The
+# advisories against it (GO-2026-4724, its service proxy; GO-2026-5653, its
+# BGP router) are in the controllers cluster.sh does not run; see
+# docs/development.md, "NetworkPolicy enforcement".
+KUBE_ROUTER_VERSION="${KUBE_ROUTER_VERSION:-2.1.0}"
 GOARCH="$(go env GOARCH)"
 GOOS="$(go env GOOS)"
 DATA_HOME="${XDG_DATA_HOME:-$HOME/.local/share}"
@@ -58,6 +64,8 @@ install_debian_packages() {
   command -v conntrack >/dev/null 2>&1 || want+=(conntrack)
   # nft shows what kube-proxy programmed (iptables here is the nft backend).
   command -v nft >/dev/null 2>&1 || want+=(nftables)
+  # kube-router's NetworkPolicy controller keeps its address sets with ipset.
+  command -v ipset >/dev/null 2>&1 || want+=(ipset)
   if ((${#want[@]} == 0)); then return 0; fi
   log "installing Debian packages: ${want[*]}"
   if [[ "$(id -u)" != 0 ]]; then
@@ -145,7 +153,25 @@ GO
   log "coredns built in $((SECONDS - start))s"
 }
 
+build_kube_router() {
+  local out="${BIN}/kube-router"
+  if [[ -x "${out}" ]]; then return 0; fi
+  log "building kube-router v${KUBE_ROUTER_VERSION} from the Go module proxy (about 3 minutes on 2 cores, once)"
+  local start=$SECONDS gobin
+  gobin="$(mktemp -d)"
+  trap 'rm -rf "${gobin}"' RETURN
+  # go install pkg@version builds with the release's own go.mod: the
+  # dependency versions kube-router was released and tested with.
+  local v="github.com/cloudnativelabs/kube-router/v2/pkg/version"
+  CGO_ENABLED=0 GOBIN="${gobin}" "${NICE[@]}" go install -trimpath \
+    -ldflags "-s -w -X ${v}.Version=v${KUBE_ROUTER_VERSION} -X ${v}.BuildDate=1970-01-01T00:00:00Z" \
+    "github.com/cloudnativelabs/kube-router/v2/cmd/kube-router@v${KUBE_ROUTER_VERSION}"
+  mv "${gobin}/kube-router" "${out}"
+  log "kube-router built in $((SECONDS - start))s"
+}
+
 install_debian_packages
+build_kube_router
 build_k8s_node
 build_coredns
 echo "${BIN}"

@@ -281,9 +281,10 @@ func gatewayPodSpec(gw *popv1.PopulationGateway, names GatewayNames, opts Gatewa
 	return corev1.PodSpec{
 		ServiceAccountName:           names.ServiceAccount,
 		AutomountServiceAccountToken: ptr.To(true),
-		// Longer than the gateway's --shutdown-grace (25s), so requests in
-		// flight finish and the audit log is flushed before SIGKILL.
-		TerminationGracePeriodSeconds: ptr.To[int64](30),
+		// The preStop pause, then the gateway's --shutdown-grace (25s), with
+		// room to spare: requests in flight finish and the audit log is
+		// flushed before SIGKILL.
+		TerminationGracePeriodSeconds: ptr.To[int64](gatewayPreStopSeconds + 25 + 5),
 		SecurityContext:               podSecurity,
 		TopologySpreadConstraints:     gatewaySpread(gw),
 		Containers: []corev1.Container{{
@@ -296,6 +297,15 @@ func gatewayPodSpec(gw *popv1.PopulationGateway, names GatewayNames, opts Gatewa
 			},
 			ReadinessProbe: gatewayProbe("/readyz"),
 			LivenessProbe:  gatewayProbe("/healthz"),
+			// A terminating pod leaves the Service's endpoints at once, but
+			// each node's proxy learns it a moment later and sends it new
+			// connections meanwhile: the pause keeps the gateway serving
+			// them before SIGTERM closes its listener. Without it a rolling
+			// update refused a connection under load (test/e2e). The sleep
+			// action needs no shell, which the image has not.
+			Lifecycle: &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{
+				Sleep: &corev1.SleepAction{Seconds: gatewayPreStopSeconds},
+			}},
 			Resources: corev1.ResourceRequirements{
 				Requests: corev1.ResourceList{
 					corev1.ResourceCPU:    resource.MustParse("100m"),
@@ -465,6 +475,10 @@ func sameKeys(keys ...string) []corev1.KeyToPath {
 	}
 	return items
 }
+
+// gatewayPreStopSeconds is how long a terminating gateway pod keeps serving
+// before SIGTERM, while the Service's proxies stop sending it connections.
+const gatewayPreStopSeconds = 5
 
 // gatewayProbe probes path on the metrics port.
 func gatewayProbe(path string) *corev1.Probe {
