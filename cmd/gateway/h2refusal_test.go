@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"crypto/tls"
 	"os"
 	"strings"
 	"testing"
@@ -10,6 +9,8 @@ import (
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/popconnect/popconnect/internal/h2test"
 )
 
 // TestH2ProtocolRefusalAudited: an HTTP/2 stream and an HTTP/2 connection
@@ -20,21 +21,8 @@ import (
 func TestH2ProtocolRefusalAudited(t *testing.T) {
 	f := newFixture(t)
 	gw := f.start(t)
-	conn, err := tls.Dial("tcp", gw.agencyAddr, &tls.Config{
-		RootCAs: f.ca.Pool(), Certificates: []tls.Certificate{f.ca.Agency(t, "BYT").TLS}, NextProtos: []string{http2.NextProtoTLS},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn, fr := h2test.Dial(t, gw.agencyAddr, f.ca.Pool(), f.ca.Agency(t, "BYT").TLS)
 	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := conn.Write([]byte(http2.ClientPreface)); err != nil {
-		t.Fatal(err)
-	}
-	fr := http2.NewFramer(conn, conn)
-	if err := fr.WriteSettings(); err != nil {
-		t.Fatal(err)
-	}
 	var block bytes.Buffer
 	enc := hpack.NewEncoder(&block)
 	fields := func(fs ...hpack.HeaderField) []byte {

@@ -3,7 +3,6 @@ package h1server
 import (
 	"bytes"
 	"crypto/tls"
-	"net"
 	"net/http"
 	"strconv"
 	"sync"
@@ -12,6 +11,8 @@ import (
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/popconnect/popconnect/internal/h2test"
 )
 
 // h2Event is what the raw client saw of one frame from the server (the
@@ -43,25 +44,9 @@ type h2Client struct {
 // tests read nothing, so that what the server writes backs up).
 func (ts *tlsServer) dialH2(t *testing.T, read bool, settings ...http2.Setting) *h2Client {
 	t.Helper()
-	d := &net.Dialer{}
-	conn, err := tls.DialWithDialer(d, "tcp", ts.addr, &tls.Config{
-		RootCAs: ts.ca.Pool(), Certificates: []tls.Certificate{ts.agency.TLS}, NextProtos: []string{http2.NextProtoTLS},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	if p := conn.ConnectionState().NegotiatedProtocol; p != http2.NextProtoTLS {
-		t.Fatalf("negotiated %q, not h2", p)
-	}
-	c := &h2Client{conn: conn, fr: http2.NewFramer(conn, conn), addr: ts.addr, events: make(chan h2Event, 1<<16)}
+	conn, fr := h2test.Dial(t, ts.addr, ts.ca.Pool(), ts.agency.TLS, settings...)
+	c := &h2Client{conn: conn, fr: fr, addr: ts.addr, events: make(chan h2Event, 1<<16)}
 	c.enc = hpack.NewEncoder(&c.block)
-	if _, err := conn.Write([]byte(http2.ClientPreface)); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.fr.WriteSettings(settings...); err != nil {
-		t.Fatal(err)
-	}
 	if read {
 		c.startReading()
 	}

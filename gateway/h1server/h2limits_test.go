@@ -11,6 +11,8 @@ import (
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/popconnect/popconnect/internal/h2test"
 )
 
 // h2Request sends one HTTP/2 request with the extra header fields over a
@@ -18,21 +20,8 @@ import (
 // limit, as a hostile one would) and returns the response's status.
 func (ts *tlsServer) h2Request(t *testing.T, fields ...hpack.HeaderField) int {
 	t.Helper()
-	conn, err := tls.Dial("tcp", ts.addr, &tls.Config{
-		RootCAs: ts.ca.Pool(), Certificates: []tls.Certificate{ts.agency.TLS}, NextProtos: []string{http2.NextProtoTLS},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn, fr := h2test.Dial(t, ts.addr, ts.ca.Pool(), ts.agency.TLS)
 	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := conn.Write([]byte(http2.ClientPreface)); err != nil {
-		t.Fatal(err)
-	}
-	fr := http2.NewFramer(conn, conn)
-	if err := fr.WriteSettings(); err != nil {
-		t.Fatal(err)
-	}
 	var block bytes.Buffer
 	enc := hpack.NewEncoder(&block)
 	for _, f := range append([]hpack.HeaderField{
