@@ -1,8 +1,6 @@
 package policyplan
 
 import (
-	"bytes"
-	"flag"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,10 +14,9 @@ import (
 
 	popv1 "github.com/popconnect/popconnect/api/v1alpha1"
 	"github.com/popconnect/popconnect/gateway/policy"
+	"github.com/popconnect/popconnect/internal/golden"
 	"github.com/popconnect/popconnect/internal/render"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden *.out.yaml files")
 
 // goldenInput is a testdata/*.in.yaml file: the objects a plan is made
 // from. The gateway is optional (gatewayRef names a missing one); a
@@ -67,7 +64,7 @@ func TestGolden(t *testing.T) {
 	for _, path := range paths {
 		t.Run(strings.TrimSuffix(filepath.Base(path), ".in.yaml"), func(t *testing.T) {
 			got := planCase(t, readCase(t, path))
-			checkGolden(t, strings.TrimSuffix(path, ".in.yaml")+".out.yaml", got)
+			golden.Check(t, strings.TrimSuffix(path, ".in.yaml")+".out.yaml", got)
 		})
 	}
 }
@@ -153,22 +150,4 @@ func goldenVerdictOf(v *Verdict) goldenVerdict {
 	conds[popv1.ConditionProgrammed] = v.Programmed(true)
 	g.Conditions = []Condition{conds[popv1.ConditionFieldsValid], conds[popv1.ConditionProgrammed], v.Ready(conds)}
 	return g
-}
-
-// checkGolden compares got with the golden file, or rewrites it with -update.
-func checkGolden(t *testing.T, path string, got []byte) {
-	t.Helper()
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the plan (run go test -update and review the diff):\n%s", path, got)
-	}
 }

@@ -12,6 +12,7 @@ import (
 
 	popv1 "github.com/popconnect/popconnect/api/v1alpha1"
 	"github.com/popconnect/popconnect/gateway/policy"
+	"github.com/popconnect/popconnect/internal/golden"
 )
 
 // TestConnectionGolden renders each testdata/connection/<case>.in.yaml (a
@@ -39,7 +40,7 @@ func TestConnectionGolden(t *testing.T) {
 			for _, shard := range shards {
 				writeYAML(t, &out, shard)
 			}
-			checkGolden(t, strings.TrimSuffix(path, ".in.yaml")+".out.yaml", out.Bytes())
+			golden.Check(t, strings.TrimSuffix(path, ".in.yaml")+".out.yaml", out.Bytes())
 		})
 	}
 }

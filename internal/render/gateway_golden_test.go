@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	popv1 "github.com/popconnect/popconnect/api/v1alpha1"
+	"github.com/popconnect/popconnect/internal/golden"
 )
 
 // gatewayTestImage is the operator's --gateway-image in these tests.
@@ -93,7 +94,7 @@ func TestGatewayGolden(t *testing.T) {
 				out.Write(data)
 			}
 
-			checkGolden(t, filepath.Join("testdata", "gateway", name+".out.yaml"), out.Bytes())
+			golden.Check(t, filepath.Join("testdata", "gateway", name+".out.yaml"), out.Bytes())
 		})
 	}
 }

@@ -1,7 +1,6 @@
 package install_test
 
 import (
-	"bytes"
 	"os"
 	"path/filepath"
 	"slices"
@@ -9,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/popconnect/popconnect/internal/golden"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
@@ -51,21 +51,7 @@ func TestChartGolden(t *testing.T) {
 	for _, tc := range chartCases() {
 		t.Run(tc.name, func(t *testing.T) {
 			got := goldenView(t, renderChart(t, tc.args...))
-			golden := filepath.Join("testdata", "chart-"+tc.name+".golden.yaml")
-			if *update {
-				if err := os.WriteFile(golden, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run `go test ./test/install/ -run TestChartGolden -update` to create it)", err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("helm template differs from %s (-want +got); rerun with -update if the change is intended:\n%s",
-					golden, cmp.Diff(string(want), string(got)))
-			}
+			golden.Check(t, filepath.Join("testdata", "chart-"+tc.name+".golden.yaml"), got)
 		})
 	}
 }

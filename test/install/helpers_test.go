@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -25,10 +24,6 @@ import (
 
 	"github.com/popconnect/popconnect/internal/testenv"
 )
-
-// update makes the golden-file tests rewrite their expected output:
-// go test ./test/install/ -update
-var update = flag.Bool("update", false, "rewrite golden files")
 
 const (
 	// releaseName and releaseNamespace make the chart's object names equal
