@@ -80,22 +80,19 @@ func networkPolicyOwner(_ context.Context, o client.Object) []reconcile.Request 
 
 // shardConnections maps a policy shard to the connections whose entry it holds.
 func (r *AgencyConnectionReconciler) shardConnections(ctx context.Context, o client.Object) []reconcile.Request {
-	owner := metav1ControllerName(o, "PopulationGateway")
-	if owner == "" {
+	keys := configMapShard(ctx, o)
+	if len(keys) == 0 {
 		return nil
 	}
-	index, ok := render.ShardIndexOf(owner, o.GetName())
-	if !ok {
-		return nil
-	}
+	shard := keys[0]
 	var list popv1.AgencyConnectionList
 	if err := r.Client.List(ctx, &list, client.UnsafeDisableDeepCopy,
-		client.MatchingFields{indexConnectionShard: strconv.Itoa(index)}); err != nil {
+		client.MatchingFields{indexConnectionShard: strconv.Itoa(shard.Index)}); err != nil {
 		return nil
 	}
 	return requestsFor(list.Items, func(c *popv1.AgencyConnection) bool {
 		ns, gw := render.GatewayKey(c)
-		return ns == o.GetNamespace() && gw == owner
+		return ns == shard.Gateway.Namespace && gw == shard.Gateway.Name
 	})
 }
 
