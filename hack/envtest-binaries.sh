@@ -27,16 +27,7 @@ log() { echo "envtest-binaries: $*" >&2; }
 # shellcheck source=lib/k8s-module.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/k8s-module.sh"
 
-# One build at a time per cache: a second caller (another clone, a parallel
-# CI job) waits for the first and then finds the binaries there, instead of
-# compiling kube-apiserver again beside it on the same cores.
-if command -v flock >/dev/null 2>&1; then
-  exec 9>"${ASSETS}/.build.lock"
-  if ! flock -n 9; then
-    log "another build of these binaries is running; waiting for it"
-    flock 9
-  fi
-fi
+k8s_lock_cache "${ASSETS}"
 
 build_kube_apiserver() {
   local out="${ASSETS}/kube-apiserver"

@@ -43,14 +43,7 @@ log() { echo "node-binaries: $*" >&2; }
 # shellcheck source=../lib/k8s-module.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/k8s-module.sh"
 
-# One build at a time per cache (see hack/envtest-binaries.sh).
-if command -v flock >/dev/null 2>&1; then
-  exec 9>"${BIN}/.build.lock"
-  if ! flock -n 9; then
-    log "another build of these binaries is running; waiting for it"
-    flock 9
-  fi
-fi
+k8s_lock_cache "${BIN}"
 
 # Builds are background work on a shared 2-core machine: lowest priority.
 NICE=(nice -n 19)

@@ -28,3 +28,17 @@ k8s_ldflags() {
   done
   echo "${ldflags}"
 }
+
+# k8s_lock_cache DIR holds DIR's build lock for the rest of the script (fd
+# 9): one build at a time per cache, so that a second caller (another
+# clone, a parallel CI job) waits for the first and then finds the binaries
+# there, instead of compiling the same commands beside it on the same
+# cores. The caller defines log.
+k8s_lock_cache() {
+  command -v flock >/dev/null 2>&1 || return 0
+  exec 9>"$1/.build.lock"
+  if ! flock -n 9; then
+    log "another build of these binaries is running; waiting for it"
+    flock 9
+  fi
+}
