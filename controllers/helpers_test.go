@@ -141,8 +141,16 @@ func shardEntry(t *testing.T, gw *popv1.PopulationGateway, code string) *policy.
 func waitShard(t *testing.T, gw *popv1.PopulationGateway, code string, timeout time.Duration, what string, ok func(*policy.Agency) bool) {
 	t.Logf("waiting for the %s entry of %s", what, code)
 	t.Helper()
+	var last *policy.Agency
+	defer func() {
+		if t.Failed() {
+			// What the shard held last, for a wait that timed out.
+			t.Logf("the %s entry of %s when the wait ended: %+v", what, code, last)
+		}
+	}()
 	testenv.Poll(t, timeout, func() (bool, error) {
-		return ok(shardEntry(t, gw, code)), nil
+		last = shardEntry(t, gw, code)
+		return ok(last), nil
 	})
 }
 
