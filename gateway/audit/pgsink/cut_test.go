@@ -7,6 +7,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,18 +16,19 @@ import (
 )
 
 // cutProxy forwards connections to a PostgreSQL server and, when armed,
-// cuts the client off right after forwarding the client's first message of
-// a given type: the server gets it, the client gets no answer. The
-// server's side of a cut connection stays open, so its backend lives on
-// (and holds its locks) until the sink ends it.
+// cuts the client off at the client's next message of a given type: the
+// server gets that message, the client never gets an answer. The server's
+// side of a cut connection stays open, so its backend lives on (and holds
+// its locks) until the sink ends it.
 type cutProxy struct {
 	l      net.Listener
 	target string
 
-	mu     sync.Mutex
-	armed  byte // message type to cut after; 0: none
-	cut    chan struct{}
-	server []net.Conn
+	mu       sync.Mutex
+	armed    byte // message type to cut at; 0: none
+	answered bool // cut once the server has answered the armed message
+	cut      chan struct{}
+	server   []net.Conn
 }
 
 func newCutProxy(t *testing.T, target string) *cutProxy {
@@ -57,12 +59,23 @@ func newCutProxy(t *testing.T, target string) *cutProxy {
 
 func (p *cutProxy) addr() string { return p.l.Addr().String() }
 
-// arm makes the proxy cut after the next message of type typ; the returned
-// channel is closed when it did.
-func (p *cutProxy) arm(typ byte) <-chan struct{} {
+// arm makes the proxy cut the client off as soon as it has forwarded the
+// client's next message of type typ; the returned channel is closed when
+// it did.
+func (p *cutProxy) arm(typ byte) <-chan struct{} { return p.arming(typ, false) }
+
+// armAnswered is arm, but the cut waits for the server's answer to the
+// message (its ReadyForQuery), which the client never gets: the server
+// has finished the statement, committed or not, before the client sees
+// the connection lost. Without the wait, the client's driver could reach
+// the server first: pgx sends a CancelRequest, on a new connection, when
+// its connection breaks.
+func (p *cutProxy) armAnswered(typ byte) <-chan struct{} { return p.arming(typ, true) }
+
+func (p *cutProxy) arming(typ byte, answered bool) <-chan struct{} {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.armed, p.cut = typ, make(chan struct{})
+	p.armed, p.answered, p.cut = typ, answered, make(chan struct{})
 	return p.cut
 }
 
@@ -76,10 +89,29 @@ func (p *cutProxy) serve(client net.Conn) {
 	p.server = append(p.server, server)
 	p.mu.Unlock()
 	var cut sync.Once
+	var holding atomic.Bool         // the server's messages no longer go to the client
+	ready := make(chan struct{}, 1) // a ReadyForQuery arrived while holding
 	done := make(chan struct{})
 	go func() { // server to client, until the cut
-		_, _ = io.Copy(client, server)
-		close(done)
+		defer close(done)
+		for {
+			typ, msg, err := readMessage(server)
+			if err != nil {
+				return
+			}
+			if holding.Load() {
+				if typ == 'Z' {
+					select {
+					case ready <- struct{}{}:
+					default:
+					}
+				}
+				continue
+			}
+			if _, err := client.Write(msg); err != nil {
+				return
+			}
+		}
 	}()
 	defer client.Close()
 	// The startup message has no type byte.
@@ -95,34 +127,62 @@ func (p *cutProxy) serve(client net.Conn) {
 		return
 	}
 	for {
-		var hdr [5]byte
-		if _, err := io.ReadFull(client, hdr[:]); err != nil {
-			return
-		}
-		body := make([]byte, binary.BigEndian.Uint32(hdr[1:])-4)
-		if _, err := io.ReadFull(client, body); err != nil {
+		typ, msg, err := readMessage(client)
+		if err != nil {
 			return
 		}
 		p.mu.Lock()
-		if p.armed != 0 && hdr[0] == p.armed {
+		if p.armed != 0 && typ == p.armed {
 			p.armed = 0
-			ch := p.cut
+			ch, answered := p.cut, p.answered
 			p.mu.Unlock()
-			// The client is cut off before the message goes on to the
-			// server: cut after, the server's answer could reach the
-			// client first (it answers within microseconds), and the
-			// client would see an outcome it must not know.
-			cut.Do(func() { _ = client.Close() })
-			_, _ = server.Write(append(hdr[:], body...))
+			if answered {
+				// The answer is held back from the client, and the client
+				// cut off once the server has sent it.
+				holding.Store(true)
+				if _, err := server.Write(msg); err == nil {
+					select {
+					case <-ready:
+					case <-done:
+					}
+				}
+				cut.Do(func() { _ = client.Close() })
+			} else {
+				// The client is cut off before the message goes on to the
+				// server: cut after, the server's answer could reach the
+				// client first (it answers within microseconds), and the
+				// client would see an outcome it must not know.
+				cut.Do(func() { _ = client.Close() })
+				_, _ = server.Write(msg)
+			}
 			close(ch)
 			<-done
 			return
 		}
 		p.mu.Unlock()
-		if _, err := server.Write(append(hdr[:], body...)); err != nil {
+		if _, err := server.Write(msg); err != nil {
 			return
 		}
 	}
+}
+
+// readMessage reads one message of the protocol after startup: a type
+// byte, then a length that counts itself. msg is the whole message.
+func readMessage(r io.Reader) (typ byte, msg []byte, err error) {
+	var hdr [5]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return 0, nil, err
+	}
+	size := binary.BigEndian.Uint32(hdr[1:])
+	if size < 4 {
+		return 0, nil, errors.New("message length below 4")
+	}
+	msg = make([]byte, 1+size)
+	copy(msg, hdr[:])
+	if _, err := io.ReadFull(r, msg[5:]); err != nil {
+		return 0, nil, err
+	}
+	return hdr[0], msg, nil
 }
 
 // TestOutcomeUnknown: the connection is lost after the COPY's end reached
@@ -139,7 +199,7 @@ func TestOutcomeUnknown(t *testing.T) {
 	st := newStream(t)
 	store(t, s, st.seal(lookup(at, "1")))
 
-	cut := p.arm('c') // CopyDone
+	cut := p.armAnswered('c') // CopyDone
 	b := st.seal(lookup(at, "2"), lookup(at, "3"))
 	n, err := s.Store(ctxT(t, 10*time.Second), b)
 	<-cut
