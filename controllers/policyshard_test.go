@@ -42,12 +42,14 @@ func TestOneChangeRewritesOneShard(t *testing.T) {
 	if len(after) != len(before) {
 		t.Errorf("%d shards after the change, %d before", len(after), len(before))
 	}
-	for name, rv := range before {
-		switch changed := after[name] != rv; {
+	for name, was := range before {
+		now := after[name]
+		switch changed := now.ResourceVersion != was.ResourceVersion; {
 		case name == own && !changed:
 			t.Errorf("the connection's shard %s was not rewritten", name)
 		case name != own && changed:
-			t.Errorf("shard %s was rewritten, but only %s holds the changed entry", name, own)
+			t.Errorf("shard %s was rewritten, but only %s holds the changed entry:\nbefore (resourceVersion %s): %s\nafter (resourceVersion %s): %s",
+				name, own, was.ResourceVersion, was.Data[policy.ShardDataKey], now.ResourceVersion, now.Data[policy.ShardDataKey])
 		}
 	}
 }
@@ -89,15 +91,15 @@ func TestForeignShardIsNeverTakenOver(t *testing.T) {
 	}
 }
 
-// shardVersions are the resourceVersions of the gateway's shards, by name.
-func shardVersions(t *testing.T, gw *popv1.PopulationGateway) map[string]string {
+// shardVersions are the gateway's shards as they are now, by name.
+func shardVersions(t *testing.T, gw *popv1.PopulationGateway) map[string]corev1.ConfigMap {
 	t.Helper()
 	var list corev1.ConfigMapList
 	must(t, s.c.List(context.Background(), &list, client.InNamespace(gw.Namespace),
 		client.MatchingLabels{render.LabelGateway: render.GatewayLabelValue(gw.Name)}), "listing shards")
-	out := map[string]string{}
+	out := map[string]corev1.ConfigMap{}
 	for _, cm := range list.Items {
-		out[cm.Name] = cm.ResourceVersion
+		out[cm.Name] = cm
 	}
 	return out
 }
