@@ -83,9 +83,11 @@ func TestMaxConnectionAgeHTTP2(t *testing.T) {
 			t.Fatalf("%d %s", resp.StatusCode, resp.Proto)
 		}
 	}
+	// At least two: under load a new connection can age out before its
+	// first request, and the client goes on to a third.
 	waitFor(t, "a second connection", func() bool {
 		get()
-		return ts.accepts.count() == 2
+		return ts.accepts.count() >= 2
 	})
 	// Now idle: the second connection is closed for its age too.
 	waitFor(t, "the idle HTTP/2 connection to close", func() bool { return ts.tracked() == 0 })

@@ -165,7 +165,8 @@ func echo(w http.ResponseWriter, r *http.Request) {
 // waitFor polls cond, bounded.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	// Generous: -race on a loaded machine is slow, and success returns early.
+	deadline := time.Now().Add(20 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
