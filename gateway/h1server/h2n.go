@@ -87,8 +87,9 @@ type h2n struct {
 	recvWindow  int64 // what the client may still send on the connection
 	recvUnacked int64 // consumed, not yet given back by WINDOW_UPDATE
 
-	running   int // streams in a handler, or about to be
-	idle      int // workers waiting for a stream
+	free      []*h2stream // finished streams, for reuse
+	running   int         // streams in a handler, or about to be
+	idle      int         // workers waiting for a stream
 	queue     []*h2stream
 	goingAway bool // GOAWAY sent: no new stream
 	draining  bool // GOAWAY sent and no stream left: lingering

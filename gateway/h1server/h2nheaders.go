@@ -216,13 +216,8 @@ func (h *h2n) openStream() http2.ErrCode {
 // when the request is malformed. A request over the header limits, or
 // announcing a body over MaxBodyBytes, gets a stream that Refuse answers.
 func (h *h2n) newStream(b *headerBlock) *h2stream {
-	s := &h2stream{h: h, id: b.streamID, sendWindow: h.peerWindow, recvWindow: h2nStreamWindow,
-		declared: -1, remoteClosed: b.endStream, start: time.Now()}
-	s.wait.L = &h.mu
-	s.body.s = s
-	s.w.s = s
-	s.ctx.parent = h.c.ctx
-	s.w.header = make(http.Header, 4)
+	s := h.takeStream()
+	s.id, s.sendWindow, s.recvWindow, s.declared, s.remoteClosed, s.start = b.streamID, h.peerWindow, h2nStreamWindow, -1, b.endStream, time.Now()
 	if b.truncated {
 		s.refuse = http.StatusRequestHeaderFieldsTooLarge
 		return s
@@ -237,13 +232,17 @@ func (h *h2n) newStream(b *headerBlock) *h2stream {
 		}
 		s.declared = n
 	}
-	u, err := url.ParseRequestURI(b.path)
-	if err != nil {
+	plain, valid := plainTarget(b.path)
+	var target head
+	if !valid || !parseOriginForm(b.path, plain, &target) {
 		return nil
 	}
-	s.url = *u
-	hdr := make(http.Header, len(b.fields))
-	vals := make([]string, len(b.fields))
+	s.url = url.URL{Path: target.path, RawPath: target.rawPath, RawQuery: target.rawQuery, ForceQuery: target.forceQuery}
+	hdr := s.hdr
+	if len(b.fields) > cap(s.vals) {
+		s.vals = make([]string, len(b.fields))
+	}
+	vals := s.vals[:len(b.fields)]
 	for i, f := range b.fields {
 		k := h.canonical(f.Name)
 		vals[i] = f.Value

@@ -35,7 +35,9 @@ type h2stream struct {
 	refuse int // a status for Refuse instead of the handler; 0: none
 	req    http.Request
 	url    url.URL
-	ctx    requestContext
+	hdr    http.Header
+	vals   []string
+	ctx    *requestContext // new for each stream: a handler's AfterFunc may outlive it
 	body   h2body
 	w      h2response
 
@@ -59,7 +61,9 @@ func (s *h2stream) abort(err error) {
 	if s.resetErr == nil {
 		s.resetErr = err
 	}
-	s.ctx.cancel(err)
+	if s.ctx != nil {
+		s.ctx.cancel(err)
+	}
 	s.wait.Broadcast()
 	s.h.closeStream(s)
 }
@@ -479,10 +483,46 @@ func (h *h2n) runStream(s *h2stream) {
 		return // reset while it waited in the queue: no handler
 	}
 	// WithContext is inlined and its copy stays on the stack.
-	s.req = *s.req.WithContext(&s.ctx)
+	s.req = *s.req.WithContext(s.ctx)
 	ok := h.callHandler(s)
 	s.ctx.cancel(context.Canceled)
 	h.finish(s, ok)
+}
+
+// h2nFreeStreams bounds the finished streams a connection keeps for
+// reuse (their request, header maps and buffers).
+const h2nFreeStreams = 16
+
+// takeStream returns a reset stream, reused when one is free (mu held).
+// A handler must not keep the request, its Header, or the
+// ResponseWriter after it returns (as for HTTP/1).
+func (h *h2n) takeStream() *h2stream {
+	var s *h2stream
+	if n := len(h.free); n > 0 {
+		s = h.free[n-1]
+		h.free[n-1] = nil
+		h.free = h.free[:n-1]
+		clear(s.hdr)
+		clear(s.w.header)
+		clear(s.vals[:cap(s.vals)])
+		*s = h2stream{h: h, hdr: s.hdr, vals: s.vals[:0], body: h2body{buf: s.body.buf[:0]},
+			w: h2response{header: s.w.header, buf: s.w.buf[:0]}}
+	} else {
+		s = &h2stream{h: h, hdr: make(http.Header, 8), w: h2response{header: make(http.Header, 8)}}
+	}
+	s.wait.L = &h.mu
+	s.body.s = s
+	s.w.s = s
+	s.ctx = &requestContext{parent: h.c.ctx}
+	return s
+}
+
+// freeStream keeps a finished stream for reuse (mu held), unless its
+// buffers grew large.
+func (h *h2n) freeStream(s *h2stream) {
+	if len(h.free) < h2nFreeStreams && cap(s.w.buf) <= maxKeptBuffer && cap(s.body.buf) <= maxKeptBuffer {
+		h.free = append(h.free, s)
+	}
 }
 
 func (h *h2n) callHandler(s *h2stream) (ok bool) {
@@ -533,8 +573,10 @@ func (h *h2n) finish(s *h2stream, ok bool) {
 	}
 	h.closeStream(s)
 	_ = h.flushBlocking(nil)
+	closeConn := w.closeConn
+	h.freeStream(s)
 	h.mu.Unlock()
-	if w.closeConn {
+	if closeConn {
 		h.shutdown()
 	}
 }
