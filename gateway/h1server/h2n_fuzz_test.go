@@ -94,6 +94,7 @@ type fuzzConn struct {
 	done    chan struct{} // closed by Close
 	mu      sync.Mutex
 	out     bytes.Buffer
+	writes  [][]byte
 	closed  bool
 }
 
@@ -171,6 +172,7 @@ func (c *fuzzConn) Write(p []byte) (int, error) {
 	if c.closed {
 		return 0, net.ErrClosed
 	}
+	c.writes = append(c.writes, bytes.Clone(p))
 	return c.out.Write(p)
 }
 
@@ -272,4 +274,40 @@ func TestH2FuzzSeedsServe(t *testing.T) {
 			return
 		}
 	}
+}
+
+// TestH2NativeOneWritePerResponse: a small response's HEADERS and DATA
+// frames leave in one write (one TLS record), the point of the native
+// server's write path.
+func TestH2NativeOneWritePerResponse(t *testing.T) {
+	s, err := New(Config{HTTP2Server: HTTP2Native, Handler: http.HandlerFunc(describe)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fc := newFuzzConn(h2FuzzSeeds()[0])
+	serveFuzz(t, s.newConn(fc), fc)
+	fc.mu.Lock()
+	writes := fc.writes
+	fc.mu.Unlock()
+	for _, w := range writes {
+		var types []http2.FrameType
+		fr := http2.NewFramer(nil, bytes.NewReader(w))
+		for {
+			f, err := fr.ReadFrame()
+			if err != nil {
+				break
+			}
+			if f.Header().StreamID == 1 {
+				types = append(types, f.Header().Type)
+			}
+		}
+		switch {
+		case len(types) == 0:
+		case len(types) == 2 && types[0] == http2.FrameHeaders && types[1] == http2.FrameData:
+			return
+		default:
+			t.Fatalf("stream 1's frames written as %v in one write, want HEADERS and DATA together", types)
+		}
+	}
+	t.Fatalf("no write held stream 1's response (%d writes)", len(writes))
 }

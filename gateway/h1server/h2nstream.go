@@ -397,14 +397,15 @@ func (h *h2n) writeHeaders(s *h2stream, endStream bool, length int) {
 			continue
 		}
 		name := h.lowerName(k)
+		unique := h2nUnique(name)
 		for _, v := range vs {
 			if httpguts.ValidHeaderFieldValue(v) {
-				_ = h.enc.WriteField(hpack.HeaderField{Name: name, Value: v})
+				_ = h.enc.WriteField(hpack.HeaderField{Name: name, Value: v, Sensitive: unique})
 			}
 		}
 	}
 	if !hasLength && length >= 0 && bodyAllowed(w.status) {
-		_ = h.enc.WriteField(hpack.HeaderField{Name: "content-length", Value: strconv.Itoa(length)})
+		_ = h.enc.WriteField(hpack.HeaderField{Name: "content-length", Value: strconv.Itoa(length), Sensitive: true})
 	}
 	if !hasDate {
 		_ = h.enc.WriteField(hpack.HeaderField{Name: "date", Value: h.dateValue(time.Now())})
@@ -418,6 +419,19 @@ func (h *h2n) writeHeaders(s *h2stream, endStream bool, length int) {
 		block = block[len(next):]
 		_ = h.wfr.WriteContinuation(s.id, len(block) == 0, next)
 	}
+}
+
+// h2nUnique reports whether a response field's value is (nearly) new in
+// every response: it is then sent as a literal that is not indexed, which
+// spares both ends adding it to their HPACK tables only to evict it (the
+// encoder's table upkeep was most of its cost). Sensitive marks that in
+// x/net's encoder.
+func h2nUnique(name string) bool {
+	switch name {
+	case "content-length", "x-request-id":
+		return true
+	}
+	return false
 }
 
 // dispatch hands a new stream to an idle worker, a new one, or the queue
