@@ -41,8 +41,8 @@
 // most 500 µs), so that a small response leaves in one write and one TLS
 // record rather than two.
 //
-// Config.HTTP2Server = HTTP2Native serves HTTP/2 with the package's own
-// connection loop instead (h2n*.go), for the costs x/net's server pays per
+// Config.HTTP2Server = HTTP2Native serves HTTP/2 with the
+// package's own connection loop instead (h2n*.go), for the costs x/net's server pays per
 // request on the gateway (a goroutine per stream, channel hand-offs
 // between its reader, serve loop and handler, writes scheduled through a
 // write scheduler). golang.org/x/net/http2's Framer reads and writes the
@@ -69,7 +69,10 @@
 //     arrive while 100 handlers run (streams the client reset included)
 //     wait in a queue of at most 400; past it the connection ends with
 //     GOAWAY ENHANCE_YOUR_CALM (rapid reset: the handlers started stay
-//     at 100 whatever the client resets).
+//     at 100 whatever the client resets). A client that has reset more
+//     than 200 streams before their answer, more than half of the
+//     streams it opened, loses the connection the same way (streams
+//     reset before a handler starts cost no handler, but still work).
 //   - A header block (HEADERS and CONTINUATION frames) larger, encoded,
 //     than twice the advertised SETTINGS_MAX_HEADER_LIST_SIZE ends the
 //     connection (PROTOCOL_ERROR), and one not finished within

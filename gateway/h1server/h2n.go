@@ -40,6 +40,11 @@ const (
 	// included): past it the connection ends with ENHANCE_YOUR_CALM
 	// (rapid reset, CVE-2023-44487).
 	h2nMaxQueuedStreams = 4 * h2MaxConcurrentStreams
+	// h2nMaxClientResets is how many streams a client may reset before
+	// their answer while they are more than half of its streams: past it
+	// the connection ends with ENHANCE_YOUR_CALM (rapid reset, when the
+	// streams are reset before any handler starts).
+	h2nMaxClientResets = 2 * h2MaxConcurrentStreams
 	// h2nResponseChunk is how much of a response body a stream holds
 	// before it starts sending it: a response up to it leaves whole, in
 	// the write that carries its HEADERS.
@@ -87,15 +92,17 @@ type h2n struct {
 	recvWindow  int64 // what the client may still send on the connection
 	recvUnacked int64 // consumed, not yet given back by WINDOW_UPDATE
 
-	free      []*h2stream // finished streams, for reuse
-	running   int         // streams in a handler, or about to be
-	idle      int         // workers waiting for a stream
-	queue     []*h2stream
-	goingAway bool // GOAWAY sent: no new stream
-	draining  bool // GOAWAY sent and no stream left: lingering
-	closed    bool
-	resets    int  // streams refused with an error code
-	reported  bool // the connection's refusal was reported
+	free         []*h2stream // finished streams, for reuse
+	running      int         // streams in a handler, or about to be
+	idle         int         // workers waiting for a stream
+	queue        []*h2stream
+	goingAway    bool // GOAWAY sent: no new stream
+	draining     bool // GOAWAY sent and no stream left: lingering
+	closed       bool
+	resets       int  // streams refused with an error code
+	opened       int  // streams opened by the client
+	clientResets int  // streams the client reset before their answer
+	reported     bool // the connection's refusal was reported
 }
 
 func (c *conn) newH2n() *h2n {
@@ -364,6 +371,14 @@ func (h *h2n) rstStream(f *http2.RSTStreamFrame) http2.ErrCode {
 	}
 	if s := h.streams[f.StreamID]; s != nil {
 		s.abort(errClientReset)
+		// Rapid reset: a stream reset before it is answered costs its
+		// header block and a hand-off even when no handler runs (the
+		// worker finds it reset). A client that resets most of its
+		// streams, past h2nMaxClientResets, loses the connection.
+		h.clientResets++
+		if h.clientResets > h2nMaxClientResets && 2*h.clientResets > h.opened {
+			return http2.ErrCodeEnhanceYourCalm
+		}
 	}
 	return h2nGoOn
 }

@@ -209,6 +209,7 @@ func (h *h2n) openStream() http2.ErrCode {
 	}
 	h.streams[id] = s
 	h.active++
+	h.opened++
 	return h.dispatch(s)
 }
 
