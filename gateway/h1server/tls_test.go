@@ -21,12 +21,7 @@ type tlsServer struct {
 	agency *testpki.Leaf
 }
 
-func startTLS(t *testing.T, h http.Handler) *tlsServer {
-	t.Helper()
-	return startTLSWith(t, HTTP2XNet, h)
-}
-
-// startTLSWith is startTLS with srv serving HTTP/2.
+// startTLSWith serves h with srv serving HTTP/2.
 func startTLSWith(t *testing.T, srv HTTP2Server, h http.Handler) *tlsServer {
 	t.Helper()
 	ca, server, agency := tlsFixture(t)
