@@ -185,7 +185,7 @@ func (h *h2n) serve() {
 	})
 	defer stop()
 
-	f, err := h.fr.ReadFrame()
+	f, err := h.readFrame()
 	if err != nil {
 		h.readError(err)
 		return
@@ -200,7 +200,7 @@ func (h *h2n) serve() {
 	_ = h.c.rwc.SetReadDeadline(time.Time{})
 	h.startTimers()
 	for {
-		f, err := h.fr.ReadFrame()
+		f, err := h.readFrame()
 		if err != nil {
 			if !h.readError(err) {
 				return
@@ -213,7 +213,24 @@ func (h *h2n) serve() {
 	}
 }
 
-// readError handles an error of ReadFrame; true when reading goes on.
+// readFrame reads a frame. A HEADERS frame the Framer refuses as a stream
+// error (padding longer than the frame) is made a connection error: its
+// header block was not decoded, so the HPACK table would no longer follow
+// the client's (RFC 9113 makes it a connection error too).
+func (h *h2n) readFrame() (http2.Frame, error) {
+	fh, err := h.fr.ReadFrameHeader()
+	if err != nil {
+		return nil, err
+	}
+	f, err := h.fr.ReadFrameForHeader(fh)
+	var se http2.StreamError
+	if err != nil && fh.Type == http2.FrameHeaders && errors.As(err, &se) {
+		return nil, http2.ConnectionError(se.Code)
+	}
+	return f, err
+}
+
+// readError handles an error of readFrame; true when reading goes on.
 func (h *h2n) readError(err error) bool {
 	var se http2.StreamError
 	var ce http2.ConnectionError

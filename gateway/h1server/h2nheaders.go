@@ -127,6 +127,10 @@ func (h *h2n) headersFrame(f *http2.HeadersFrame) bool {
 }
 
 func (h *h2n) continuationFrame(f *http2.ContinuationFrame) bool {
+	if !h.hb.active { // the Framer orders the frames; kept as a safeguard
+		h.connError(http2.ErrCodeProtocol)
+		return false
+	}
 	return h.headerFragment(f.HeaderBlockFragment(), f.HeadersEnded())
 }
 
