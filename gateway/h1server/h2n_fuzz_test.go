@@ -139,7 +139,7 @@ func serveFuzz(t *testing.T, c *conn, fc *fuzzConn) {
 		defer h.mu.Unlock()
 		return h.closed || fc.in.Len() == 0 && h.active == 0 && h.running == 0 && !h.flushing && len(h.sink.buf) == 0
 	}
-	for deadline := time.Now().Add(10 * time.Second); !idle() && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(2 * time.Second); !idle() && time.Now().Before(deadline); {
 		select {
 		case <-done:
 		case <-time.After(time.Millisecond):
