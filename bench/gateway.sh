@@ -16,6 +16,8 @@
 # so that a load change on a shared machine hits all targets alike;
 # BASELINE_GATEWAY=path/to/gateway adds that binary as a fourth target
 # (e.g. one built from the previous commit) for a side-by-side comparison;
+# GATEWAY_ARGS: extra flags for the gateway under test (not the baseline),
+# split on spaces, e.g. GATEWAY_ARGS='--http2-server native';
 # PROTO (h1): h2 drives every target over HTTP/2 instead, CONCURRENCY
 # streams in flight shared by H2_CONNECTIONS (8) connections;
 # AUDIT_POSTGRES=1 adds the gateway once more, its audit records committed
@@ -40,6 +42,7 @@ RECORDS=${RECORDS:-1000000}
 PROFILE=${PROFILE:-0}
 ROUNDS=${ROUNDS:-1}
 BASELINE_GATEWAY=${BASELINE_GATEWAY:-}
+read -r -a gateway_args <<<"${GATEWAY_ARGS:-}"
 AUDIT_POSTGRES=${AUDIT_POSTGRES:-0}
 RATELIMIT_REDIS=${RATELIMIT_REDIS:-0}
 PURPOSE=${PURPOSE:-0}
@@ -179,7 +182,7 @@ start_gateway() {
 # gateway watches the directories of its certificate and policy files, and
 # every audit write there would wake its file watcher.
 mkdir -p audit
-start_gateway ./gateway "$PORT_GW" "$PORT_GW_METRICS" "$work/audit/audit.log" "${profile_args[@]}"
+start_gateway ./gateway "$PORT_GW" "$PORT_GW_METRICS" "$work/audit/audit.log" "${profile_args[@]}" "${gateway_args[@]}"
 gw_pid=$gateway_pid
 ports=("$PORT_UP" "$PORT_UP_TLS" "$PORT_NGINX" "$PORT_GW")
 if [ -n "$BASELINE_GATEWAY" ]; then

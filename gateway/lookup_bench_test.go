@@ -113,19 +113,25 @@ func newBenchGatewayWith(b *testing.B, edit func(*policy.Agency)) *Gateway {
 // the CPUs, so compare runs of this benchmark with each other (benchstat),
 // not with nginx. Profile with -cpuprofile / -memprofile.
 func BenchmarkLookupMTLS(b *testing.B) {
-	b.Run("server=h1server", func(b *testing.B) {
-		benchLookupMTLS(b, func(g *Gateway, cfg *tls.Config, ln net.Listener) func() {
+	h1 := func(h2 h1server.HTTP2Server) func(g *Gateway, cfg *tls.Config, ln net.Listener) func() {
+		return func(g *Gateway, cfg *tls.Config, ln net.Listener) func() {
 			srv, err := h1server.New(h1server.Config{Handler: g, TLSConfig: cfg, ReadHeaderTimeout: 10 * time.Second,
-				IdleTimeout: 2 * time.Minute, Refuse: g.Refuse, ConnContext: g.ConnContext, MaxConnectionAge: time.Hour})
+				IdleTimeout: 2 * time.Minute, Refuse: g.Refuse, ConnContext: g.ConnContext, MaxConnectionAge: time.Hour,
+				HTTP2Server: h2})
 			if err != nil {
 				b.Fatal(err)
 			}
 			go srv.Serve(ln)
 			return func() { srv.Close() }
-		})
-	})
+		}
+	}
+	b.Run("server=h1server", func(b *testing.B) { benchLookupMTLS(b, false, h1(h1server.HTTP2XNet)) })
+	// HTTP/2: 8 connections (the client's streams spread over them as
+	// they fill), x/net's server against the native one.
+	b.Run("server=h1server/h2=x-net", func(b *testing.B) { benchLookupMTLS(b, true, h1(h1server.HTTP2XNet)) })
+	b.Run("server=h1server/h2=native", func(b *testing.B) { benchLookupMTLS(b, true, h1(h1server.HTTP2Native)) })
 	b.Run("server=net-http", func(b *testing.B) {
-		benchLookupMTLS(b, func(g *Gateway, cfg *tls.Config, ln net.Listener) func() {
+		benchLookupMTLS(b, false, func(g *Gateway, cfg *tls.Config, ln net.Listener) func() {
 			srv := &http.Server{Handler: g, TLSConfig: cfg, ReadHeaderTimeout: 10 * time.Second, ConnContext: g.ConnContext,
 				IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(slog.DiscardHandler, slog.LevelWarn)}
 			go srv.ServeTLS(ln, "", "")
@@ -134,9 +140,9 @@ func BenchmarkLookupMTLS(b *testing.B) {
 	})
 }
 
-// benchLookupMTLS runs the lookup load against the gateway served by
-// serve, which returns how to stop the server.
-func benchLookupMTLS(b *testing.B, serve func(*Gateway, *tls.Config, net.Listener) func()) {
+// benchLookupMTLS runs the lookup load, over HTTP/2 when h2, against the
+// gateway served by serve, which returns how to stop the server.
+func benchLookupMTLS(b *testing.B, h2 bool, serve func(*Gateway, *tls.Config, net.Listener) func()) {
 	g := newBenchGateway(b)
 	ca := testpki.NewCA(b, "bench")
 	server := ca.Issue(b, testpki.Options{IPs: []net.IP{net.ParseIP("127.0.0.1")}, Server: true})
@@ -161,7 +167,7 @@ func benchLookupMTLS(b *testing.B, serve func(*Gateway, *tls.Config, net.Listene
 		TLSClientConfig: &tls.Config{
 			MinVersion: tls.VersionTLS13, RootCAs: ca.Pool(), Certificates: []tls.Certificate{client.TLS},
 		},
-		MaxIdleConnsPerHost: 64, DisableCompression: true,
+		MaxIdleConnsPerHost: 64, DisableCompression: true, ForceAttemptHTTP2: h2,
 	}
 	b.Cleanup(tr.CloseIdleConnections)
 	hc := &http.Client{Transport: tr}

@@ -86,26 +86,28 @@ func TestAuditFsync(t *testing.T) {
 // TestH2HeadersTooLargeAudited: an HTTP/2 request over --max-header-bytes
 // is answered 431 headers_too_large by the gateway, and audited.
 func TestH2HeadersTooLargeAudited(t *testing.T) {
-	f := newFixture(t)
-	gw := f.start(t, "--max-header-bytes", "4096")
-	c := f.client(f.ca.Agency(t, "BYT"), 0)
-	c.Transport.(*http.Transport).ForceAttemptHTTP2 = true
-	req, _ := http.NewRequest("GET", "https://"+gw.agencyAddr+"/v1/citizens/001099000001", nil)
-	for i := range 10 {
-		req.Header.Set("X-Filler-"+strconv.Itoa(i), strings.Repeat("a", 500))
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.ProtoMajor != 2 || resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge || !strings.Contains(string(body), `"error":"headers_too_large"`) {
-		t.Fatalf("%s %d %s", resp.Proto, resp.StatusCode, body)
-	}
-	log, err := os.ReadFile(gw.auditPath)
-	if err != nil || !strings.Contains(string(log), `"requestId":"`+resp.Header.Get("X-Request-Id")+`"`) ||
-		!strings.Contains(string(log), `"agency":"BYT"`) || !strings.Contains(string(log), `"reason":"headers_too_large"`) {
-		t.Fatalf("no audit record of the 431: %v\n%s", err, log)
-	}
+	forEachHTTP2Server(t, func(t *testing.T, srv string) {
+		f := newFixture(t)
+		gw := f.start(t, "--max-header-bytes", "4096", "--http2-server", srv)
+		c := f.client(f.ca.Agency(t, "BYT"), 0)
+		c.Transport.(*http.Transport).ForceAttemptHTTP2 = true
+		req, _ := http.NewRequest("GET", "https://"+gw.agencyAddr+"/v1/citizens/001099000001", nil)
+		for i := range 10 {
+			req.Header.Set("X-Filler-"+strconv.Itoa(i), strings.Repeat("a", 500))
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.ProtoMajor != 2 || resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge || !strings.Contains(string(body), `"error":"headers_too_large"`) {
+			t.Fatalf("%s %d %s", resp.Proto, resp.StatusCode, body)
+		}
+		log, err := os.ReadFile(gw.auditPath)
+		if err != nil || !strings.Contains(string(log), `"requestId":"`+resp.Header.Get("X-Request-Id")+`"`) ||
+			!strings.Contains(string(log), `"agency":"BYT"`) || !strings.Contains(string(log), `"reason":"headers_too_large"`) {
+			t.Fatalf("no audit record of the 431: %v\n%s", err, log)
+		}
+	})
 }

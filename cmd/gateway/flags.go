@@ -7,6 +7,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/popconnect/popconnect/gateway/h1server"
 	"github.com/popconnect/popconnect/gateway/ratelimit"
 )
 
@@ -52,6 +53,7 @@ type options struct {
 	readTimeout       time.Duration
 	idleTimeout       time.Duration
 	maxConnectionAge  time.Duration
+	http2Server       string
 	shutdownGrace     time.Duration
 	logLevel          string
 	cpuProfile        string
@@ -93,6 +95,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.readTimeout, "read-timeout", 30*time.Second, "how long a client may take to send a whole request, body included")
 	fs.DurationVar(&o.idleTimeout, "idle-timeout", 120*time.Second, "how long an idle keep-alive connection is kept")
 	fs.DurationVar(&o.maxConnectionAge, "max-connection-age", time.Hour, "how long an agency connection is served before it is closed (HTTP/1.1: after the response in progress; HTTP/2: GOAWAY), so that every client comes back through a handshake that checks its certificate against the client CA in force")
+	fs.StringVar(&o.http2Server, "http2-server", string(h1server.HTTP2Native), "what serves agencies' HTTP/2 connections: native (the gateway's own connection loop, x/net's frame and HPACK coding) or x-net (golang.org/x/net/http2's server); see gateway/h1server")
 	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", 25*time.Second, "how long SIGTERM waits for requests in flight")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.cpuProfile, "cpu-profile", "", "write a CPU profile (pprof) covering the whole run to this file")
@@ -127,6 +130,8 @@ func (o *options) validate() error {
 		return errors.New("--audit-hash-key-file is required")
 	case o.rateLimitRedisURL == "" && (o.rateLimitRedisPassword != "" || o.rateLimitRedisCAFile != ""):
 		return errors.New("--ratelimit-redis-password-file and --ratelimit-redis-ca-file need --ratelimit-redis-url")
+	case o.http2Server != string(h1server.HTTP2XNet) && o.http2Server != string(h1server.HTTP2Native):
+		return fmt.Errorf("--http2-server must be %s or %s, not %q", h1server.HTTP2XNet, h1server.HTTP2Native, o.http2Server)
 	case o.rateLimitReplicas < 1 || o.rateLimitRedisTimeout <= 0:
 		return errors.New("--ratelimit-replicas and --ratelimit-redis-timeout must be positive")
 	case o.rateLimitRedisLease < 0:

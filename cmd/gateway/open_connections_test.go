@@ -23,10 +23,14 @@ import (
 // failed request.
 func TestMaxConnectionAgeFlag(t *testing.T) {
 	f := newFixture(t)
-	gw := f.start(t, "--max-connection-age", "300ms", "--idle-timeout", "1m")
 	id, _ := popdb.NationalID(2)
-	for _, h2 := range []bool{false, true} {
-		t.Run(map[bool]string{true: "h2", false: "http1"}[h2], func(t *testing.T) {
+	for _, tc := range []struct {
+		name, srv string
+		h2        bool
+	}{{"http1", "x-net", false}, {"h2/x-net", "x-net", true}, {"h2/native", "native", true}} {
+		h2 := tc.h2
+		t.Run(tc.name, func(t *testing.T) {
+			gw := f.start(t, "--max-connection-age", "300ms", "--idle-timeout", "1m", "--http2-server", tc.srv)
 			var dials atomic.Int64
 			cfg := &tls.Config{RootCAs: f.ca.Pool(), Certificates: []tls.Certificate{f.ca.Agency(t, "BYT").TLS}}
 			if !h2 {

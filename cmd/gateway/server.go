@@ -201,6 +201,7 @@ func (s *server) serve(ctx context.Context, onListen listening) (err error) {
 		// Each connection caches its certificate checks (gateway/certcheck.go).
 		ConnContext:      s.gw.ConnContext,
 		MaxConnectionAge: s.opts.maxConnectionAge,
+		HTTP2Server:      h1server.HTTP2Server(s.opts.http2Server),
 	})
 	if err != nil {
 		agencyLn.Close()

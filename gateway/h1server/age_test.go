@@ -53,7 +53,7 @@ func TestMaxConnectionAgeHTTP1Idle(t *testing.T) {
 }
 
 // startTLSAged is startTLS with a MaxConnectionAge and a long idle timeout.
-func startTLSAged(t *testing.T, h http.Handler, age time.Duration) *tlsServer {
+func startTLSAged(t *testing.T, srv HTTP2Server, h http.Handler, age time.Duration) *tlsServer {
 	t.Helper()
 	ca := testpki.NewCA(t, "h1server")
 	server := ca.Issue(t, testpki.Options{IPs: []net.IP{net.ParseIP("127.0.0.1")}, Server: true})
@@ -62,7 +62,7 @@ func startTLSAged(t *testing.T, h http.Handler, age time.Duration) *tlsServer {
 			MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{server.TLS},
 			ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: ca.Pool(),
 		},
-		ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute, MaxConnectionAge: age,
+		ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute, MaxConnectionAge: age, HTTP2Server: srv,
 	}, h)
 	return &tlsServer{testServer: ts, ca: ca, agency: ca.Agency(t, "BYT")}
 }
@@ -71,59 +71,63 @@ func startTLSAged(t *testing.T, h http.Handler, age time.Duration) *tlsServer {
 // its age passes (its requests all succeed; the client moves to a new
 // connection), and an idle one is closed.
 func TestMaxConnectionAgeHTTP2(t *testing.T) {
-	ts := startTLSAged(t, http.HandlerFunc(describe), ageLimit)
-	c := ts.client(ts.agency, true)
-	get := func() {
-		resp, err := c.Get("https://" + ts.addr + "/x")
-		if err != nil {
-			t.Fatalf("request failed: %v", err)
+	forEachH2(t, func(t *testing.T, srv HTTP2Server) {
+		ts := startTLSAged(t, srv, http.HandlerFunc(describe), ageLimit)
+		c := ts.client(ts.agency, true)
+		get := func() {
+			resp, err := c.Get("https://" + ts.addr + "/x")
+			if err != nil {
+				t.Fatalf("request failed: %v", err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK || resp.ProtoMajor != 2 {
+				t.Fatalf("%d %s", resp.StatusCode, resp.Proto)
+			}
 		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK || resp.ProtoMajor != 2 {
-			t.Fatalf("%d %s", resp.StatusCode, resp.Proto)
-		}
-	}
-	// At least two: under load a new connection can age out before its
-	// first request, and the client goes on to a third.
-	waitFor(t, "a second connection", func() bool {
-		get()
-		return ts.accepts.count() >= 2
+		// At least two: under load a new connection can age out before
+		// its first request, and the client goes on to a third.
+		waitFor(t, "a second connection", func() bool {
+			get()
+			return ts.accepts.count() >= 2
+		})
+		// Now idle: the second connection is closed for its age too.
+		waitFor(t, "the idle HTTP/2 connection to close", func() bool { return ts.tracked() == 0 })
 	})
-	// Now idle: the second connection is closed for its age too.
-	waitFor(t, "the idle HTTP/2 connection to close", func() bool { return ts.tracked() == 0 })
 }
 
 // TestShutdownHTTP2OwnServer: Shutdown sends GOAWAY to the HTTP/2
 // connections that have their own server (an age limit) too, and waits
 // for their requests in flight.
 func TestShutdownHTTP2OwnServer(t *testing.T) {
-	release := make(chan struct{})
-	started := make(chan struct{}, 1)
-	ts := startTLSAged(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		started <- struct{}{}
-		<-release
-		describe(w, r)
-	}), time.Hour)
-	got := make(chan string, 1)
-	go func() {
-		resp, err := ts.client(ts.agency, true).Get("https://" + ts.addr + "/x")
-		if err != nil {
-			got <- err.Error()
-			return
+	forEachH2(t, func(t *testing.T, srv HTTP2Server) {
+		release := make(chan struct{})
+		started := make(chan struct{}, 1)
+		ts := startTLSAged(t, srv, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			started <- struct{}{}
+			<-release
+			describe(w, r)
+		}), time.Hour)
+		got := make(chan string, 1)
+		go func() {
+			resp, err := ts.client(ts.agency, true).Get("https://" + ts.addr + "/x")
+			if err != nil {
+				got <- err.Error()
+				return
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			got <- string(b)
+		}()
+		<-started
+		done := make(chan error, 1)
+		go func() { done <- shutdownWithin(t, ts.Server, 10*time.Second) }()
+		waitFor(t, "Shutdown to start", ts.Server.shuttingDown)
+		close(release)
+		if g := <-got; g != "HTTP/2.0 GET spiffe://popconnect.io/agency/BYT " {
+			t.Fatalf("in-flight HTTP/2 request: %q", g)
 		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		got <- string(b)
-	}()
-	<-started
-	done := make(chan error, 1)
-	go func() { done <- shutdownWithin(t, ts.Server, 10*time.Second) }()
-	waitFor(t, "Shutdown to start", ts.Server.shuttingDown)
-	close(release)
-	if g := <-got; g != "HTTP/2.0 GET spiffe://popconnect.io/agency/BYT " {
-		t.Fatalf("in-flight HTTP/2 request: %q", g)
-	}
-	if err := <-done; err != nil {
-		t.Fatalf("Shutdown: %v", err)
-	}
+		if err := <-done; err != nil {
+			t.Fatalf("Shutdown: %v", err)
+		}
+	})
 }

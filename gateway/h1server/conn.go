@@ -45,6 +45,8 @@ type conn struct {
 	// h2Base is the connection's own HTTP/2 base server when it has an
 	// age limit: its Shutdown sends this connection alone a GOAWAY.
 	h2Base atomic.Pointer[http.Server]
+	// h2n is the connection's native HTTP/2 server, for Shutdown's GOAWAY.
+	h2n atomic.Pointer[h2n]
 
 	rd   reader
 	scan headScan
@@ -110,7 +112,11 @@ func (c *conn) serve() {
 			return
 		}
 		if c.tls.NegotiatedProtocol == http2.NextProtoTLS {
-			c.serveH2()
+			if c.s.cfg.HTTP2Server == HTTP2Native {
+				c.serveNativeH2()
+			} else {
+				c.serveH2()
+			}
 			return
 		}
 	}

@@ -1,5 +1,6 @@
 // Package h1server is a minimal, strict HTTP/1.1 server for the gateway's
-// agency listener, with HTTP/2 handed to golang.org/x/net/http2.
+// agency listener, with HTTP/2 handed to golang.org/x/net/http2 or served
+// by its own HTTP/2 connection loop (Config.HTTP2Server).
 //
 // It exists for speed and strictness. net/http's server spends, per
 // request, a background read goroutine (and an extra read syscall),
@@ -39,6 +40,75 @@
 // holds a response's HEADERS frame back until its DATA is written (at
 // most 500 µs), so that a small response leaves in one write and one TLS
 // record rather than two.
+//
+// Config.HTTP2Server = HTTP2Native (the default) serves HTTP/2 with the
+// package's own connection loop instead (h2n*.go), for the costs x/net's server pays per
+// request on the gateway (a goroutine per stream, channel hand-offs
+// between its reader, serve loop and handler, writes scheduled through a
+// write scheduler). golang.org/x/net/http2's Framer reads and writes the
+// frames and x/net/http2/hpack codes the header blocks; the connection is
+// the server's: one reader goroutine parses frames and dispatches them
+// without ever waiting for a write; handlers run on the connection's
+// workers, reused from one stream to the next; a response of up to 32 KiB
+// is framed (HEADERS, then DATA) into the connection's buffer and leaves
+// in one write, with the other responses finished meanwhile, written by
+// the handler that flushes first. Its rules, each a refusal reported to
+// ProtocolRefusal (as "h2_stream_<code>" or "h2_connection_<code>") with
+// the verified client certificate:
+//
+//   - A malformed request (a pseudo-header field unknown, repeated, empty
+//     or after a regular field; a missing :method, :scheme or :path; a
+//     :path not in origin form; an upper-case or invalid field name or
+//     value; a connection-specific field, or TE other than "trailers"; a
+//     content-length that is invalid, repeated with another value, or
+//     contradicted by the DATA frames), a priority on the stream itself,
+//     a second HEADERS without END_STREAM, DATA or HEADERS on a stream
+//     the client ended: the stream is reset (PROTOCOL_ERROR or
+//     STREAM_CLOSED, RFC 9113) and never reaches the handler.
+//   - A stream beyond 100 open ones is reset REFUSED_STREAM. Streams that
+//     arrive while 100 handlers run (streams the client reset included)
+//     wait in a queue of at most 400; past it the connection ends with
+//     GOAWAY ENHANCE_YOUR_CALM (rapid reset: the handlers started stay
+//     at 100 whatever the client resets). A client that has reset more
+//     than 200 streams before their answer, more than half of the
+//     streams it opened, loses the connection the same way (streams
+//     reset before a handler starts cost no handler, but still work).
+//   - A header block (HEADERS and CONTINUATION frames) larger, encoded,
+//     than twice the advertised SETTINGS_MAX_HEADER_LIST_SIZE ends the
+//     connection (PROTOCOL_ERROR), and one not finished within
+//     ReadHeaderTimeout too (ENHANCE_YOUR_CALM). A header list larger,
+//     decoded, than MaxHeaderBytes (or with more than MaxHeaderLines
+//     fields) is decoded to keep the HPACK state but not kept, and the
+//     request is answered 431 through Refuse, audited like an HTTP/1
+//     one; a content-length over MaxBodyBytes is 413 through Refuse.
+//   - An HPACK error (a dynamic table size update above the 4096 bytes
+//     of SETTINGS_HEADER_TABLE_SIZE, a string longer than the header list
+//     bound) ends the connection with COMPRESSION_ERROR.
+//   - DATA beyond a receive window (256 KiB per stream, 1 MiB for the
+//     connection, given back as the handler reads), a WINDOW_UPDATE that
+//     takes a send window above 2^31-1, and frames on an idle stream end
+//     the stream or the connection as RFC 9113 says.
+//   - More than 10,000 control frames (PING and SETTINGS
+//     acknowledgements, resets, window updates) queued while the client
+//     reads nothing close the connection; acknowledgements of SETTINGS
+//     frames owed meanwhile are sent as one, so a SETTINGS flood queues
+//     nothing.
+//   - More than 100 streams reset with an error on one connection close
+//     it (one report for the connection).
+//   - A response that waits for a send window longer than WriteTimeout is
+//     reset CANCEL, and a request body not received within ReadTimeout
+//     of its stream's start too; a write that does not complete within
+//     WriteTimeout closes the connection (slow readers).
+//
+// A connection without streams for IdleTimeout, at MaxConnectionAge, on
+// Shutdown, after a response with Connection: close, or after the
+// client's GOAWAY gets a GOAWAY (NO_ERROR): the streams already opened
+// are served, later ones ignored, and the connection closes once they
+// are done. A connection error's GOAWAY is followed by up to a second,
+// or 64 KiB, of reading what the client still sends, so that the GOAWAY
+// is read before the close. Responses over 32 KiB are sent as they are
+// written, within the client's windows; handlers must not keep the
+// request, its Header or the ResponseWriter after they return.
 //
 // A body the handler leaves unread is read and dropped after it returns
 // when at most 256 KiB remain; otherwise the connection closes after the

@@ -182,14 +182,25 @@ func (r *refusals) all() []string {
 }
 
 // startH2 serves h over TLS with cfg's limits and records the refusals.
-func startH2(t *testing.T, cfg Config, h http.Handler) (*tlsServer, *refusals) {
+func startH2(t *testing.T, srv HTTP2Server, cfg Config, h http.Handler) (*tlsServer, *refusals) {
 	t.Helper()
 	ca, server, agency := tlsFixture(t)
 	ref := &refusals{t: t}
 	cfg.TLSConfig = serverTLS(ca, server)
 	cfg.ProtocolRefusal = ref.record
+	cfg.HTTP2Server = srv
 	if cfg.ReadHeaderTimeout == 0 {
 		cfg.ReadHeaderTimeout = 5 * time.Second
 	}
 	return &tlsServer{testServer: start(t, cfg, h), ca: ca, agency: agency}, ref
+}
+
+// h2Servers are the HTTP/2 servers that every HTTP/2 test runs against.
+var h2Servers = []HTTP2Server{HTTP2XNet, HTTP2Native}
+
+// forEachH2 runs test as a subtest for each HTTP/2 server.
+func forEachH2(t *testing.T, test func(t *testing.T, srv HTTP2Server)) {
+	for _, srv := range h2Servers {
+		t.Run(string(srv), func(t *testing.T) { test(t, srv) })
+	}
 }

@@ -71,47 +71,50 @@ func (ts *tlsServer) h2Request(t *testing.T, fields ...hpack.HeaderField) int {
 // by Refuse, which audits it, not by golang.org/x/net/http2's own handler,
 // which nothing audits; one within the limits reaches the handler.
 func TestH2HeaderLimitRefused(t *testing.T) {
-	refused := make(chan int, 10)
-	ca, server, agency := tlsFixture(t)
-	ts := &tlsServer{testServer: start(t, Config{
-		TLSConfig: serverTLS(ca, server), ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 10 * time.Second,
-		MaxHeaderBytes: 4 << 10, MaxHeaderLines: 20,
-		Refuse: func(w http.ResponseWriter, state *tls.ConnectionState, status int) {
-			if state == nil || len(state.VerifiedChains) == 0 {
-				t.Error("Refuse got no verified client certificate")
-			}
-			refused <- status
-			w.WriteHeader(status)
-		},
-	}, http.HandlerFunc(describe)), ca: ca, agency: agency}
-
-	for _, tc := range []struct {
-		name   string
-		fields []hpack.HeaderField
-		status int
-	}{
-		{"within the limits", []hpack.HeaderField{{Name: "x-filler", Value: strings.Repeat("a", 3<<10)}}, http.StatusOK},
-		{"over MaxHeaderBytes", []hpack.HeaderField{{Name: "x-filler", Value: strings.Repeat("a", 6<<10)}}, http.StatusRequestHeaderFieldsTooLarge},
-		{"over MaxHeaderBytes in many fields", manyFields(12, 500), http.StatusRequestHeaderFieldsTooLarge},
-		{"over MaxHeaderLines", manyFields(21, 1), http.StatusRequestHeaderFieldsTooLarge},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := ts.h2Request(t, tc.fields...); got != tc.status {
-				t.Fatalf("status %d, want %d", got, tc.status)
-			}
-			if tc.status == http.StatusOK {
-				return
-			}
-			select {
-			case s := <-refused:
-				if s != tc.status {
-					t.Fatalf("Refuse got %d", s)
+	forEachH2(t, func(t *testing.T, srv HTTP2Server) {
+		refused := make(chan int, 10)
+		ca, server, agency := tlsFixture(t)
+		ts := &tlsServer{testServer: start(t, Config{
+			TLSConfig: serverTLS(ca, server), ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 10 * time.Second,
+			HTTP2Server:    srv,
+			MaxHeaderBytes: 4 << 10, MaxHeaderLines: 20,
+			Refuse: func(w http.ResponseWriter, state *tls.ConnectionState, status int) {
+				if state == nil || len(state.VerifiedChains) == 0 {
+					t.Error("Refuse got no verified client certificate")
 				}
-			default:
-				t.Fatal("answered without Refuse: the refusal is not audited")
-			}
-		})
-	}
+				refused <- status
+				w.WriteHeader(status)
+			},
+		}, http.HandlerFunc(describe)), ca: ca, agency: agency}
+
+		for _, tc := range []struct {
+			name   string
+			fields []hpack.HeaderField
+			status int
+		}{
+			{"within the limits", []hpack.HeaderField{{Name: "x-filler", Value: strings.Repeat("a", 3<<10)}}, http.StatusOK},
+			{"over MaxHeaderBytes", []hpack.HeaderField{{Name: "x-filler", Value: strings.Repeat("a", 6<<10)}}, http.StatusRequestHeaderFieldsTooLarge},
+			{"over MaxHeaderBytes in many fields", manyFields(12, 500), http.StatusRequestHeaderFieldsTooLarge},
+			{"over MaxHeaderLines", manyFields(21, 1), http.StatusRequestHeaderFieldsTooLarge},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				if got := ts.h2Request(t, tc.fields...); got != tc.status {
+					t.Fatalf("status %d, want %d", got, tc.status)
+				}
+				if tc.status == http.StatusOK {
+					return
+				}
+				select {
+				case s := <-refused:
+					if s != tc.status {
+						t.Fatalf("Refuse got %d", s)
+					}
+				default:
+					t.Fatal("answered without Refuse: the refusal is not audited")
+				}
+			})
+		}
+	})
 }
 
 func manyFields(n, size int) []hpack.HeaderField {

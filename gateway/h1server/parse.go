@@ -201,32 +201,54 @@ func parseRequestLine(line string, p *head) refusal {
 		// (OPTIONS *) are not served: a gateway has no use for them.
 		return refuse(http.StatusBadRequest, "request target not in origin-form")
 	}
-	plain, inPath := true, true
-	for i := 0; i < len(target); i++ {
-		c := target[i]
-		if !isTargetByte(c) {
-			return refuse(http.StatusBadRequest, "invalid byte in request target")
-		}
-		inPath = inPath && c != '?'
-		plain = plain && (!inPath || isPlainPathByte(c))
+	plain, valid := plainTarget(target)
+	if !valid {
+		return refuse(http.StatusBadRequest, "invalid byte in request target")
 	}
 	p.method, p.target = method, target
+	if !parseOriginForm(target, plain, p) {
+		return refuse(http.StatusBadRequest, "invalid request target")
+	}
+	return refusal{}
+}
+
+// parseOriginForm sets p's path, raw path, query and forceQuery from an
+// origin-form target; plain: the target holds no escape or character
+// net/url would re-encode, so it is split without net/url (and without
+// an allocation). False when net/url refuses it.
+func parseOriginForm(target string, plain bool, p *head) bool {
 	if !plain {
 		// Escapes and characters net/url would re-encode: let net/url
 		// decide Path and RawPath, exactly as net/http does. Rare.
 		u, err := url.ParseRequestURI(target)
 		if err != nil {
-			return refuse(http.StatusBadRequest, "invalid request target")
+			return false
 		}
 		p.path, p.rawPath, p.rawQuery, p.forceQuery = u.Path, u.RawPath, u.RawQuery, u.ForceQuery
-		return refusal{}
+		return true
 	}
 	path, query, hasQuery := strings.Cut(target, "?")
 	if hasQuery && query == "" && strings.Count(target, "?") == 1 {
 		p.forceQuery = true // "/a?" as net/url parses it
 	}
 	p.path, p.rawQuery = path, query
-	return refusal{}
+	return true
+}
+
+// plainTarget reports whether an origin-form target needs no net/url
+// decoding (see parseOriginForm); false also when it holds a byte not
+// allowed in a request target.
+func plainTarget(target string) (plain, valid bool) {
+	plain, inPath := true, true
+	for i := 0; i < len(target); i++ {
+		c := target[i]
+		if !isTargetByte(c) {
+			return false, false
+		}
+		inPath = inPath && c != '?'
+		plain = plain && (!inPath || isPlainPathByte(c))
+	}
+	return plain, true
 }
 
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }

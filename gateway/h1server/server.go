@@ -82,6 +82,9 @@ type Config struct {
 	// flight finish). Clients then reconnect, with a new handshake that
 	// checks their certificate against the CA in force.
 	MaxConnectionAge time.Duration
+	// HTTP2Server selects what serves HTTP/2 connections: HTTP2Native
+	// (the default, "") or HTTP2XNet.
+	HTTP2Server HTTP2Server
 }
 
 // Defaults for the zero values of Config.
@@ -127,6 +130,13 @@ func New(cfg Config) (*Server, error) {
 	if cfg.ReadHeaderTimeout < 0 || cfg.ReadTimeout < 0 || cfg.WriteTimeout < 0 || cfg.IdleTimeout < 0 || cfg.MaxConnectionAge < 0 ||
 		cfg.MaxHeaderBytes < 0 || cfg.MaxHeaderLines < 0 || cfg.MaxBodyBytes < 0 || cfg.MaxResponseBytes < 0 {
 		return nil, errors.New("h1server: timeouts and limits must not be negative")
+	}
+	switch cfg.HTTP2Server {
+	case "":
+		cfg.HTTP2Server = HTTP2Native
+	case HTTP2XNet, HTTP2Native:
+	default:
+		return nil, fmt.Errorf("h1server: unknown HTTP/2 server %q (want %q or %q)", cfg.HTTP2Server, HTTP2XNet, HTTP2Native)
 	}
 	cfg.MaxHeaderBytes = cmpOr(cfg.MaxHeaderBytes, DefaultMaxHeaderBytes)
 	cfg.MaxHeaderLines = cmpOr(cfg.MaxHeaderLines, DefaultMaxHeaderLines)

@@ -22,6 +22,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		_ = s.h2Base.Shutdown(ctx)
 		s.goAwayOwnHTTP2(ctx)
 	}
+	s.goAwayNativeHTTP2()
 	// The ticker only matters for new connections, which become
 	// closable after a while (see closeIdle); ends are signalled.
 	tick := time.NewTicker(250 * time.Millisecond)
@@ -74,6 +75,22 @@ func (s *Server) goAwayOwnHTTP2(ctx context.Context) {
 	s.mu.Unlock()
 	for _, b := range bases {
 		_ = b.Shutdown(ctx)
+	}
+}
+
+// goAwayNativeHTTP2 starts the graceful end (GOAWAY) of the connections
+// of the native HTTP/2 server.
+func (s *Server) goAwayNativeHTTP2() {
+	var hs []*h2n
+	s.mu.Lock()
+	for c := range s.conns {
+		if h := c.h2n.Load(); h != nil {
+			hs = append(hs, h)
+		}
+	}
+	s.mu.Unlock()
+	for _, h := range hs {
+		h.shutdown()
 	}
 }
 

@@ -21,10 +21,12 @@ type tlsServer struct {
 	agency *testpki.Leaf
 }
 
-func startTLS(t *testing.T, h http.Handler) *tlsServer {
+// startTLSWith serves h with srv serving HTTP/2.
+func startTLSWith(t *testing.T, srv HTTP2Server, h http.Handler) *tlsServer {
 	t.Helper()
 	ca, server, agency := tlsFixture(t)
 	ts := start(t, Config{
+		HTTP2Server:       srv,
 		TLSConfig:         serverTLS(ca, server),
 		ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 10 * time.Second,
 	}, h)
@@ -73,73 +75,77 @@ func describe(w http.ResponseWriter, r *http.Request) {
 // TestALPN: h2 clients are served by HTTP/2 and HTTP/1.1 clients by the
 // server itself, with the verified client certificate in r.TLS either way.
 func TestALPN(t *testing.T) {
-	ts := startTLS(t, http.HandlerFunc(describe))
-	for _, tc := range []struct {
-		h2   bool
-		want string
-	}{
-		{true, "HTTP/2.0 POST spiffe://popconnect.io/agency/BYT body"},
-		{false, "HTTP/1.1 POST spiffe://popconnect.io/agency/BYT body"},
-	} {
-		c := ts.client(ts.agency, tc.h2)
-		for range 3 {
-			resp, err := c.Post("https://"+ts.addr+"/x", "text/plain", strings.NewReader("body"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK || string(b) != tc.want {
-				t.Fatalf("h2=%v: %d %q, want %q", tc.h2, resp.StatusCode, b, tc.want)
+	forEachH2(t, func(t *testing.T, srv HTTP2Server) {
+		ts := startTLSWith(t, srv, http.HandlerFunc(describe))
+		for _, tc := range []struct {
+			h2   bool
+			want string
+		}{
+			{true, "HTTP/2.0 POST spiffe://popconnect.io/agency/BYT body"},
+			{false, "HTTP/1.1 POST spiffe://popconnect.io/agency/BYT body"},
+		} {
+			c := ts.client(ts.agency, tc.h2)
+			for range 3 {
+				resp, err := c.Post("https://"+ts.addr+"/x", "text/plain", strings.NewReader("body"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK || string(b) != tc.want {
+					t.Fatalf("h2=%v: %d %q, want %q", tc.h2, resp.StatusCode, b, tc.want)
+				}
 			}
 		}
-	}
-	if n := ts.accepts.count(); n != 2 {
-		t.Fatalf("%d connections for two keep-alive clients", n)
-	}
+		if n := ts.accepts.count(); n != 2 {
+			t.Fatalf("%d connections for two keep-alive clients", n)
+		}
 
-	// Without a client certificate the handshake fails, logged at debug.
-	if _, err := ts.client(nil, false).Get("https://" + ts.addr + "/x"); err == nil {
-		t.Fatal("served a client without a certificate")
-	}
-	waitFor(t, "the handshake failure in the log", func() bool { return strings.Contains(ts.log.String(), "TLS handshake failed") })
+		// Without a client certificate the handshake fails, logged at debug.
+		if _, err := ts.client(nil, false).Get("https://" + ts.addr + "/x"); err == nil {
+			t.Fatal("served a client without a certificate")
+		}
+		waitFor(t, "the handshake failure in the log", func() bool { return strings.Contains(ts.log.String(), "TLS handshake failed") })
+	})
 }
 
 // TestShutdownHTTP2 drains an HTTP/2 request in flight: GOAWAY, the
 // answer, then the connection ends and Shutdown returns.
 func TestShutdownHTTP2(t *testing.T) {
-	release := make(chan struct{})
-	started := make(chan struct{}, 1)
-	ts := startTLS(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		started <- struct{}{}
-		<-release
-		describe(w, r)
-	}))
-	got := make(chan string, 1)
-	go func() {
-		resp, err := ts.client(ts.agency, true).Get("https://" + ts.addr + "/x")
-		if err != nil {
-			got <- err.Error()
-			return
+	forEachH2(t, func(t *testing.T, srv HTTP2Server) {
+		release := make(chan struct{})
+		started := make(chan struct{}, 1)
+		ts := startTLSWith(t, srv, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			started <- struct{}{}
+			<-release
+			describe(w, r)
+		}))
+		got := make(chan string, 1)
+		go func() {
+			resp, err := ts.client(ts.agency, true).Get("https://" + ts.addr + "/x")
+			if err != nil {
+				got <- err.Error()
+				return
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			got <- string(b)
+		}()
+		<-started
+		done := make(chan error, 1)
+		go func() { done <- shutdownWithin(t, ts.Server, 10*time.Second) }()
+		time.Sleep(100 * time.Millisecond)
+		select {
+		case err := <-done:
+			t.Fatalf("Shutdown returned before the request finished: %v", err)
+		default:
 		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		got <- string(b)
-	}()
-	<-started
-	done := make(chan error, 1)
-	go func() { done <- shutdownWithin(t, ts.Server, 10*time.Second) }()
-	time.Sleep(100 * time.Millisecond)
-	select {
-	case err := <-done:
-		t.Fatalf("Shutdown returned before the request finished: %v", err)
-	default:
-	}
-	close(release)
-	if g := <-got; g != "HTTP/2.0 GET spiffe://popconnect.io/agency/BYT " {
-		t.Fatalf("in-flight HTTP/2 request: %q", g)
-	}
-	if err := <-done; err != nil {
-		t.Fatalf("Shutdown: %v", err)
-	}
+		close(release)
+		if g := <-got; g != "HTTP/2.0 GET spiffe://popconnect.io/agency/BYT " {
+			t.Fatalf("in-flight HTTP/2 request: %q", g)
+		}
+		if err := <-done; err != nil {
+			t.Fatalf("Shutdown: %v", err)
+		}
+	})
 }

@@ -1,0 +1,222 @@
+package h1server
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"golang.org/x/net/http/httpguts"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// h2response is a stream's http.ResponseWriter. It holds the body up to
+// h2nResponseChunk: a response within it leaves whole (HEADERS with its
+// Content-Length, and DATA) when the handler returns; a larger one is
+// sent as it is written, under flow control.
+type h2response struct {
+	s           *h2stream
+	header      http.Header
+	status      int
+	buf         []byte
+	written     int
+	isHead      bool
+	headersSent bool // guarded by h2n.mu
+	closeConn   bool // the handler asked for Connection: close
+	err         error
+}
+
+func (w *h2response) Header() http.Header { return w.header }
+
+func (w *h2response) WriteHeader(code int) {
+	if w.status != 0 {
+		return
+	}
+	if code < 100 || code > 999 {
+		panic(fmt.Sprintf("h1server: invalid WriteHeader code %v", code))
+	}
+	if code < 200 {
+		return // 1xx responses from handlers are not supported
+	}
+	w.status = code
+}
+
+func (w *h2response) Write(p []byte) (int, error) {
+	if err := w.start(len(p)); err != nil || w.isHead {
+		return len(p), err
+	}
+	w.buf = append(w.buf, p...)
+	return w.sendFull(len(p))
+}
+
+func (w *h2response) WriteString(p string) (int, error) {
+	if err := w.start(len(p)); err != nil || w.isHead {
+		return len(p), err
+	}
+	w.buf = append(w.buf, p...)
+	return w.sendFull(len(p))
+}
+
+func (w *h2response) start(n int) error {
+	if w.status == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.err != nil {
+		return w.err
+	}
+	if !bodyAllowed(w.status) {
+		return http.ErrBodyNotAllowed
+	}
+	w.written += n
+	return nil
+}
+
+// sendFull sends the held body once it reaches h2nResponseChunk.
+func (w *h2response) sendFull(n int) (int, error) {
+	if len(w.buf) < h2nResponseChunk {
+		return n, nil
+	}
+	h := w.s.h
+	h.mu.Lock()
+	err := h.sendLocked(w.s, w.buf, false)
+	if err == nil {
+		err = h.flushBlocking(w.s)
+	}
+	h.mu.Unlock()
+	w.buf = w.buf[:0]
+	if err != nil {
+		w.err = err
+		return 0, err
+	}
+	return n, nil
+}
+
+// sendLocked frames the response's HEADERS, when not yet sent, and data
+// as DATA frames within the flow-control windows, waiting (up to
+// WriteTimeout) for them to open; mu held.
+func (h *h2n) sendLocked(s *h2stream, data []byte, end bool) error {
+	if s.resetErr != nil {
+		return s.resetErr
+	}
+	if h.closed || h.werr != nil {
+		return errConnGone
+	}
+	w := &s.w
+	if !w.headersSent {
+		w.headersSent = true
+		length := -1
+		if end {
+			length = w.written
+		}
+		h.writeHeaders(s, end && len(data) == 0, length)
+	}
+	for len(data) > 0 {
+		n := int64(min(len(data), h.peerFrame))
+		n = min(n, s.sendWindow, h.sendWindow)
+		if n <= 0 {
+			if err := h.waitWindow(s); err != nil {
+				return err
+			}
+			continue
+		}
+		_ = h.wfr.WriteData(s.id, end && int(n) == len(data), data[:n])
+		s.sendWindow -= n
+		h.sendWindow -= n
+		data = data[n:]
+		if len(h.sink.buf) > h2nHighWater {
+			if err := h.flushBlocking(s); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// waitWindow waits for the client to open a send window (mu held), up
+// to WriteTimeout from the stream's first wait: then the stream is reset
+// (CANCEL), so that a client that never opens it cannot hold the handler.
+func (h *h2n) waitWindow(s *h2stream) error {
+	if err := h.flushBlocking(s); err != nil {
+		return err
+	}
+	s.waiting = true
+	defer func() { s.waiting = false }()
+	s.armTimer(h.s.cfg.WriteTimeout)
+	for s.sendWindow <= 0 || h.sendWindow <= 0 {
+		switch {
+		case s.resetErr != nil:
+			return s.resetErr
+		case h.closed:
+			return errConnGone
+		case s.timedOut:
+			h.resetStream(s.id, http2.ErrCodeCancel)
+			_ = h.flushBlocking(nil)
+			return errWriteTimeout
+		}
+		s.wait.Wait()
+	}
+	return nil
+}
+
+// writeHeaders frames the response's header block (mu held): HEADERS,
+// and CONTINUATION frames when it exceeds the client's frame size.
+func (h *h2n) writeHeaders(s *h2stream, endStream bool, length int) {
+	w := &s.w
+	h.ebuf.Reset()
+	_ = h.enc.WriteField(hpack.HeaderField{Name: ":status", Value: strconv.Itoa(w.status)})
+	hasLength, hasDate := false, false
+	for k, vs := range w.header {
+		switch k {
+		case "Connection":
+			for _, v := range vs {
+				w.closeConn = w.closeConn || hasToken(v, "close")
+			}
+			continue
+		case "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "Upgrade":
+			continue // connection-specific: not in HTTP/2
+		case "Content-Length":
+			hasLength = true
+		case "Date":
+			hasDate = true
+		}
+		if !validFieldName(k) {
+			continue
+		}
+		name := h.lowerName(k)
+		unique := h2nUnique(name)
+		for _, v := range vs {
+			if httpguts.ValidHeaderFieldValue(v) {
+				_ = h.enc.WriteField(hpack.HeaderField{Name: name, Value: v, Sensitive: unique})
+			}
+		}
+	}
+	if !hasLength && length >= 0 && bodyAllowed(w.status) {
+		_ = h.enc.WriteField(hpack.HeaderField{Name: "content-length", Value: strconv.Itoa(length), Sensitive: true})
+	}
+	if !hasDate {
+		_ = h.enc.WriteField(hpack.HeaderField{Name: "date", Value: h.dateValue(time.Now())})
+	}
+	block := h.ebuf.Bytes()
+	first := block[:min(len(block), h.peerFrame)]
+	block = block[len(first):]
+	_ = h.wfr.WriteHeaders(http2.HeadersFrameParam{StreamID: s.id, BlockFragment: first, EndStream: endStream, EndHeaders: len(block) == 0})
+	for len(block) > 0 {
+		next := block[:min(len(block), h.peerFrame)]
+		block = block[len(next):]
+		_ = h.wfr.WriteContinuation(s.id, len(block) == 0, next)
+	}
+}
+
+// h2nUnique reports whether a response field's value is (nearly) new in
+// every response: it is then sent as a literal that is not indexed, which
+// spares both ends adding it to their HPACK tables only to evict it (the
+// encoder's table upkeep was most of its cost). Sensitive marks that in
+// x/net's encoder.
+func h2nUnique(name string) bool {
+	switch name {
+	case "content-length", "x-request-id":
+		return true
+	}
+	return false
+}

@@ -1,0 +1,216 @@
+package h1server
+
+import (
+	"bytes"
+	"net/http"
+	"sync"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// wstate is the write side of a native HTTP/2 connection, guarded by
+// h2n.mu. Frames are framed into sink.buf; whoever flushes takes the
+// buffer and writes it with one Write (one TLS record up to 16 KiB), while
+// the others go on framing into a new one: responses finished while a
+// write is in progress leave together in the next. A handler flushes its
+// own response on its own goroutine (no hand-off); the reader never
+// writes, it wakes the writer goroutine, so that a client that does not
+// read cannot stop the connection from reading.
+type wstate struct {
+	sink     h2nSink
+	spare    []byte
+	wfr      *http2.Framer // writes into sink
+	enc      *hpack.Encoder
+	ebuf     bytes.Buffer
+	flushing bool
+	flushed  sync.Cond // a flush wrote, ended or failed
+	werr     error
+	wdl      time.Time // the write deadline in force (the flusher's)
+
+	queuedControl     int  // control frames framed since the last flush began
+	settingsAckQueued bool // a SETTINGS ACK waits in sink
+
+	lower   map[string]string // lower-case header names, for HPACK
+	date    string
+	dateSec int64
+}
+
+// h2nSink collects the framer's frames.
+type h2nSink struct{ buf []byte }
+
+func (s *h2nSink) Write(p []byte) (int, error) {
+	s.buf = append(s.buf, p...)
+	return len(p), nil
+}
+
+func (h *h2n) initWrite() {
+	h.wfr = http2.NewFramer(&h.sink, nil)
+	h.enc = hpack.NewEncoder(&h.ebuf)
+	h.flushed.L = &h.mu
+	h.lower = make(map[string]string)
+}
+
+// controlQueued counts a control frame framed by the reader (mu held):
+// past h2nMaxQueuedControl since the last flush began, the client is not
+// reading what it asks for, and the connection is closed.
+func (h *h2n) controlQueued() http2.ErrCode {
+	h.queuedControl++
+	if h.queuedControl > h2nMaxQueuedControl {
+		h.reportLocked("connection", "enhance_your_calm")
+		h.closeLocked()
+	}
+	return h2nGoOn
+}
+
+// flushAsync has the writer goroutine write what is framed, unless a
+// flush is in progress (it will): for the reader, which must not block.
+func (h *h2n) flushAsync() {
+	h.mu.Lock()
+	if !h.closed && !h.flushing && len(h.sink.buf) > 0 {
+		select {
+		case h.kick <- struct{}{}:
+		default:
+		}
+	}
+	h.mu.Unlock()
+}
+
+// writer flushes for the reader until the connection closes.
+func (h *h2n) writer() {
+	defer h.wg.Done()
+	for range h.kick {
+		h.mu.Lock()
+		h.flushLocked()
+		h.mu.Unlock()
+	}
+}
+
+// flushLocked writes what is framed, and what is framed meanwhile, on the
+// calling goroutine (mu held, released while writing); when a flush is in
+// progress it returns at once: that one writes it.
+func (h *h2n) flushLocked() {
+	if h.flushing {
+		return
+	}
+	h.flushing = true
+	for len(h.sink.buf) > 0 && h.werr == nil && !h.closed {
+		buf := h.sink.buf
+		h.sink.buf, h.spare = h.spare[:0], nil
+		h.queuedControl, h.settingsAckQueued = 0, false
+		h.mu.Unlock()
+		err := h.write(buf)
+		h.mu.Lock()
+		if cap(buf) <= 4*h2nHighWater { // a rare large buffer is not kept
+			h.spare = buf[:0]
+		}
+		if err != nil {
+			h.werr = err
+			h.closeLocked()
+		}
+		h.flushed.Broadcast()
+	}
+	h.flushing = false
+	h.flushed.Broadcast()
+}
+
+// write writes b under WriteTimeout: a client that takes nothing for that
+// long loses the connection (slow read). The deadline is kept while it
+// lies within writeSlack of the exact one (deadline.go).
+func (h *h2n) write(b []byte) error {
+	if wt := h.s.cfg.WriteTimeout; wt > 0 {
+		if want := time.Now().Add(wt); !keepDeadline(h.wdl, want, h.s.writeSlack) {
+			_ = h.c.rwc.SetWriteDeadline(want)
+			h.wdl = want
+		}
+	}
+	_, err := h.c.rwc.Write(b)
+	return err
+}
+
+// waitFlushed waits until what is framed is written, the connection has
+// failed, or h2nLinger has passed (then it closes the connection): for
+// the reader, at the connection's end.
+func (h *h2n) waitFlushed() {
+	t := time.AfterFunc(h2nLinger, func() {
+		h.mu.Lock()
+		h.closeLocked()
+		h.mu.Unlock()
+	})
+	defer t.Stop()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for (h.flushing || len(h.sink.buf) > 0) && h.werr == nil && !h.closed {
+		if !h.flushing {
+			h.flushLocked()
+			continue
+		}
+		h.flushed.Wait()
+	}
+}
+
+// flushBlocking writes what is framed on the calling goroutine (a
+// handler's; s, when not nil, is its stream, whose reset ends the wait),
+// or, when another goroutine is writing, returns at once
+// unless more than h2nHighWater bytes wait: then it waits for them to
+// leave, so that a client that does not read holds back its handlers
+// rather than the server's memory. mu held.
+func (h *h2n) flushBlocking(s *h2stream) error {
+	for {
+		if h.werr != nil || h.closed {
+			return errConnGone
+		}
+		if s != nil && s.resetErr != nil {
+			return errStreamReset
+		}
+		if !h.flushing {
+			h.flushLocked()
+			if h.werr != nil || h.closed {
+				return errConnGone
+			}
+			return nil
+		}
+		if len(h.sink.buf) <= h2nHighWater {
+			return nil
+		}
+		h.flushed.Wait()
+	}
+}
+
+// lowerName is a response header name as HTTP/2 requires it (lower case),
+// cached: handlers use a handful of names.
+func (h *h2n) lowerName(k string) string {
+	if v, ok := h.lower[k]; ok {
+		return v
+	}
+	v := asciiLower(k)
+	if len(h.lower) < 64 {
+		h.lower[k] = v
+	}
+	return v
+}
+
+func asciiLower(s string) string {
+	for i := 0; i < len(s); i++ {
+		if 'A' <= s[i] && s[i] <= 'Z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if 'A' <= b[j] && b[j] <= 'Z' {
+					b[j] += 'a' - 'A'
+				}
+			}
+			return string(b)
+		}
+	}
+	return s
+}
+
+// dateValue is the Date header value for now, formatted once a second.
+func (h *h2n) dateValue(now time.Time) string {
+	if sec := now.Unix(); sec != h.dateSec || h.date == "" {
+		h.date = now.UTC().Format(http.TimeFormat)
+		h.dateSec = sec
+	}
+	return h.date
+}
