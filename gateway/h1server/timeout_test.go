@@ -38,7 +38,10 @@ func TestTimeouts(t *testing.T) {
 		read   = 600 * time.Millisecond
 		idle   = 900 * time.Millisecond
 		write  = 900 * time.Millisecond
-		slop   = 400 * time.Millisecond // a loaded 2-core machine's delay
+		// A loaded 2-core machine's delay, under -race too. Generous: a
+		// server without the bound under test still fails each case, as
+		// the trickles last well beyond bound+slop (40 ms a byte).
+		slop = time.Second
 	)
 	ts := start(t, Config{ReadHeaderTimeout: header, ReadTimeout: read, IdleTimeout: idle, WriteTimeout: write},
 		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -52,7 +55,7 @@ func TestTimeouts(t *testing.T) {
 	t.Run("head trickled on a new connection", func(t *testing.T) {
 		c := ts.dial(t)
 		start := time.Now()
-		go trickle(c, req, 20*time.Millisecond)
+		go trickle(c, req, 40*time.Millisecond)
 		took, got := closedAfter(t, c, start, header+slop)
 		if took < header*8/10 || got != "" {
 			t.Fatalf("closed after %v with %q", took, got)
@@ -82,7 +85,7 @@ func TestTimeouts(t *testing.T) {
 		c.response(t)
 		time.Sleep(2 * header) // longer than the head's bound, so a bound kept from the last response would have expired
 		start := time.Now()
-		go trickle(c, req, 20*time.Millisecond)
+		go trickle(c, req, 40*time.Millisecond)
 		if took, _ := closedAfter(t, c, start, header+slop); took < header*8/10 {
 			t.Fatalf("closed %v after the first byte, want %v", took, header)
 		}
@@ -105,7 +108,7 @@ func TestTimeouts(t *testing.T) {
 		c := ts.dial(t)
 		start := time.Now()
 		c.send(t, "POST / HTTP/1.1\r\nHost: gw\r\nContent-Length: 100\r\n\r\n")
-		go trickle(c, strings.Repeat("b", 100), 20*time.Millisecond)
+		go trickle(c, strings.Repeat("b", 100), 40*time.Millisecond)
 		took, got := closedAfter(t, c, start, read+slop)
 		if took < read*8/10 || !strings.HasPrefix(got, "HTTP/1.1 400 ") {
 			t.Fatalf("closed after %v with %q", took, got)
