@@ -95,7 +95,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.readTimeout, "read-timeout", 30*time.Second, "how long a client may take to send a whole request, body included")
 	fs.DurationVar(&o.idleTimeout, "idle-timeout", 120*time.Second, "how long an idle keep-alive connection is kept")
 	fs.DurationVar(&o.maxConnectionAge, "max-connection-age", time.Hour, "how long an agency connection is served before it is closed (HTTP/1.1: after the response in progress; HTTP/2: GOAWAY), so that every client comes back through a handshake that checks its certificate against the client CA in force")
-	fs.StringVar(&o.http2Server, "http2-server", string(h1server.HTTP2XNet), "what serves agencies' HTTP/2 connections: x-net (golang.org/x/net/http2's server) or native (the gateway's own connection loop, x/net's frame and HPACK coding); see gateway/h1server")
+	fs.StringVar(&o.http2Server, "http2-server", string(h1server.HTTP2Native), "what serves agencies' HTTP/2 connections: native (the gateway's own connection loop, x/net's frame and HPACK coding) or x-net (golang.org/x/net/http2's server); see gateway/h1server")
 	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", 25*time.Second, "how long SIGTERM waits for requests in flight")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.cpuProfile, "cpu-profile", "", "write a CPU profile (pprof) covering the whole run to this file")

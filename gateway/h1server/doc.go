@@ -41,7 +41,7 @@
 // most 500 µs), so that a small response leaves in one write and one TLS
 // record rather than two.
 //
-// Config.HTTP2Server = HTTP2Native serves HTTP/2 with the
+// Config.HTTP2Server = HTTP2Native (the default) serves HTTP/2 with the
 // package's own connection loop instead (h2n*.go), for the costs x/net's server pays per
 // request on the gateway (a goroutine per stream, channel hand-offs
 // between its reader, serve loop and handler, writes scheduled through a

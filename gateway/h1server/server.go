@@ -82,8 +82,8 @@ type Config struct {
 	// flight finish). Clients then reconnect, with a new handshake that
 	// checks their certificate against the CA in force.
 	MaxConnectionAge time.Duration
-	// HTTP2Server selects what serves HTTP/2 connections: HTTP2XNet
-	// (the default, "") or HTTP2Native.
+	// HTTP2Server selects what serves HTTP/2 connections: HTTP2Native
+	// (the default, "") or HTTP2XNet.
 	HTTP2Server HTTP2Server
 }
 
@@ -133,7 +133,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	switch cfg.HTTP2Server {
 	case "":
-		cfg.HTTP2Server = HTTP2XNet
+		cfg.HTTP2Server = HTTP2Native
 	case HTTP2XNet, HTTP2Native:
 	default:
 		return nil, fmt.Errorf("h1server: unknown HTTP/2 server %q (want %q or %q)", cfg.HTTP2Server, HTTP2XNet, HTTP2Native)
