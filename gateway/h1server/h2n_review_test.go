@@ -129,3 +129,34 @@ func TestH2NativeContentLengthExceeded(t *testing.T) {
 		t.Errorf("Write returned %v, want http.ErrContentLength", err)
 	}
 }
+
+// TestH2NativeBodyWaitPastReadTimeout: a handler that first reads its
+// body once ReadTimeout (from the stream's start) has passed, from a
+// client that sends none, gets errBodyTimeout. The timer used to be armed
+// only with a positive delay, so that read waited for as long as the
+// client kept the connection.
+func TestH2NativeBodyWaitPastReadTimeout(t *testing.T) {
+	const rt = 100 * time.Millisecond
+	returned := make(chan error, 1)
+	ts, _ := startH2(t, HTTP2Native, Config{ReadTimeout: rt}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s := h2nStreamOf(w)
+		if !h2nPoll(s, func() bool { return time.Since(s.start) > rt }) {
+			returned <- errors.New("ReadTimeout never passed")
+			return
+		}
+		_, err := r.Body.Read(make([]byte, 10))
+		returned <- err
+	}))
+	c := ts.dialH2(t, true)
+	if err := c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: c.headers(), EndHeaders: true}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-returned:
+		if err != errBodyTimeout {
+			t.Fatalf("the body read returned %v, want errBodyTimeout", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the body read still waits 10 s after ReadTimeout")
+	}
+}
