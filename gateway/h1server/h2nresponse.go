@@ -142,7 +142,9 @@ func (h *h2n) waitWindow(s *h2stream) error {
 	}
 	s.waiting = true
 	defer func() { s.waiting = false }()
-	s.armTimer(h.s.cfg.WriteTimeout)
+	if wt := h.s.cfg.WriteTimeout; wt > 0 {
+		s.armTimer(wt, h2nWindowWait)
+	}
 	for s.sendWindow <= 0 || h.sendWindow <= 0 {
 		switch {
 		case s.resetErr != nil:
