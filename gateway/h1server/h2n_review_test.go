@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -158,5 +160,56 @@ func TestH2NativeBodyWaitPastReadTimeout(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the body read still waits 10 s after ReadTimeout")
+	}
+}
+
+// stacksContain reports whether some goroutine's stack mentions each of
+// what (a goroutine dump: to know that a goroutine waits where the test
+// needs it, without timing).
+func stacksContain(what ...string) bool {
+	buf := make([]byte, 1<<20)
+	dump := string(buf[:runtime.Stack(buf, true)])
+	for _, w := range what {
+		if !strings.Contains(dump, w) {
+			return false
+		}
+	}
+	return true
+}
+
+// TestH2NativeIdleTimerStopsAtEnd: the idle timer's callback, when it
+// fires just as the connection ends (after end has stopped the timers),
+// must not re-arm the timer. It used to re-arm it when it found the
+// connection busy or closed, and then every IdleTimeout for ever: the
+// timer kept the ended connection (buffers, streams) from being freed.
+func TestH2NativeIdleTimerStopsAtEnd(t *testing.T) {
+	started := make(chan struct{}, 1)
+	ts, _ := startH2(t, HTTP2Native, Config{IdleTimeout: 100 * time.Millisecond}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		started <- struct{}{}
+		<-r.Context().Done() // busy until the connection ends
+	}))
+	c := ts.dialH2(t, true)
+	c.get(t, 1)
+	<-started
+	var h *h2n
+	ts.Server.mu.Lock()
+	for conn := range ts.Server.conns {
+		h = conn.h2n.Load()
+	}
+	ts.Server.mu.Unlock()
+	if h == nil {
+		t.Fatal("no native HTTP/2 connection")
+	}
+	// Hold the lock while the idle timer fires and the connection ends:
+	// its callback then runs after end has stopped the timers.
+	h.mu.Lock()
+	waitFor(t, "the idle timer's callback to wait for the lock", func() bool { return stacksContain("(*h2n).startTimers.func1") })
+	_ = c.conn.Close()
+	waitFor(t, "the connection's end to wait for the lock", func() bool { return stacksContain("(*h2n).waitFlushed") })
+	h.mu.Unlock()
+	waitFor(t, "the connection's end", func() bool { return ts.tracked() == 0 })
+	waitFor(t, "the idle timer's callback to return", func() bool { return !stacksContain("(*h2n).startTimers.func1") })
+	if h.timers[0].Stop() {
+		t.Fatal("the idle timer of an ended connection was armed again")
 	}
 }
