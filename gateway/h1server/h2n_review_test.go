@@ -205,7 +205,7 @@ func TestH2NativeIdleTimerStopsAtEnd(t *testing.T) {
 	h.mu.Lock()
 	waitFor(t, "the idle timer's callback to wait for the lock", func() bool { return stacksContain("(*h2n).startTimers.func1") })
 	_ = c.conn.Close()
-	waitFor(t, "the connection's end to wait for the lock", func() bool { return stacksContain("(*h2n).waitFlushed") })
+	waitFor(t, "the connection's end to wait for the lock", func() bool { return stacksContain("h1server.(*h2n).end") })
 	h.mu.Unlock()
 	waitFor(t, "the connection's end", func() bool { return ts.tracked() == 0 })
 	waitFor(t, "the idle timer's callback to return", func() bool { return !stacksContain("(*h2n).startTimers.func1") })
