@@ -202,10 +202,26 @@ func TestH2NativeIdleTimerStopsAtEnd(t *testing.T) {
 	}
 	// Hold the lock while the idle timer fires and the connection ends:
 	// its callback then runs after end has stopped the timers.
+	// The reader must wait in a read, not for the lock: the client's
+	// SETTINGS acknowledgement is written (before its event), then a PING
+	// answered shows the server has handled it.
+	c.await(t, "the server's SETTINGS", func(ev h2Event) bool { return ev.typ == http2.FrameSettings && !ev.ack })
+	if err := c.fr.WritePing(false, [8]byte{1}); err != nil {
+		t.Fatal(err)
+	}
+	c.await(t, "the PING's answer", func(ev h2Event) bool { return ev.typ == http2.FramePing && ev.ack })
+	// A failed wait must not leave the lock held (the cleanup needs it).
 	h.mu.Lock()
+	locked := true
+	defer func() {
+		if locked {
+			h.mu.Unlock()
+		}
+	}()
 	waitFor(t, "the idle timer's callback to wait for the lock", func() bool { return stacksContain("(*h2n).startTimers.func1") })
 	_ = c.conn.Close()
 	waitFor(t, "the connection's end to wait for the lock", func() bool { return stacksContain("h1server.(*h2n).end") })
+	locked = false
 	h.mu.Unlock()
 	waitFor(t, "the connection's end", func() bool { return ts.tracked() == 0 })
 	waitFor(t, "the idle timer's callback to return", func() bool { return !stacksContain("(*h2n).startTimers.func1") })
