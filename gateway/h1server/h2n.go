@@ -99,6 +99,7 @@ type h2n struct {
 	goingAway    bool // GOAWAY sent: no new stream
 	draining     bool // GOAWAY sent and no stream left: lingering
 	closed       bool
+	timersOff    bool // end stops the timers: their callbacks re-arm nothing
 	resets       int  // streams refused with an error code
 	opened       int  // streams opened by the client
 	clientResets int  // streams the client reset before their answer

@@ -114,7 +114,10 @@ func (b *h2body) Read(p []byte) (int, error) {
 			return 0, errBodyTimeout
 		}
 		if rt := h.s.cfg.ReadTimeout; rt > 0 {
-			s.armTimer(time.Until(s.start.Add(rt)))
+			s.armTimer(time.Until(s.start.Add(rt)), h2nBodyWait)
+			if s.timedOut {
+				continue // ReadTimeout had passed before the first wait
+			}
 		}
 		s.wait.Wait()
 	}

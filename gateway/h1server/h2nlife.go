@@ -68,9 +68,13 @@ func (h *h2n) startTimers() {
 		t = time.AfterFunc(d, func() {
 			h.mu.Lock()
 			idleFor := time.Since(h.idleSince)
-			busy := h.active > 0 || h.closed
+			busy, ended := h.active > 0, h.timersOff
 			h.mu.Unlock()
 			switch {
+			case ended:
+				// end has stopped the timer (or is about to): armed
+				// again, it would keep the ended connection for ever.
+				return
 			case busy:
 				t.Reset(d)
 			case idleFor < d:
@@ -90,6 +94,9 @@ func (h *h2n) startTimers() {
 // timers, cancels the streams left, lets the writer finish, and waits for
 // the handlers.
 func (h *h2n) end() {
+	h.mu.Lock()
+	h.timersOff = true // a callback that runs from now on re-arms nothing
+	h.mu.Unlock()
 	for _, t := range h.timers {
 		t.Stop()
 	}

@@ -22,8 +22,10 @@ type h2response struct {
 	buf         []byte
 	written     int
 	isHead      bool
-	headersSent bool // guarded by h2n.mu
-	closeConn   bool // the handler asked for Connection: close
+	declared    int64 // the handler's Content-Length at WriteHeader, -1: none
+	tooLarge    bool  // more than MaxResponseBytes was written: 500 or reset
+	headersSent bool  // guarded by h2n.mu
+	closeConn   bool  // the handler asked for Connection: close
 	err         error
 }
 
@@ -40,19 +42,31 @@ func (w *h2response) WriteHeader(code int) {
 		return // 1xx responses from handlers are not supported
 	}
 	w.status = code
+	w.declared = -1
+	if vs := w.header["Content-Length"]; len(vs) > 0 {
+		if n, ok := parseLength(trimOWS(vs[0])); ok {
+			w.declared = n
+		}
+	}
 }
 
 func (w *h2response) Write(p []byte) (int, error) {
-	if err := w.start(len(p)); err != nil || w.isHead {
-		return len(p), err
+	if err := w.start(len(p)); err != nil {
+		return 0, err
+	}
+	if w.isHead {
+		return len(p), nil
 	}
 	w.buf = append(w.buf, p...)
 	return w.sendFull(len(p))
 }
 
 func (w *h2response) WriteString(p string) (int, error) {
-	if err := w.start(len(p)); err != nil || w.isHead {
-		return len(p), err
+	if err := w.start(len(p)); err != nil {
+		return 0, err
+	}
+	if w.isHead {
+		return len(p), nil
 	}
 	w.buf = append(w.buf, p...)
 	return w.sendFull(len(p))
@@ -67,6 +81,17 @@ func (w *h2response) start(n int) error {
 	}
 	if !bodyAllowed(w.status) {
 		return http.ErrBodyNotAllowed
+	}
+	// As over HTTP/1 (response.go): no more than the handler announced,
+	// nor than MaxResponseBytes (then the answer is a 500, or a reset
+	// once the response has begun to leave).
+	if w.declared >= 0 && int64(w.written+n) > w.declared {
+		return http.ErrContentLength
+	}
+	if w.written+n > w.s.h.s.cfg.MaxResponseBytes {
+		w.tooLarge = true
+		w.err = ErrResponseTooLarge
+		return w.err
 	}
 	w.written += n
 	return nil
@@ -142,7 +167,9 @@ func (h *h2n) waitWindow(s *h2stream) error {
 	}
 	s.waiting = true
 	defer func() { s.waiting = false }()
-	s.armTimer(h.s.cfg.WriteTimeout)
+	if wt := h.s.cfg.WriteTimeout; wt > 0 {
+		s.armTimer(wt, h2nWindowWait)
+	}
 	for s.sendWindow <= 0 || h.sendWindow <= 0 {
 		switch {
 		case s.resetErr != nil:

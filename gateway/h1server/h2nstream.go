@@ -42,6 +42,7 @@ type h2stream struct {
 	resetErr     error // reset, by either side: writes fail with it
 	closed       bool  // no longer counted or in h2n.streams
 	timer        *time.Timer
+	timerKind    int // h2nBodyWait or h2nWindowWait
 	timedOut     bool
 }
 
@@ -77,18 +78,43 @@ func (h *h2n) closeStream(s *h2stream) {
 	}
 }
 
-// armTimer starts, once, the stream's timer for a wait bounded by d from
-// now; its expiry sets timedOut and wakes the waiter.
-func (s *h2stream) armTimer(d time.Duration) {
-	if s.timer != nil || d <= 0 {
+// The waits a stream's timer bounds: its body's (ReadTimeout from the
+// stream's start) and its response's (WriteTimeout from its first wait
+// for a send window).
+const (
+	h2nBodyWait = iota + 1
+	h2nWindowWait
+)
+
+// armTimer starts, once per kind of wait, the stream's timer for a wait
+// bounded by d from now (mu held); its expiry sets timedOut and wakes the
+// waiter. The timer of the other kind is stopped and its expiry forgotten:
+// a body wait that ran out after the body came must not fail the
+// response's first wait for a window. A callback that fires for a timer no
+// longer the stream's (replaced, or the stream reused) does nothing. d <=
+// 0: the bound has passed already.
+func (s *h2stream) armTimer(d time.Duration, kind int) {
+	if s.timer != nil && s.timerKind == kind {
 		return
 	}
-	s.timer = time.AfterFunc(d, func() {
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+	s.timerKind, s.timedOut = kind, d <= 0
+	if d <= 0 {
+		s.timer = nil
+		return
+	}
+	var t *time.Timer
+	t = time.AfterFunc(d, func() {
 		s.h.mu.Lock()
-		s.timedOut = true
-		s.wait.Broadcast()
+		if s.timer == t {
+			s.timedOut = true
+			s.wait.Broadcast()
+		}
 		s.h.mu.Unlock()
 	})
+	s.timer = t
 }
 
 // h2nFreeStreams bounds the finished streams a connection keeps for

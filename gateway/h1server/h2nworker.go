@@ -116,6 +116,16 @@ func (h *h2n) finish(s *h2stream, ok bool) {
 		switch {
 		case !ok:
 			h.resetStream(s.id, http2.ErrCodeInternal)
+		case w.tooLarge && w.headersSent:
+			h.s.log.Error("Response cut: the handler wrote more than MaxResponseBytes", "limit", h.s.cfg.MaxResponseBytes)
+			h.resetStream(s.id, http2.ErrCodeInternal)
+		case w.tooLarge:
+			h.s.log.Error("Response dropped: the handler wrote more than MaxResponseBytes", "limit", h.s.cfg.MaxResponseBytes)
+			clear(w.header)
+			w.status, w.buf, w.written = http.StatusInternalServerError, w.buf[:0], 0
+			if h.sendLocked(s, nil, true) == nil && !s.remoteClosed {
+				h.resetStream(s.id, http2.ErrCodeNo)
+			}
 		default:
 			if w.status == 0 {
 				w.status = http.StatusOK
