@@ -2,7 +2,6 @@ package h1server
 
 import (
 	"crypto/tls"
-	"io"
 	"net"
 	"net/http"
 	"testing"
@@ -107,17 +106,7 @@ func TestShutdownHTTP2OwnServer(t *testing.T) {
 			<-release
 			describe(w, r)
 		}), time.Hour)
-		got := make(chan string, 1)
-		go func() {
-			resp, err := ts.client(ts.agency, true).Get("https://" + ts.addr + "/x")
-			if err != nil {
-				got <- err.Error()
-				return
-			}
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			got <- string(b)
-		}()
+		got := ts.getInBackground("/x")
 		<-started
 		done := make(chan error, 1)
 		go func() { done <- shutdownWithin(t, ts.Server, 10*time.Second) }()

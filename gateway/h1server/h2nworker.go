@@ -2,10 +2,7 @@ package h1server
 
 import (
 	"context"
-	"fmt"
 	"net/http"
-	"runtime"
-	"runtime/debug"
 
 	"golang.org/x/net/http2"
 )
@@ -83,14 +80,7 @@ func (h *h2n) callHandler(s *h2stream) (ok bool) {
 	defer func() {
 		if v := recover(); v != nil {
 			ok = false
-			if v == http.ErrAbortHandler {
-				return
-			}
-			what := fmt.Sprintf("%T", v)
-			if re, isRuntime := v.(runtime.Error); isRuntime {
-				what = re.Error()
-			}
-			h.s.log.Error("Handler panicked; stream reset", "panic", what, "stack", string(debug.Stack()))
+			h.s.logPanic(v, "stream reset")
 		}
 	}()
 	if s.refuse != 0 {

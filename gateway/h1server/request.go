@@ -64,21 +64,13 @@ func (c *conn) serveRequest() (keep, linger bool) {
 	return keep, !bodyDone
 }
 
-// callHandler runs the handler; a panic is recovered, logged without
-// request data (only a runtime error's text, else the value's type, and
-// the stack) and reported as false.
+// callHandler runs the handler; a panic is recovered, logged (logPanic)
+// and reported as false.
 func (c *conn) callHandler() (ok bool) {
 	defer func() {
 		if v := recover(); v != nil {
 			ok = false
-			if v == http.ErrAbortHandler {
-				return
-			}
-			what := fmt.Sprintf("%T", v)
-			if re, isRuntime := v.(runtime.Error); isRuntime {
-				what = re.Error()
-			}
-			c.s.log.Error("Handler panicked; connection closed", "panic", what, "stack", string(debug.Stack()))
+			c.s.logPanic(v, "connection closed")
 		}
 	}()
 	c.s.cfg.Handler.ServeHTTP(&c.resp, c.req)
@@ -146,4 +138,19 @@ func (c *conn) dateValue(now time.Time) []byte {
 		c.dateSec = sec
 	}
 	return c.date
+}
+
+// logPanic logs a handler's recovered panic v without request data: only a
+// runtime error's text, else the value's type, and the stack (called from
+// the deferred recover, so the stack still shows where it panicked).
+// http.ErrAbortHandler, the documented way to abort quietly, is not logged.
+func (s *Server) logPanic(v any, outcome string) {
+	if v == http.ErrAbortHandler {
+		return
+	}
+	what := fmt.Sprintf("%T", v)
+	if re, isRuntime := v.(runtime.Error); isRuntime {
+		what = re.Error()
+	}
+	s.log.Error("Handler panicked; "+outcome, "panic", what, "stack", string(debug.Stack()))
 }

@@ -120,17 +120,7 @@ func TestShutdownHTTP2(t *testing.T) {
 			<-release
 			describe(w, r)
 		}))
-		got := make(chan string, 1)
-		go func() {
-			resp, err := ts.client(ts.agency, true).Get("https://" + ts.addr + "/x")
-			if err != nil {
-				got <- err.Error()
-				return
-			}
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			got <- string(b)
-		}()
+		got := ts.getInBackground("/x")
 		<-started
 		done := make(chan error, 1)
 		go func() { done <- shutdownWithin(t, ts.Server, 10*time.Second) }()
@@ -148,4 +138,21 @@ func TestShutdownHTTP2(t *testing.T) {
 			t.Fatalf("Shutdown: %v", err)
 		}
 	})
+}
+
+// getInBackground sends GET path over HTTP/2 as the agency and delivers the
+// body, or the error's text, when it comes.
+func (ts *tlsServer) getInBackground(path string) <-chan string {
+	got := make(chan string, 1)
+	go func() {
+		resp, err := ts.client(ts.agency, true).Get("https://" + ts.addr + path)
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		got <- string(b)
+	}()
+	return got
 }
