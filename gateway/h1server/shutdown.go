@@ -20,9 +20,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		// h2Base tracks no connection itself: this returns at once,
 		// after starting the GOAWAY of every HTTP/2 connection.
 		_ = s.h2Base.Shutdown(ctx)
-		s.goAwayOwnHTTP2(ctx)
 	}
-	s.goAwayNativeHTTP2()
+	s.goAwayHTTP2(ctx)
 	// The ticker only matters for new connections, which become
 	// closable after a while (see closeIdle); ends are signalled.
 	tick := time.NewTicker(250 * time.Millisecond)
@@ -62,34 +61,26 @@ func (s *Server) Close() error {
 	return err
 }
 
-// goAwayOwnHTTP2 starts the GOAWAY of the HTTP/2 connections that have
-// their own server (MaxConnectionAge); each Shutdown returns at once.
-func (s *Server) goAwayOwnHTTP2(ctx context.Context) {
+// goAwayHTTP2 starts the GOAWAY of the HTTP/2 connections that h2Base's
+// Shutdown does not reach: those with an x/net server of their own
+// (MaxConnectionAge) and those of the native server. Each returns at once.
+func (s *Server) goAwayHTTP2(ctx context.Context) {
 	var bases []*http.Server
+	var natives []*h2n
 	s.mu.Lock()
 	for c := range s.conns {
 		if b := c.h2Base.Load(); b != nil {
 			bases = append(bases, b)
+		}
+		if h := c.h2n.Load(); h != nil {
+			natives = append(natives, h)
 		}
 	}
 	s.mu.Unlock()
 	for _, b := range bases {
 		_ = b.Shutdown(ctx)
 	}
-}
-
-// goAwayNativeHTTP2 starts the graceful end (GOAWAY) of the connections
-// of the native HTTP/2 server.
-func (s *Server) goAwayNativeHTTP2() {
-	var hs []*h2n
-	s.mu.Lock()
-	for c := range s.conns {
-		if h := c.h2n.Load(); h != nil {
-			hs = append(hs, h)
-		}
-	}
-	s.mu.Unlock()
-	for _, h := range hs {
+	for _, h := range natives {
 		h.shutdown()
 	}
 }
