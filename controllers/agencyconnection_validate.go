@@ -35,7 +35,7 @@ func (r *AgencyConnectionReconciler) resolve(ctx context.Context, s *connState) 
 // the connection and every other that claims its agency code (cluster-wide,
 // for the ownership rule) are planned against its gateway and catalog.
 func (r *AgencyConnectionReconciler) validate(ctx context.Context, s *connState) error {
-	peers, err := connectionsWithCode(ctx, r.Client, s.conn.Spec.AgencyCode, client.UnsafeDisableDeepCopy)
+	peers, err := connectionsWithCode(ctx, r.Client, s.conn.Spec.AgencyCode)
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 
 	networkingv1 "k8s.io/api/networking/v1"
@@ -24,13 +25,14 @@ import (
 const (
 	// indexConnectionGateway indexes connections by "namespace/name" of their gateway.
 	indexConnectionGateway = "popconnect.io/gateway"
-	// indexConnectionCode indexes connections by agency code.
-	indexConnectionCode = "popconnect.io/agency-code"
 	// indexConnectionShard indexes connections by the index of the policy
 	// shard their entry belongs in (render.ShardIndex of the agency code),
 	// on whichever gateway: a shard's reconcile, and a shard's change,
 	// concern ~160 connections at 10,000, not all of its gateway's, and
-	// every claimant of a code has the code's index.
+	// every claimant of a code has the code's index. It also finds a
+	// code's claimants (connectionsWithCode): an index by code would hold
+	// one value per connection, twice (per namespace and cluster-wide),
+	// about 5 MiB at 10,000 connections.
 	indexConnectionShard = "popconnect.io/shard-index"
 	// indexGatewayCatalog indexes gateways by the name of their FieldCatalog.
 	indexGatewayCatalog = "popconnect.io/catalog"
@@ -51,11 +53,6 @@ func setupIndexes(ctx context.Context, mgr manager.Manager) error {
 		return []string{gatewayIndexKey(ns, name)}
 	}); err != nil {
 		return fmt.Errorf("indexing connections by gateway: %w", err)
-	}
-	if err := idx.IndexField(ctx, &popv1.AgencyConnection{}, indexConnectionCode, func(o client.Object) []string {
-		return []string{o.(*popv1.AgencyConnection).Spec.AgencyCode}
-	}); err != nil {
-		return fmt.Errorf("indexing connections by agency code: %w", err)
 	}
 	if err := idx.IndexField(ctx, &popv1.AgencyConnection{}, indexConnectionShard, func(o client.Object) []string {
 		return []string{strconv.Itoa(render.ShardIndex(o.(*popv1.AgencyConnection).Spec.AgencyCode))}
@@ -97,15 +94,17 @@ func connectionsOfGateway(ctx context.Context, c client.Reader, namespace, name 
 	return list.Items, nil
 }
 
-// connectionsWithCode lists every connection, cluster-wide, that claims a code.
-// opts may add client.UnsafeDisableDeepCopy for a caller that only reads.
-func connectionsWithCode(ctx context.Context, c client.Reader, code string, opts ...client.ListOption) ([]popv1.AgencyConnection, error) {
+// connectionsWithCode lists every connection, cluster-wide, that claims a
+// code: those of the code's shard index (about 160 at 10,000 connections),
+// filtered by code. The objects are the cache's own (no deep copy): callers
+// only read them.
+func connectionsWithCode(ctx context.Context, c client.Reader, code string) ([]popv1.AgencyConnection, error) {
 	var list popv1.AgencyConnectionList
-	opts = append([]client.ListOption{client.MatchingFields{indexConnectionCode: code}}, opts...)
-	if err := c.List(ctx, &list, opts...); err != nil {
+	if err := c.List(ctx, &list, client.UnsafeDisableDeepCopy,
+		client.MatchingFields{indexConnectionShard: strconv.Itoa(render.ShardIndex(code))}); err != nil {
 		return nil, fmt.Errorf("listing connections with agency code %s: %w", code, err)
 	}
-	return list.Items, nil
+	return slices.DeleteFunc(list.Items, func(c popv1.AgencyConnection) bool { return c.Spec.AgencyCode != code }), nil
 }
 
 // gatewaysOfCatalog lists the gateways that use a catalog.

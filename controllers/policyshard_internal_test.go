@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strconv"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -36,8 +37,8 @@ func TestConnectionShards(t *testing.T) {
 	peer := shardTestConnection("police", "byt", "gw", "BYT")
 	other := shardTestConnection("police", "ca", "gw", "CA")
 	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(conn, peer, other).
-		WithIndex(&popv1.AgencyConnection{}, indexConnectionCode, func(o client.Object) []string {
-			return []string{o.(*popv1.AgencyConnection).Spec.AgencyCode}
+		WithIndex(&popv1.AgencyConnection{}, indexConnectionShard, func(o client.Object) []string {
+			return []string{strconv.Itoa(render.ShardIndex(o.(*popv1.AgencyConnection).Spec.AgencyCode))}
 		}).Build()
 	r := &PolicyShardReconciler{Client: c}
 

@@ -56,7 +56,7 @@ func (r *PolicyShardReconciler) connectionShards(ctx context.Context, o client.O
 	index := render.ShardIndex(conn.Spec.AgencyCode)
 	ns, name := render.GatewayKey(conn)
 	keys := []shardKey{{Gateway: types.NamespacedName{Namespace: ns, Name: name}, Index: index}}
-	peers, err := connectionsWithCode(ctx, r.Client, conn.Spec.AgencyCode, client.UnsafeDisableDeepCopy)
+	peers, err := connectionsWithCode(ctx, r.Client, conn.Spec.AgencyCode)
 	if err != nil {
 		return keys
 	}
