@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -111,14 +112,19 @@ func (r *AgencyConnectionReconciler) applyNetworkPolicy(ctx context.Context, s *
 }
 
 // connectionNetworkPolicies lists the NetworkPolicies made for a connection,
-// in every namespace.
+// in every namespace: those of its bucket, filtered by connection. They are
+// the cache's own objects (no deep copy): callers only read them.
 func (r *AgencyConnectionReconciler) connectionNetworkPolicies(ctx context.Context, conn *popv1.AgencyConnection) ([]networkingv1.NetworkPolicy, error) {
+	key := client.ObjectKeyFromObject(conn)
 	var list networkingv1.NetworkPolicyList
-	if err := r.Client.List(ctx, &list,
-		client.MatchingFields{indexNetworkPolicyConnection: conn.Namespace + "/" + conn.Name}); err != nil {
-		return nil, fmt.Errorf("listing NetworkPolicies of connection %s/%s: %w", conn.Namespace, conn.Name, err)
+	if err := r.Client.List(ctx, &list, client.UnsafeDisableDeepCopy,
+		client.MatchingFields{indexNetworkPolicyConnection: connectionBucket(key)}); err != nil {
+		return nil, fmt.Errorf("listing NetworkPolicies of connection %s: %w", key, err)
 	}
-	return list.Items, nil
+	return slices.DeleteFunc(list.Items, func(np networkingv1.NetworkPolicy) bool {
+		c, ok := networkPolicyConnection(&np)
+		return !ok || c != key
+	}), nil
 }
 
 func (r *AgencyConnectionReconciler) removeStaleNetworkPolicies(ctx context.Context, conn *popv1.AgencyConnection, keep *networkingv1.NetworkPolicy) error {
