@@ -45,11 +45,11 @@ func (r *AgencyConnectionReconciler) reconcileCertificate(ctx context.Context, s
 
 	desired := render.ClientCertificate(s.conn)
 	desired.OwnerReferences = []metav1.OwnerReference{controllerRef(s.conn, "AgencyConnection")}
-	var existing *cmapi.Certificate
+	var existing client.Object // a nil *Certificate would not be a nil interface
 	if exists {
 		existing = live
 	}
-	wrote, err := (applier{client: r.Client}).apply(ctx, desired, existing)
+	wrote, err := (applier{client: r.Client, apiReader: r.APIReader}).apply(ctx, desired, existing)
 	if err != nil {
 		s.setCondition(popv1.ConditionCertificateReady, metav1.ConditionFalse, popv1.ReasonPending,
 			"Writing the Certificate failed and will be retried: "+err.Error())

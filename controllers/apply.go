@@ -19,14 +19,20 @@ import (
 // child costs a cache read, never an API write.
 type applier struct {
 	client client.Client
+	// apiReader reads a child whose cached copy is slim (cache_slim.go)
+	// whole, when its digest differs from desired's; nil: not read.
+	apiReader client.Reader
 }
 
 // apply makes the live object match desired. existing is the live object
 // read from the cache (nil when it does not exist). It reports whether it
 // wrote.
 func (a applier) apply(ctx context.Context, desired, existing client.Object) (bool, error) {
-	if existing != nil && upToDate(desired, existing) {
-		return false, nil
+	if existing != nil {
+		same, err := current(ctx, a.apiReader, desired, existing)
+		if err != nil || same {
+			return false, err
+		}
 	}
 	if _, err := a.write(ctx, desired); err != nil {
 		return false, err
@@ -50,7 +56,9 @@ func (a applier) write(ctx context.Context, desired client.Object) (string, erro
 
 // upToDate reports whether every field desired sets has the same value in
 // existing. Fields the API server defaults or other controllers own (and
-// desired leaves unset) do not count, so they cause no rewrite.
+// desired leaves unset) do not count, so they cause no rewrite. Of an
+// object the cache keeps slim (cache_slim.go), the spec is compared by its
+// digest, which any difference changes.
 func upToDate(desired, existing client.Object) bool {
 	d, err := runtime.DefaultUnstructuredConverter.ToUnstructured(desired)
 	if err != nil {
@@ -59,6 +67,13 @@ func upToDate(desired, existing client.Object) bool {
 	e, err := runtime.DefaultUnstructuredConverter.ToUnstructured(existing)
 	if err != nil {
 		return false
+	}
+	if digest, slim := slimCached(existing); slim {
+		if want, err := specDigest(desired); err != nil || want != digest {
+			return false
+		}
+		delete(d, "spec")
+		delete(e, "spec")
 	}
 	for _, m := range []map[string]any{d, e} {
 		delete(m, "apiVersion")

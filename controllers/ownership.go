@@ -100,7 +100,11 @@ func (w ownedWriter) write(ctx context.Context, desired, existing client.Object,
 		if !ours(existing) {
 			return false, "", &nameConflict{kind: kind, namespace: desired.GetNamespace(), name: desired.GetName()}
 		}
-		if upToDate(desired, existing) {
+		same, err := current(ctx, w.apiReader, desired, existing)
+		if err != nil {
+			return false, "", err
+		}
+		if same {
 			return false, existing.GetResourceVersion(), nil
 		}
 	}

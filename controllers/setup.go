@@ -50,7 +50,8 @@ type Options struct {
 // writes (by their managed-by label) and drop what no reconciler reads
 // (dropUnread): with 10,000 connections, caching every ConfigMap, Secret or
 // NetworkPolicy of the cluster would cost far more memory than the
-// operator's own objects.
+// operator's own objects. The connections' NetworkPolicies and Certificates
+// are cached slim, their specs replaced by a digest (cache_slim.go).
 func CacheOptions() cache.Options {
 	managed := cache.ByObject{Label: labels.SelectorFromSet(labels.Set{render.LabelManagedBy: render.ManagedByValue})}
 	return cache.Options{
@@ -63,8 +64,9 @@ func CacheOptions() cache.Options {
 			&policyv1.PodDisruptionBudget{}: managed,
 			&rbacv1.Role{}:                  managed,
 			&rbacv1.RoleBinding{}:           managed,
-			&networkingv1.NetworkPolicy{}:   managed,
-			&cmapi.Certificate{}:            managed,
+			// Slim: see cache_slim.go.
+			&networkingv1.NetworkPolicy{}: {Label: managed.Label, Transform: slimNetworkPolicy},
+			&cmapi.Certificate{}:          {Label: managed.Label, Transform: slimCertificate},
 			// Gateway pods, slimmed to what AuditReady reads.
 			&corev1.Pod{}: {Label: managed.Label, Transform: auditPodFields},
 			// Only the API server's own endpoints, which gateways' egress
