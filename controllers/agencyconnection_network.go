@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -121,10 +120,13 @@ func (r *AgencyConnectionReconciler) connectionNetworkPolicies(ctx context.Conte
 		client.MatchingFields{indexNetworkPolicyConnection: connectionBucket(key)}); err != nil {
 		return nil, fmt.Errorf("listing NetworkPolicies of connection %s: %w", key, err)
 	}
-	return slices.DeleteFunc(list.Items, func(np networkingv1.NetworkPolicy) bool {
-		c, ok := networkPolicyConnection(&np)
-		return !ok || c != key
-	}), nil
+	ours := list.Items[:0]
+	for i := range list.Items {
+		if c, ok := networkPolicyConnection(&list.Items[i]); ok && c == key {
+			ours = append(ours, list.Items[i])
+		}
+	}
+	return ours, nil
 }
 
 func (r *AgencyConnectionReconciler) removeStaleNetworkPolicies(ctx context.Context, conn *popv1.AgencyConnection, keep *networkingv1.NetworkPolicy) error {
