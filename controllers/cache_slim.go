@@ -45,6 +45,7 @@ func slimNetworkPolicy(obj any) (any, error) {
 		return obj, err
 	}
 	np.Spec = networkingv1.NetworkPolicySpec{}
+	compactMeta(np)
 	return np, nil
 }
 
@@ -59,7 +60,10 @@ func slimCertificate(obj any) (any, error) {
 	if err := keepSpecDigest(cert); err != nil {
 		return obj, err
 	}
-	cert.Spec = cmapi.CertificateSpec{SecretName: cert.Spec.SecretName, IssuerRef: cert.Spec.IssuerRef}
+	issuer := cert.Spec.IssuerRef
+	issuer.Name, issuer.Kind, issuer.Group = intern(issuer.Name), intern(issuer.Kind), intern(issuer.Group)
+	cert.Spec = cmapi.CertificateSpec{SecretName: cert.Spec.SecretName, IssuerRef: issuer}
+	compactMeta(cert)
 	return cert, nil
 }
 

@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 
+	popv1 "github.com/popconnect/popconnect/api/v1alpha1"
 	"github.com/popconnect/popconnect/internal/render"
 )
 
@@ -51,7 +52,8 @@ type Options struct {
 // (dropUnread): with 10,000 connections, caching every ConfigMap, Secret or
 // NetworkPolicy of the cluster would cost far more memory than the
 // operator's own objects. The connections' NetworkPolicies and Certificates
-// are cached slim, their specs replaced by a digest (cache_slim.go).
+// are cached slim, their specs replaced by a digest (cache_slim.go), and the
+// connections compact (cache_compact.go).
 func CacheOptions() cache.Options {
 	managed := cache.ByObject{Label: labels.SelectorFromSet(labels.Set{render.LabelManagedBy: render.ManagedByValue})}
 	return cache.Options{
@@ -67,6 +69,7 @@ func CacheOptions() cache.Options {
 			// Slim: see cache_slim.go.
 			&networkingv1.NetworkPolicy{}: {Label: managed.Label, Transform: slimNetworkPolicy},
 			&cmapi.Certificate{}:          {Label: managed.Label, Transform: slimCertificate},
+			&popv1.AgencyConnection{}:     {Transform: compactConnection},
 			// Gateway pods, slimmed to what AuditReady reads.
 			&corev1.Pod{}: {Label: managed.Label, Transform: auditPodFields},
 			// Only the API server's own endpoints, which gateways' egress
