@@ -138,6 +138,16 @@ func TestChildrenRestored(t *testing.T) {
 		err := s.c.Get(ctx, client.ObjectKeyFromObject(np), got)
 		return err == nil && got.UID != np.UID, client.IgnoreNotFound(err)
 	})
+	// An edited spec too: the cache holds only its digest (cache_slim.go).
+	get(t, np)
+	np.Spec.Ingress[0].From = []networkingv1.NetworkPolicyPeer{{IPBlock: &networkingv1.IPBlock{CIDR: "0.0.0.0/0"}}}
+	must(t, s.c.Update(ctx, np), "editing NetworkPolicy")
+	testenv.Poll(t, waitShort, func() (bool, error) {
+		got := &networkingv1.NetworkPolicy{}
+		err := s.c.Get(ctx, client.ObjectKeyFromObject(np), got)
+		return err == nil && len(got.Spec.Ingress) == 1 && len(got.Spec.Ingress[0].From) > 0 &&
+			(got.Spec.Ingress[0].From[0].IPBlock == nil || got.Spec.Ingress[0].From[0].IPBlock.CIDR != "0.0.0.0/0"), err
+	})
 
 	cert := &cmapi.Certificate{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: conn.Name + "-client"}}
 	get(t, cert)
