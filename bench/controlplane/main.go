@@ -99,22 +99,25 @@ func main() {
 
 // result is everything the table and the last line report.
 type result struct {
-	n                       int
-	mode                    string
-	rawS                    float64
-	rawObjects              int
-	createS, convergeS      float64
-	quietS                  float64
-	requests                map[string]float64
-	reconciles              map[string]float64
-	reconcileMean           map[string]float64
-	propReconcileMean       map[string]float64
-	tailWrites, idleWrites  float64
-	rssHWM, rssNow, heap    float64
-	liveConverged, liveEnd  float64
-	hwmAfterConverge        float64
-	prop                    *propagation
-	propRequests, propError int64
+	n                      int
+	mode                   string
+	rawS                   float64
+	rawObjects             int
+	createS, convergeS     float64
+	quietS                 float64
+	requests               map[string]float64
+	reconciles             map[string]float64
+	reconcileMean          map[string]float64
+	propReconcileMean      map[string]float64
+	tailWrites, idleWrites float64
+	rssHWM, rssNow, heap   float64
+	liveConverged, liveEnd float64
+	hwmAfterConverge       float64
+	// cpuConverge and gcsConverge are the manager's CPU seconds and garbage
+	// collections from its start to convergence (its own metrics).
+	cpuConverge, gcsConverge float64
+	prop                     *propagation
+	propRequests, propError  int64
 }
 
 func progress(format string, args ...any) {
@@ -256,6 +259,7 @@ func run(ctx context.Context, o options) error {
 	res.requests = m.requestsByVerb()
 	res.reconciles = reconcilesByController(m)
 	res.reconcileMean = reconcileSeconds(m)
+	res.cpuConverge, res.gcsConverge = m.sum("process_cpu_seconds_total", nil), m.sum("go_gc_duration_seconds", nil)
 	_, hwm, err := mgr.memory()
 	if err != nil {
 		return err
@@ -463,6 +467,7 @@ func report(w *os.File, o options, r *result) {
 	}
 	sort.Strings(means)
 	fmt.Fprintf(tw, "mean reconcile time\t%s\n", strings.Join(means, " "))
+	fmt.Fprintf(tw, "manager CPU to convergence\t%.1f s, %.0f garbage collections\n", r.cpuConverge, r.gcsConverge)
 	fmt.Fprintf(tw, "writes settling after convergence\t%.0f (the manager's last write at %.1f s, within 1 s)\n", r.tailWrites, r.quietS)
 	fmt.Fprintf(tw, "writes while idle\t%.0f in %v\n", r.idleWrites, o.idle)
 	fmt.Fprintf(tw, "manager RSS\tpeak %.0f MiB (%.0f MiB at convergence), now %.0f MiB; Go heap %.0f MiB\n",

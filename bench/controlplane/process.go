@@ -167,8 +167,8 @@ func scrape(ctx context.Context, url string) (metrics, error) {
 	return metrics(mf), nil
 }
 
-// sum adds the values of a counter or gauge family over the series whose
-// labels pass keep (nil keeps all).
+// sum adds the values of a counter or gauge family (of a summary, its
+// sample count) over the series whose labels pass keep (nil keeps all).
 func (m metrics) sum(name string, keep func(labels map[string]string) bool) float64 {
 	mf := m[name]
 	if mf == nil {
@@ -190,6 +190,8 @@ func (m metrics) sum(name string, keep func(labels map[string]string) bool) floa
 			total += s.Gauge.GetValue()
 		case s.Untyped != nil:
 			total += s.Untyped.GetValue()
+		case s.Summary != nil:
+			total += float64(s.Summary.GetSampleCount())
 		}
 	}
 	return total
