@@ -29,12 +29,17 @@ const (
 	// indexConnectionShard indexes connections by the index of the policy
 	// shard their entry belongs in (render.ShardIndex of the agency code),
 	// on whichever gateway: a shard's reconcile, and a shard's change,
-	// concern ~160 connections at 10,000, not all of its gateway's, and
-	// every claimant of a code has the code's index. It also finds a
-	// code's claimants (connectionsWithCode): an index by code would hold
-	// one value per connection, twice (per namespace and cluster-wide),
-	// about 5 MiB at 10,000 connections.
+	// concern ~80 connections at 10,000, not all of its gateway's.
 	indexConnectionShard = "popconnect.io/shard-index"
+	// indexConnectionCode indexes connections by a bucket of their agency
+	// code (codeBucket), to find a code's claimants (connectionsWithCode)
+	// at every connection event and reconcile. Not by the code itself: an
+	// index with one value per object costs about 1 KiB per object (a set
+	// of its own, per namespace and cluster-wide), 10 MiB at 10,000
+	// connections. Not by the shard index either: a list copies every
+	// connection it returns, and ~80 per call, three calls per event, made
+	// 3 GB of garbage during a cold start at 10,000 (bench/README.md).
+	indexConnectionCode = "popconnect.io/agency-code-bucket"
 	// indexGatewayCatalog indexes gateways by the name of their FieldCatalog.
 	indexGatewayCatalog = "popconnect.io/catalog"
 	// indexNetworkPolicyConnection indexes the NetworkPolicies made for
@@ -45,17 +50,33 @@ const (
 	// costs about 1 KiB per object (a set of its own, per namespace and
 	// cluster-wide), 10 MiB at 10,000 connections.
 	indexNetworkPolicyConnection = "popconnect.io/connection-bucket"
-	// connectionBuckets is how many buckets: about 40 NetworkPolicies in
-	// each at 10,000 connections.
-	connectionBuckets = 256
+	// indexBuckets is how many buckets the two bucket indexes have: two or
+	// three objects in each at 10,000 connections, so a lookup copies
+	// little, and at most 4,096 sets per index (two when every object has
+	// a namespace of its own: per namespace and cluster-wide).
+	indexBuckets = 4096
 )
 
 // connectionBucket is the indexNetworkPolicyConnection value of a
 // connection's NetworkPolicies.
 func connectionBucket(conn types.NamespacedName) string {
+	return bucket(conn.String())
+}
+
+// codeBucket is the indexConnectionCode value of an agency code.
+func codeBucket(code string) string {
+	return bucket(code)
+}
+
+// connectionCodeBucket is the indexConnectionCode function.
+func connectionCodeBucket(o client.Object) []string {
+	return []string{codeBucket(o.(*popv1.AgencyConnection).Spec.AgencyCode)}
+}
+
+func bucket(s string) string {
 	h := fnv.New32a()
-	_, _ = h.Write([]byte(conn.String()))
-	return strconv.Itoa(int(h.Sum32() % connectionBuckets))
+	_, _ = h.Write([]byte(s))
+	return strconv.Itoa(int(h.Sum32() % indexBuckets))
 }
 
 func gatewayIndexKey(namespace, name string) string { return namespace + "/" + name }
@@ -73,6 +94,9 @@ func setupIndexes(ctx context.Context, mgr manager.Manager) error {
 		return []string{strconv.Itoa(render.ShardIndex(o.(*popv1.AgencyConnection).Spec.AgencyCode))}
 	}); err != nil {
 		return fmt.Errorf("indexing connections by policy shard: %w", err)
+	}
+	if err := idx.IndexField(ctx, &popv1.AgencyConnection{}, indexConnectionCode, connectionCodeBucket); err != nil {
+		return fmt.Errorf("indexing connections by agency code: %w", err)
 	}
 	if err := idx.IndexField(ctx, &popv1.PopulationGateway{}, indexGatewayCatalog, func(o client.Object) []string {
 		return []string{o.(*popv1.PopulationGateway).Spec.CatalogRef.Name}
@@ -110,13 +134,13 @@ func connectionsOfGateway(ctx context.Context, c client.Reader, namespace, name 
 }
 
 // connectionsWithCode lists every connection, cluster-wide, that claims a
-// code: those of the code's shard index (about 160 at 10,000 connections),
+// code: those of the code's bucket (two or three at 10,000 connections),
 // filtered by code. The objects are the cache's own (no deep copy): callers
 // only read them.
 func connectionsWithCode(ctx context.Context, c client.Reader, code string) ([]popv1.AgencyConnection, error) {
 	var list popv1.AgencyConnectionList
 	if err := c.List(ctx, &list, client.UnsafeDisableDeepCopy,
-		client.MatchingFields{indexConnectionShard: strconv.Itoa(render.ShardIndex(code))}); err != nil {
+		client.MatchingFields{indexConnectionCode: codeBucket(code)}); err != nil {
 		return nil, fmt.Errorf("listing connections with agency code %s: %w", code, err)
 	}
 	return slices.DeleteFunc(list.Items, func(c popv1.AgencyConnection) bool { return c.Spec.AgencyCode != code }), nil

@@ -3,8 +3,8 @@ package controllers
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
-	"strconv"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -27,7 +27,8 @@ func shardTestConnection(ns, name, gateway, code string) *popv1.AgencyConnection
 
 // TestConnectionShards: a connection's event reaches its own shard and the
 // shard of the same index of every other gateway where its code is
-// claimed, since the owner of the code may change there; no other shard.
+// claimed, since the owner of the code may change there; no other shard,
+// not even one of a code that shares the claimants' index bucket.
 func TestConnectionShards(t *testing.T) {
 	scheme := runtime.NewScheme()
 	if err := popv1.AddToScheme(scheme); err != nil {
@@ -36,10 +37,9 @@ func TestConnectionShards(t *testing.T) {
 	conn := shardTestConnection("health", "byt", "gw", "BYT")
 	peer := shardTestConnection("police", "byt", "gw", "BYT")
 	other := shardTestConnection("police", "ca", "gw", "CA")
-	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(conn, peer, other).
-		WithIndex(&popv1.AgencyConnection{}, indexConnectionShard, func(o client.Object) []string {
-			return []string{strconv.Itoa(render.ShardIndex(o.(*popv1.AgencyConnection).Spec.AgencyCode))}
-		}).Build()
+	collision := shardTestConnection("tax", "tx", "gw", sameBucketAs(t, "BYT"))
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(conn, peer, other, collision).
+		WithIndex(&popv1.AgencyConnection{}, indexConnectionCode, connectionCodeBucket).Build()
 	r := &PolicyShardReconciler{Client: c}
 
 	index := render.ShardIndex("BYT")
@@ -59,6 +59,18 @@ func TestConnectionShards(t *testing.T) {
 			t.Errorf("mapped to %v, missing %v", got, k)
 		}
 	}
+}
+
+// sameBucketAs is another agency code in code's index bucket.
+func sameBucketAs(t *testing.T, code string) string {
+	t.Helper()
+	for i := range 100 * indexBuckets {
+		if other := fmt.Sprintf("C%d", i); other != code && codeBucket(other) == codeBucket(code) {
+			return other
+		}
+	}
+	t.Fatalf("no code shares %s's bucket", code)
+	return ""
 }
 
 // TestConfigMapShard: a shard's event maps to the gateway that controls it
