@@ -33,6 +33,13 @@ type Conn struct {
 	wn      int
 	werr    error
 	writeFn func(fd uintptr) bool
+
+	// WriteRead's state, besides the Read's and the Write's: wrFirst is
+	// set until its callback has written the request, wrShort when that
+	// write could not finish at once.
+	wrFirst     bool
+	wrShort     bool
+	writeReadFn func(fd uintptr) bool
 }
 
 // Wrap returns c as a *Conn when it is a TCP connection in non-blocking
@@ -64,6 +71,7 @@ func wrap(tc *net.TCPConn) *Conn {
 	rw := &Conn{TCPConn: tc, rc: rc}
 	rw.readFn = rw.read
 	rw.writeFn = rw.write
+	rw.writeReadFn = rw.writeRead
 	return rw
 }
 
@@ -117,6 +125,81 @@ func (c *Conn) write(fd uintptr) bool {
 		}
 	}
 	return true
+}
+
+// writeRead is WriteRead's callback. Its first call writes the request
+// and reports "not ready" without reading, so that the poller waits for the
+// answer; the next calls read.
+func (c *Conn) writeRead(fd uintptr) bool {
+	if !c.wrFirst {
+		return c.read(fd)
+	}
+	c.wrFirst = false
+	if !c.write(fd) {
+		c.wrShort = true // the socket's buffer is full: WriteRead finishes it
+		return true
+	}
+	return c.werr != nil
+}
+
+// WriteRead writes p whole, then reads the answer into b, as Write(p)
+// then Read(b) do but without the read that a request-response exchange
+// makes in vain: the answer cannot be there as soon as the request is
+// written, so a Read right after the Write always finds nothing
+// (EAGAIN) before it waits. WriteRead writes p from within the poller's
+// read call, after it has armed the wait for readability, then waits
+// without reading: whatever arrives after the write wakes it.
+//
+// Only what the peer sends after p is written wakes it: data or an end
+// of the connection (EOF, a reset) that was already waiting in the socket
+// is found only by the read that follows the next arrival, or after the
+// read deadline. Use it when the connection is known to be quiet (an
+// HTTP/1.1 client connection whose previous answer was read to its end,
+// used recently); a peer that closes a connection in the meantime resets
+// it when p arrives, which wakes the wait.
+func (c *Conn) WriteRead(p, b []byte) (int, error) {
+	if len(p) == 0 || len(b) == 0 {
+		if _, err := c.Write(p); err != nil {
+			return 0, err
+		}
+		return c.Read(b)
+	}
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	c.wmu.Lock()
+	c.wbuf, c.wn, c.werr = p, 0, nil
+	c.rbuf, c.rn, c.rerr = b, 0, nil
+	c.wrFirst, c.wrShort = true, false
+	err := c.rc.Read(c.writeReadFn)
+	if err == nil && c.wrShort {
+		// The rest of p through the poller's write wait (and the write
+		// deadline), then an ordinary read.
+		c.wrShort = false
+		if err = c.rc.Write(c.writeFn); err == nil && c.werr == nil {
+			err = c.rc.Read(c.readFn)
+		}
+	}
+	wn, werr := c.wn, c.werr
+	c.wbuf = nil
+	c.wmu.Unlock()
+	c.rbuf = nil
+	switch {
+	case wn < len(p):
+		if werr == nil {
+			werr = err
+		}
+		if werr == nil {
+			werr = io.ErrShortWrite
+		}
+		return 0, c.opError("write", werr)
+	case err != nil:
+		return 0, c.opError("read", err)
+	case c.rerr != nil:
+		return 0, c.opError("read", c.rerr)
+	case c.rn == 0:
+		return 0, io.EOF
+	}
+	return c.rn, nil
 }
 
 // Read implements net.Conn.
