@@ -41,11 +41,46 @@ type upstreamPool struct {
 }
 
 type upConn struct {
-	c  net.Conn
-	lr limitedReader // between c and br: what br may still pull from c
-	br *bufio.Reader
-	bw *bufio.Writer
+	c   net.Conn
+	src upReader      // reads c, after sending the request it holds
+	lr  limitedReader // between src and br: what br may still pull from c
+	br  *bufio.Reader
+	req []byte // the request being sent, reused
+	// idleSince is when the connection went back to the pool.
+	idleSince time.Time
 }
+
+// writeReader is a connection that writes a request and waits for its
+// answer without the read that would find nothing (rawio.Conn).
+type writeReader interface {
+	WriteRead(p, b []byte) (int, error)
+}
+
+// upReader is what the buffered reader pulls from: the connection, whose
+// first read sends the request held in send first, with WriteRead.
+type upReader struct {
+	c    net.Conn
+	wr   writeReader // c's WriteRead, nil when it has none
+	send []byte
+}
+
+func (u *upReader) Read(p []byte) (int, error) {
+	if u.send != nil {
+		req := u.send
+		u.send = nil
+		return u.wr.WriteRead(req, p)
+	}
+	return u.c.Read(p)
+}
+
+// hotWindow is how recently a pooled connection must have finished its
+// last exchange for the next request to be sent with WriteRead, which
+// learns of an end of the connection that was already waiting in the
+// socket only from what the request makes the peer send (a reset, when
+// it closed the connection). An upstream drops idle connections after
+// seconds, not within this window; one that did without a reset (a
+// half-close it keeps open) would cost that request its timeout.
+const hotWindow = time.Second
 
 // limitedReader fails reads once n bytes have been read. Unlike
 // io.LimitedReader it reports an error rather than io.EOF, so a header cut
@@ -133,12 +168,15 @@ func (p *upstreamPool) get(ctx context.Context, deadline time.Time) (*upConn, bo
 		}
 		conn = tc
 	}
-	uc := &upConn{c: conn, lr: limitedReader{r: conn}, bw: bufio.NewWriterSize(conn, 4<<10)}
+	uc := &upConn{c: conn, src: upReader{c: conn}, req: make([]byte, 0, 512)}
+	uc.src.wr, _ = conn.(writeReader)
+	uc.lr.r = &uc.src
 	uc.br = bufio.NewReaderSize(&uc.lr, 16<<10)
 	return uc, false, nil
 }
 
 func (p *upstreamPool) put(c *upConn) {
+	c.idleSince = time.Now()
 	p.mu.Lock()
 	if len(p.idle) < p.maxIdle {
 		p.idle = append(p.idle, c)
@@ -183,7 +221,7 @@ func (p *upstreamPool) roundTrip(ctx context.Context, deadline time.Time, method
 		if err != nil {
 			return 0, err
 		}
-		status, answered, err := p.exchange(ctx, deadline, c, method, path, body, reqID, agency, limit, buf)
+		status, answered, err := p.exchange(ctx, deadline, c, reused, method, path, body, reqID, agency, limit, buf)
 		if err == nil {
 			return status, nil
 		}
@@ -195,30 +233,40 @@ func (p *upstreamPool) roundTrip(ctx context.Context, deadline time.Time, method
 	}
 }
 
-func (p *upstreamPool) exchange(ctx context.Context, deadline time.Time, c *upConn, method, path string, body []byte, reqID, agency string, limit int64, buf *bytes.Buffer) (status int, answered bool, err error) {
+// maxPooledRequest bounds the request buffer a connection keeps: a rare
+// large batch body must not stay pinned to it.
+const maxPooledRequest = 16 << 10
+
+func (p *upstreamPool) exchange(ctx context.Context, deadline time.Time, c *upConn, reused bool, method, path string, body []byte, reqID, agency string, limit int64, buf *bytes.Buffer) (status int, answered bool, err error) {
 	_ = c.c.SetDeadline(deadline)
 	// A cancelled request (the agency went away) interrupts the exchange.
 	stop := afterFunc(ctx, func() { _ = c.c.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 
-	w := c.bw
-	w.WriteString(method)
-	w.WriteByte(' ')
-	w.WriteString(p.prefix)
-	w.WriteString(path)
-	w.WriteString(" HTTP/1.1\r\nHost: ")
-	w.WriteString(p.host)
-	w.WriteString("\r\nUser-Agent: popconnect-gateway\r\nAccept: application/json\r\nX-Request-Id: ")
-	w.WriteString(reqID)
-	w.WriteString("\r\nX-Popconnect-Agency: ")
-	w.WriteString(agency)
+	w := append(c.req[:0], method...)
+	w = append(w, ' ')
+	w = append(w, p.prefix...)
+	w = append(w, path...)
+	w = append(w, " HTTP/1.1\r\nHost: "...)
+	w = append(w, p.host...)
+	w = append(w, "\r\nUser-Agent: popconnect-gateway\r\nAccept: application/json\r\nX-Request-Id: "...)
+	w = append(w, reqID...)
+	w = append(w, "\r\nX-Popconnect-Agency: "...)
+	w = append(w, agency...)
 	if body != nil {
-		w.WriteString("\r\nContent-Type: application/json\r\nContent-Length: ")
-		w.WriteString(strconv.Itoa(len(body)))
+		w = append(w, "\r\nContent-Type: application/json\r\nContent-Length: "...)
+		w = strconv.AppendInt(w, int64(len(body)), 10)
 	}
-	w.WriteString("\r\n\r\n")
-	w.Write(body)
-	if err := w.Flush(); err != nil {
+	w = append(w, "\r\n\r\n"...)
+	w = append(w, body...)
+	if cap(w) <= maxPooledRequest {
+		c.req = w
+	}
+	if c.src.wr != nil && (!reused || time.Since(c.idleSince) < hotWindow) {
+		// Sent by the first read below, which then waits for the answer
+		// without first finding nothing (see writeReader).
+		c.src.send = w
+	} else if _, err := c.c.Write(w); err != nil {
 		return 0, false, err
 	}
 	// The limit counts what the buffered reader pulls from the connection,

@@ -123,3 +123,77 @@ func TestUpstreamPoolHeaderLimit(t *testing.T) {
 		}
 	}
 }
+
+// countingWriteReader counts the requests sent with WriteRead.
+type countingWriteReader struct {
+	wr writeReader
+	n  int
+}
+
+func (c *countingWriteReader) WriteRead(p, b []byte) (int, error) {
+	c.n++
+	return c.wr.WriteRead(p, b)
+}
+
+// TestUpstreamPoolWriteRead: a pooled connection used recently sends its
+// request with WriteRead (no read that finds nothing before the answer);
+// one idle for longer than hotWindow writes it and reads as usual, so an
+// end of the connection already waiting in its socket is found at once.
+// Both answer the same.
+func TestUpstreamPoolWriteRead(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, `{"path":"`+r.URL.Path+`"}`)
+	}))
+	defer srv.Close()
+	u, _ := url.Parse(srv.URL)
+	p := newUpstreamPool(u, nil, 4, 0)
+	defer p.closeIdle()
+	var buf bytes.Buffer
+	call := func(path string) {
+		t.Helper()
+		buf.Reset()
+		status, err := p.roundTrip(context.Background(), time.Now().Add(10*time.Second), "GET", path, nil, "rid", "BYT", 1<<10, &buf)
+		if err != nil || status != 200 || buf.String() != `{"path":"`+path+`"}` {
+			t.Fatalf("%s: %d %q %v", path, status, buf.String(), err)
+		}
+	}
+	call("/v1/a")
+	if len(p.idle) != 1 {
+		t.Fatalf("%d idle connections, want 1", len(p.idle))
+	}
+	uc := p.idle[0]
+	if uc.src.wr == nil {
+		t.Skip("the connection has no WriteRead (not Linux, or the race detector: rawio leaves it alone)")
+	}
+	counter := &countingWriteReader{wr: uc.src.wr}
+	uc.src.wr = counter
+	tests := []struct {
+		name      string
+		idleFor   time.Duration
+		writeRead bool
+	}{
+		{"used just now", 0, true},
+		{"idle past the window", 2 * hotWindow, false},
+		{"used just now again", 0, true},
+	}
+	for _, tt := range tests {
+		before := counter.n
+		uc.idleSince = time.Now().Add(-tt.idleFor)
+		call("/v1/" + strings.ReplaceAll(tt.name, " ", "-"))
+		if p.idle[0] != uc {
+			t.Fatalf("%s: another connection was used", tt.name)
+		}
+		if got := counter.n > before; got != tt.writeRead {
+			t.Fatalf("%s: sent with WriteRead = %v, want %v", tt.name, got, tt.writeRead)
+		}
+	}
+	// Dropped by the upstream just after an answer: the request sent with
+	// WriteRead makes the peer reset the connection, which ends the wait
+	// at once, and the call is retried on a new connection.
+	srv.CloseClientConnections()
+	before := counter.n
+	call("/v1/after-close")
+	if counter.n != before+1 {
+		t.Fatal("the dropped connection was not tried with WriteRead")
+	}
+}
