@@ -7,8 +7,8 @@ import (
 )
 
 // settingsFrame applies the client's settings (mu held): its initial
-// window to every stream's send window, its frame size and HPACK table
-// size to what the connection writes.
+// window to every stream's send window, its frame size to what the
+// connection writes.
 func (h *h2n) settingsFrame(f *http2.SettingsFrame) http2.ErrCode {
 	if f.IsAck() {
 		return h2nGoOn
@@ -31,7 +31,8 @@ func (h *h2n) settingsFrame(f *http2.SettingsFrame) http2.ErrCode {
 		case http2.SettingMaxFrameSize:
 			h.peerFrame = int(st.Val)
 		case http2.SettingHeaderTableSize:
-			h.enc.SetMaxDynamicTableSizeLimit(st.Val)
+			// Nothing to follow: the encoder sets its dynamic table's
+			// size to 0 in its first block (h2nhpack.go).
 		}
 		return nil
 	})

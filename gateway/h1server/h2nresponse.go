@@ -8,7 +8,6 @@ import (
 
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
 )
 
 // h2response is a stream's http.ResponseWriter. It holds the body up to
@@ -187,11 +186,16 @@ func (h *h2n) waitWindow(s *h2stream) error {
 }
 
 // writeHeaders frames the response's header block (mu held): HEADERS,
-// and CONTINUATION frames when it exceeds the client's frame size.
+// and CONTINUATION frames when it exceeds the client's frame size. The
+// block is encoded without HPACK's dynamic table (h2nhpack.go).
 func (h *h2n) writeHeaders(s *h2stream, endStream bool, length int) {
 	w := &s.w
-	h.ebuf.Reset()
-	_ = h.enc.WriteField(hpack.HeaderField{Name: ":status", Value: strconv.Itoa(w.status)})
+	block := h.hblock[:0]
+	if !h.tableSized {
+		h.tableSized = true
+		block = appendHpackTableSizeZero(block)
+	}
+	block = appendHpackStatus(block, w.status)
 	hasLength, hasDate := false, false
 	for k, vs := range w.header {
 		switch k {
@@ -211,20 +215,23 @@ func (h *h2n) writeHeaders(s *h2stream, endStream bool, length int) {
 			continue
 		}
 		name := h.lowerName(k)
-		unique := h2nUnique(name)
 		for _, v := range vs {
 			if httpguts.ValidHeaderFieldValue(v) {
-				_ = h.enc.WriteField(hpack.HeaderField{Name: name, Value: v, Sensitive: unique})
+				block = appendHpackLiteral(block, name, v)
 			}
 		}
 	}
 	if !hasLength && length >= 0 && bodyAllowed(w.status) {
-		_ = h.enc.WriteField(hpack.HeaderField{Name: "content-length", Value: strconv.Itoa(length), Sensitive: true})
+		var n [20]byte
+		block = appendHpackInt(block, 0, 4, hpackContentLength)
+		block = appendHpackString(block, strconv.AppendInt(n[:0], int64(length), 10))
 	}
 	if !hasDate {
-		_ = h.enc.WriteField(hpack.HeaderField{Name: "date", Value: h.dateValue(time.Now())})
+		block = appendHpackLiteral(block, "date", h.dateValue(time.Now()))
 	}
-	block := h.ebuf.Bytes()
+	if cap(block) <= maxKeptBuffer {
+		h.hblock = block
+	}
 	first := block[:min(len(block), h.peerFrame)]
 	block = block[len(first):]
 	_ = h.wfr.WriteHeaders(http2.HeadersFrameParam{StreamID: s.id, BlockFragment: first, EndStream: endStream, EndHeaders: len(block) == 0})
@@ -235,15 +242,5 @@ func (h *h2n) writeHeaders(s *h2stream, endStream bool, length int) {
 	}
 }
 
-// h2nUnique reports whether a response field's value is (nearly) new in
-// every response: it is then sent as a literal that is not indexed, which
-// spares both ends adding it to their HPACK tables only to evict it (the
-// encoder's table upkeep was most of its cost). Sensitive marks that in
-// x/net's encoder.
-func h2nUnique(name string) bool {
-	switch name {
-	case "content-length", "x-request-id":
-		return true
-	}
-	return false
-}
+// hpackContentLength is the static index of the name content-length.
+const hpackContentLength = 28

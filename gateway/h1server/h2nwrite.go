@@ -1,13 +1,11 @@
 package h1server
 
 import (
-	"bytes"
 	"net/http"
 	"sync"
 	"time"
 
 	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
 )
 
 // wstate is the write side of a native HTTP/2 connection, guarded by
@@ -19,15 +17,17 @@ import (
 // writes, it wakes the writer goroutine, so that a client that does not
 // read cannot stop the connection from reading.
 type wstate struct {
-	sink     h2nSink
-	spare    []byte
-	wfr      *http2.Framer // writes into sink
-	enc      *hpack.Encoder
-	ebuf     bytes.Buffer
-	flushing bool
-	flushed  sync.Cond // a flush wrote, ended or failed
-	werr     error
-	wdl      time.Time // the write deadline in force (the flusher's)
+	sink   h2nSink
+	spare  []byte
+	wfr    *http2.Framer // writes into sink
+	hblock []byte        // the header block being encoded
+	// tableSized: the connection's first header block, which sets the
+	// HPACK dynamic table's size to 0, is framed (h2nhpack.go).
+	tableSized bool
+	flushing   bool
+	flushed    sync.Cond // a flush wrote, ended or failed
+	werr       error
+	wdl        time.Time // the write deadline in force (the flusher's)
 
 	queuedControl     int  // control frames framed since the last flush began
 	settingsAckQueued bool // a SETTINGS ACK waits in sink
@@ -47,7 +47,6 @@ func (s *h2nSink) Write(p []byte) (int, error) {
 
 func (h *h2n) initWrite() {
 	h.wfr = http2.NewFramer(&h.sink, nil)
-	h.enc = hpack.NewEncoder(&h.ebuf)
 	h.flushed.L = &h.mu
 	h.lower = make(map[string]string)
 }
