@@ -3,6 +3,7 @@ package h1server
 import (
 	"context"
 	"net/http"
+	"runtime"
 
 	"golang.org/x/net/http2"
 )
@@ -126,6 +127,16 @@ func (h *h2n) finish(s *h2stream, ok bool) {
 		}
 	}
 	h.closeStream(s)
+	if h.running > 1 && !h.flushing && len(h.sink.buf) <= h2nHighWater {
+		// Other streams of the connection are in their handlers, and
+		// under load they often finish together (an audit batch commits
+		// them at once): one yield lets those that are ready frame their
+		// responses too, and one write carries them all, where each would
+		// have made its own.
+		h.mu.Unlock()
+		runtime.Gosched()
+		h.mu.Lock()
+	}
 	_ = h.flushBlocking(nil)
 	closeConn := w.closeConn
 	h.freeStream(s)
