@@ -46,13 +46,17 @@
 // request on the gateway (a goroutine per stream, channel hand-offs
 // between its reader, serve loop and handler, writes scheduled through a
 // write scheduler). golang.org/x/net/http2's Framer reads and writes the
-// frames and x/net/http2/hpack codes the header blocks; the connection is
-// the server's: one reader goroutine parses frames and dispatches them
-// without ever waiting for a write; handlers run on the connection's
-// workers, reused from one stream to the next; a response of up to 32 KiB
-// is framed (HEADERS, then DATA) into the connection's buffer and leaves
-// in one write, with the other responses finished meanwhile, written by
-// the handler that flushes first. Its rules, each a refusal reported to
+// frames and x/net/http2/hpack decodes the request header blocks;
+// response header blocks are encoded without HPACK's dynamic table
+// (h2nhpack.go: static-table indexes and plain literals, as nginx does).
+// The connection is the server's: one reader goroutine parses frames and
+// dispatches them without ever waiting for a write; handlers run on the
+// connection's workers, reused from one stream to the next; a response of
+// up to 32 KiB is framed (HEADERS, then DATA) into the connection's buffer
+// and leaves in one write, with the other responses finished meanwhile,
+// written by the handler that flushes first (a handler that finishes while
+// others of its connection run yields once first, so that responses
+// finishing together share a write). Its rules, each a refusal reported to
 // ProtocolRefusal (as "h2_stream_<code>" or "h2_connection_<code>") with
 // the verified client certificate:
 //
