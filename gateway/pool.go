@@ -46,8 +46,9 @@ type upConn struct {
 	lr  limitedReader // between src and br: what br may still pull from c
 	br  *bufio.Reader
 	req []byte // the request being sent, reused
-	// idleSince is when the connection went back to the pool.
-	idleSince time.Time
+	// lastDeadline is the deadline given to the connection's last
+	// exchange (see hotWindow).
+	lastDeadline time.Time
 }
 
 // writeReader is a connection that writes a request and waits for its
@@ -73,13 +74,16 @@ func (u *upReader) Read(p []byte) (int, error) {
 	return u.c.Read(p)
 }
 
-// hotWindow is how recently a pooled connection must have finished its
-// last exchange for the next request to be sent with WriteRead, which
+// hotWindow is how recently a pooled connection must have begun its last
+// exchange for the next request to be sent with WriteRead, which
 // learns of an end of the connection that was already waiting in the
 // socket only from what the request makes the peer send (a reset, when
 // it closed the connection). An upstream drops idle connections after
 // seconds, not within this window; one that did without a reset (a
-// half-close it keeps open) would cost that request its timeout.
+// half-close it keeps open) would cost that request its timeout. The
+// callers give every call the same timeout, so the difference between
+// two calls' deadlines is the time between their starts, and no clock is
+// read for this.
 const hotWindow = time.Second
 
 // limitedReader fails reads once n bytes have been read. Unlike
@@ -176,7 +180,6 @@ func (p *upstreamPool) get(ctx context.Context, deadline time.Time) (*upConn, bo
 }
 
 func (p *upstreamPool) put(c *upConn) {
-	c.idleSince = time.Now()
 	p.mu.Lock()
 	if len(p.idle) < p.maxIdle {
 		p.idle = append(p.idle, c)
@@ -211,8 +214,11 @@ var (
 // closed an idle keep-alive connection) is retried once on a new one; the
 // gateway's upstream calls are all reads, so a retry is safe.
 //
-// deadline bounds the whole call; ctx cancels it (the agency went away).
+// deadline bounds the whole call: it is the call's start plus a timeout
+// that is the same for every call (hotWindow); ctx cancels it (the agency
+// went away), and its deadline, when earlier, bounds it too.
 func (p *upstreamPool) roundTrip(ctx context.Context, deadline time.Time, method, path string, body []byte, reqID, agency string, limit int64, buf *bytes.Buffer) (int, error) {
+	callDeadline := deadline
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
@@ -221,7 +227,9 @@ func (p *upstreamPool) roundTrip(ctx context.Context, deadline time.Time, method
 		if err != nil {
 			return 0, err
 		}
-		status, answered, err := p.exchange(ctx, deadline, c, reused, method, path, body, reqID, agency, limit, buf)
+		hot := !reused || callDeadline.Sub(c.lastDeadline) < hotWindow
+		c.lastDeadline = callDeadline
+		status, answered, err := p.exchange(ctx, deadline, c, hot, method, path, body, reqID, agency, limit, buf)
 		if err == nil {
 			return status, nil
 		}
@@ -237,7 +245,8 @@ func (p *upstreamPool) roundTrip(ctx context.Context, deadline time.Time, method
 // large batch body must not stay pinned to it.
 const maxPooledRequest = 16 << 10
 
-func (p *upstreamPool) exchange(ctx context.Context, deadline time.Time, c *upConn, reused bool, method, path string, body []byte, reqID, agency string, limit int64, buf *bytes.Buffer) (status int, answered bool, err error) {
+// hot says that nothing can be waiting in c's socket (see hotWindow).
+func (p *upstreamPool) exchange(ctx context.Context, deadline time.Time, c *upConn, hot bool, method, path string, body []byte, reqID, agency string, limit int64, buf *bytes.Buffer) (status int, answered bool, err error) {
 	_ = c.c.SetDeadline(deadline)
 	// A cancelled request (the agency went away) interrupts the exchange.
 	stop := afterFunc(ctx, func() { _ = c.c.SetDeadline(time.Unix(1, 0)) })
@@ -262,7 +271,7 @@ func (p *upstreamPool) exchange(ctx context.Context, deadline time.Time, c *upCo
 	if cap(w) <= maxPooledRequest {
 		c.req = w
 	}
-	if c.src.wr != nil && (!reused || time.Since(c.idleSince) < hotWindow) {
+	if c.src.wr != nil && hot {
 		// Sent by the first read below, which then waits for the answer
 		// without first finding nothing (see writeReader).
 		c.src.send = w

@@ -137,7 +137,8 @@ func (c *countingWriteReader) WriteRead(p, b []byte) (int, error) {
 
 // TestUpstreamPoolWriteRead: a pooled connection used recently sends its
 // request with WriteRead (no read that finds nothing before the answer);
-// one idle for longer than hotWindow writes it and reads as usual, so an
+// one whose last call began longer than hotWindow before (by the calls'
+// deadlines, all given the same timeout) writes it and reads as usual, so an
 // end of the connection already waiting in its socket is found at once.
 // Both answer the same.
 func TestUpstreamPoolWriteRead(t *testing.T) {
@@ -178,7 +179,7 @@ func TestUpstreamPoolWriteRead(t *testing.T) {
 	}
 	for _, tt := range tests {
 		before := counter.n
-		uc.idleSince = time.Now().Add(-tt.idleFor)
+		uc.lastDeadline = time.Now().Add(10*time.Second - tt.idleFor)
 		call("/v1/" + strings.ReplaceAll(tt.name, " ", "-"))
 		if p.idle[0] != uc {
 			t.Fatalf("%s: another connection was used", tt.name)
