@@ -87,6 +87,9 @@ type Gateway struct {
 	// Header values the gateway always sends, shared by every response:
 	// net/http only reads them (and clones the map at WriteHeader).
 	hdrNoStore, hdrNosniff, hdrJSON []string
+	// wallClock: cfg.Now is time.Now, so a request's start time is its
+	// record's time too (one clock read fewer per request).
+	wallClock bool
 }
 
 // New validates cfg and returns a gateway with no policy: every request is
@@ -104,7 +107,8 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.RateLimits == nil {
 		cfg.RateLimits = ratelimit.Local{}
 	}
-	if cfg.Now == nil {
+	wallClock := cfg.Now == nil
+	if wallClock {
 		cfg.Now = time.Now
 	}
 	if cfg.UpstreamTimeout <= 0 {
@@ -130,7 +134,8 @@ func New(cfg Config) (*Gateway, error) {
 		upstream:   newUpstreamPool(cfg.UpstreamURL, cfg.UpstreamTLS, cfg.MaxIdleUpstreamConns, cfg.MaxUpstreamHeaderBytes),
 		reqPrefix:  hex.EncodeToString(prefix[:]) + "-",
 		hdrNoStore: []string{"no-store"}, hdrNosniff: []string{"nosniff"}, hdrJSON: []string{"application/json"},
-		guesses: newGuessGuard(cfg.VerifyGuessCitizens),
+		guesses:   newGuessGuard(cfg.VerifyGuessCitizens),
+		wallClock: wallClock,
 	}
 	return g, nil
 }

@@ -90,7 +90,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x := g.getExchange(w, r)
 	// A panic leaves a record too; its exchange is not reused.
 	defer g.recoverPanic(x, started)
-	x.rec.Time = g.cfg.Now()
+	if g.wallClock {
+		x.rec.Time = started
+	} else {
+		x.rec.Time = g.cfg.Now()
+	}
 	// One allocation for the ID: prefix and sequence are formatted into a
 	// reused array and converted once.
 	id := append(x.reqID[:0], g.reqPrefix...)

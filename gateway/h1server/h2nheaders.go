@@ -222,7 +222,10 @@ func (h *h2n) openStream() http2.ErrCode {
 // announcing a body over MaxBodyBytes, gets a stream that Refuse answers.
 func (h *h2n) newStream(b *headerBlock) *h2stream {
 	s := h.takeStream()
-	s.id, s.sendWindow, s.recvWindow, s.declared, s.remoteClosed, s.start = b.streamID, h.peerWindow, h2nStreamWindow, -1, b.endStream, time.Now()
+	s.id, s.sendWindow, s.recvWindow, s.declared, s.remoteClosed = b.streamID, h.peerWindow, h2nStreamWindow, -1, b.endStream
+	if !b.endStream {
+		s.start = time.Now() // bounds the body's reading (ReadTimeout); a request without one needs no clock
+	}
 	if b.truncated {
 		s.refuse = http.StatusRequestHeaderFieldsTooLarge
 		return s
