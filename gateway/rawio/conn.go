@@ -156,7 +156,9 @@ func (c *Conn) writeRead(fd uintptr) bool {
 // read deadline. Use it when the connection is known to be quiet (an
 // HTTP/1.1 client connection whose previous answer was read to its end,
 // used recently); a peer that closes a connection in the meantime resets
-// it when p arrives, which wakes the wait.
+// it when p arrives, which wakes the wait. A Write from another goroutine
+// waits until WriteRead returns: it is for connections used by one
+// goroutine at a time, request then answer.
 func (c *Conn) WriteRead(p, b []byte) (int, error) {
 	if len(p) == 0 || len(b) == 0 {
 		if _, err := c.Write(p); err != nil {
