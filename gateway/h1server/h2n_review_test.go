@@ -184,13 +184,19 @@ func stacksContain(what ...string) bool {
 // timer kept the ended connection (buffers, streams) from being freed.
 func TestH2NativeIdleTimerStopsAtEnd(t *testing.T) {
 	started := make(chan struct{}, 1)
-	ts, _ := startH2(t, HTTP2Native, Config{IdleTimeout: 100 * time.Millisecond}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	// The idle timeout must outlast the request's way to its handler on a
+	// loaded machine: a connection that idled out first never ran it.
+	ts, _ := startH2(t, HTTP2Native, Config{IdleTimeout: 500 * time.Millisecond}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		started <- struct{}{}
 		<-r.Context().Done() // busy until the connection ends
 	}))
 	c := ts.dialH2(t, true)
 	c.get(t, 1)
-	<-started
+	select {
+	case <-started:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the handler did not start")
+	}
 	var h *h2n
 	ts.Server.mu.Lock()
 	for conn := range ts.Server.conns {
