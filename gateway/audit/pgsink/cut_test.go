@@ -26,6 +26,7 @@ type cutProxy struct {
 
 	mu       sync.Mutex
 	armed    byte // message type to cut at; 0: none
+	skip     int  // messages of that type to let through first
 	answered bool // cut once the server has answered the armed message
 	cut      chan struct{}
 	server   []net.Conn
@@ -62,23 +63,27 @@ func (p *cutProxy) addr() string { return p.l.Addr().String() }
 // arm makes the proxy cut the client off as soon as it has forwarded the
 // client's next message of type typ; the returned channel is closed when
 // it did.
-func (p *cutProxy) arm(typ byte) <-chan struct{} { return p.arming(typ, false) }
+func (p *cutProxy) arm(typ byte) <-chan struct{} { return p.arming(typ, 0, false) }
 
-// answerWait bounds armAnswered's wait for the server's answer.
+// answerWait bounds armAnsweredAfter's wait for the server's answer.
 const answerWait = 20 * time.Second
 
-// armAnswered is arm, but the cut waits for the server's answer to the
-// message (its ReadyForQuery), which the client never gets: the server
-// has finished the statement, committed or not, before the client sees
-// the connection lost. Without the wait, the client's driver could reach
-// the server first: pgx sends a CancelRequest, on a new connection, when
-// its connection breaks.
-func (p *cutProxy) armAnswered(typ byte) <-chan struct{} { return p.arming(typ, true) }
+// armAnsweredAfter is arm at the message of type typ that follows skip
+// others of that type (the sink sends a batch's COPYs in one go, and only
+// the last one's CopyDone lets the server commit), but the cut waits for
+// the server's answer to the message (its ReadyForQuery), which the client
+// never gets: the server has finished the statement, committed or not,
+// before the client sees the connection lost. Without the wait, the
+// client's driver could reach the server first: pgx sends a
+// CancelRequest, on a new connection, when its connection breaks.
+func (p *cutProxy) armAnsweredAfter(typ byte, skip int) <-chan struct{} {
+	return p.arming(typ, skip, true)
+}
 
-func (p *cutProxy) arming(typ byte, answered bool) <-chan struct{} {
+func (p *cutProxy) arming(typ byte, skip int, answered bool) <-chan struct{} {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.armed, p.answered, p.cut = typ, answered, make(chan struct{})
+	p.armed, p.skip, p.answered, p.cut = typ, skip, answered, make(chan struct{})
 	return p.cut
 }
 
@@ -135,7 +140,9 @@ func (p *cutProxy) serve(client net.Conn) {
 			return
 		}
 		p.mu.Lock()
-		if p.armed != 0 && typ == p.armed {
+		if p.armed != 0 && typ == p.armed && p.skip > 0 {
+			p.skip--
+		} else if p.armed != 0 && typ == p.armed {
 			p.armed = 0
 			ch, answered := p.cut, p.answered
 			p.mu.Unlock()
@@ -205,7 +212,9 @@ func TestOutcomeUnknown(t *testing.T) {
 	st := newStream(t)
 	store(t, s, st.seal(lookup(at, "1")))
 
-	cut := p.armAnswered('c') // CopyDone
+	// The batch's COPYs: its records, then their reads; the cut comes
+	// after the second CopyDone, which ends the transaction.
+	cut := p.armAnsweredAfter('c', 1)
 	b := st.seal(lookup(at, "2"), lookup(at, "3"))
 	n, err := s.Store(ctxT(t, 10*time.Second), b)
 	<-cut

@@ -37,8 +37,8 @@
 // seq) order. PostgreSQL cannot make (stream, seq) alone unique across
 // partitions; the chain and the verifier catch a seq stored twice.
 //
-// "Every read of this citizen" is answered from ReadsTable, which a
-// trigger fills in the same transaction as the records (reads.go).
+// "Every read of this citizen" is answered from ReadsTable, which the
+// sink fills in the same transaction as the records (reads.go).
 //
 // record holds the bytes the chain covers; the columns repeat the record's
 // fields for queries. Strings in columns are the record's strings with each
@@ -56,8 +56,10 @@
 //
 // # Writes
 //
-// Store writes a batch with one COPY (one autocommit transaction: all of
-// the batch or none of it). The connection that writes a stream holds a
+// Store writes a batch in one Query message: a COPY per day partition of
+// its records and per month partition of their index rows, sent with
+// their data in one round trip, one implicit transaction (all of the
+// batch or none of it; copy.go). The connection that writes a stream holds a
 // session advisory lock keyed by the stream; a new connection (after an
 // error) takes it over, ending the old connection's backend if it is still
 // there, so that Last never reads while an earlier COPY of the stream may
@@ -124,7 +126,7 @@ const columnsAddedDDL = `ALTER TABLE ` + Table + `
     ADD COLUMN IF NOT EXISTS disclose_after timestamptz;
 `
 
-// columns are COPY's columns, in rowValues' order.
+// columns are COPY's columns, in appendRecordRow's order.
 var columns = []string{"time", "stream", "seq", "request_id", "agency", "operation",
 	"national_id_hashes", "fields_returned", "status", "reason", "record", "chain", "purpose", "case_reference",
 	"agency_name", "disclose_after"}
@@ -211,7 +213,7 @@ func New(url string, opts ...Option) (*Sink, error) {
 // Name implements audit.Sink.
 func (s *Sink) Name() string { return "postgres" }
 
-// Store implements audit.Sink: the batch in one COPY, all or nothing. An
+// Store implements audit.Sink: the batch in one transaction, all or nothing. An
 // error that leaves the outcome unknown (the connection lost, or ctx done,
 // after the rows were sent) wraps audit.ErrOutcomeUnknown; any other error
 // means nothing was stored.
@@ -245,34 +247,27 @@ func (s *Sink) store(ctx context.Context, b *audit.Batch) (stored int, err error
 		s.drop()
 		return 0, err, false
 	}
-	n, err := conn.CopyFrom(ctx, pgx.Identifier{Table}, columns,
-		pgx.CopyFromSlice(len(b.Records), func(i int) ([]any, error) { return rowValues(b, i), nil }))
+	n, err := copyBatch(ctx, conn, planCopy(b))
 	s.lastUsed = time.Now()
 	if err == nil {
-		if int(n) != len(b.Records) {
-			return 0, fmt.Errorf("%w: the database copied %d of %d audit records", audit.ErrOutcomeUnknown, n, len(b.Records)), false
-		}
-		return len(b.Records), nil, false
+		return n, nil, false
 	}
 	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.SeverityUnlocalized == "ERROR" {
-		// The COPY failed and its transaction was rolled back.
+	if !errors.Is(err, audit.ErrOutcomeUnknown) && errors.As(err, &pgErr) {
+		// The server refused the batch: its transaction was rolled back.
 		switch pgErr.Code {
-		case "23514": // check_violation: no partition for a row
+		case "23514": // check_violation: a row outside its partition
 			s.days, retry = map[string]bool{}, true
-		case "42P01": // undefined_table
+		case "42P01": // undefined_table: a partition (or the table) was dropped
 			s.days, s.schema, retry = map[string]bool{}, false, true
 		}
-		if conn.IsClosed() {
+		if pgErr.SeverityUnlocalized != "ERROR" || conn.IsClosed() {
 			s.drop()
 		}
 		return 0, s.wrap("storing audit records", err), retry
 	}
 	s.drop()
-	if pgconn.SafeToRetry(err) {
-		return 0, s.wrap("storing audit records", err), false
-	}
-	return 0, fmt.Errorf("%w: %w", audit.ErrOutcomeUnknown, s.wrap("storing audit records", err)), false
+	return 0, s.wrap("storing audit records", err), false
 }
 
 // Last implements audit.Sink. It first takes the stream's lock, so that a
@@ -443,41 +438,6 @@ func (s *Sink) drop() {
 	s.conn, s.locked = nil, nil
 }
 
-func rowValues(b *audit.Batch, i int) []any {
-	r := b.Records[i].Record
-	hashes := r.NationalIDHashes
-	if !r.Batch && len(hashes) > 1 {
-		hashes = hashes[:1] // the record holds the first only
-	}
-	return []any{
-		r.Time.Truncate(time.Microsecond), // as the record's time
-		b.Stream,
-		int64(b.Records[i].Seq),
-		Text(r.RequestID),
-		Text(r.Agency),
-		Text(r.Operation),
-		texts(hashes),
-		texts(r.FieldsReturned),
-		int32(r.Status),
-		Text(r.Reason),
-		string(b.Body(i)),
-		b.Chain(i),
-		Text(r.Purpose),
-		Text(r.CaseReference),
-		Text(r.AgencyName),
-		discloseAfter(r.DiscloseAfter),
-	}
-}
-
-// discloseAfter is the disclose_after column of a record: NULL when zero,
-// else the time as the record has it (µs).
-func discloseAfter(t time.Time) any {
-	if t.IsZero() {
-		return nil
-	}
-	return t.Truncate(time.Microsecond)
-}
-
 func dayOf(t time.Time) time.Time {
 	y, m, d := t.UTC().Date()
 	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
@@ -517,14 +477,6 @@ func Text(s string) string {
 		i += size
 	}
 	return b.String()
-}
-
-func texts(ss []string) []string {
-	out := make([]string, len(ss))
-	for i, s := range ss {
-		out[i] = Text(s)
-	}
-	return out
 }
 
 // secretError is an error whose message had the secrets taken out; its

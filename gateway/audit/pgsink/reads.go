@@ -22,14 +22,23 @@ import (
 // the newest months first and stops at the page's end; the records are
 // then fetched by their primary key, one partition each.
 //
-// # Kept in step by the database
+// # Kept in step, in the records' transaction
 //
-// A statement-level trigger on the record table fills it from the rows
-// each COPY (or INSERT) inserts, in the same transaction: a record and its
-// index rows commit together or not at all, with no second round trip on
-// the audit path. Records restored into the parent table (an archive
-// loaded back) are indexed the same way; rows copied into a partition
-// directly are not.
+// The sink writes a batch's index rows itself, in the same Query, and so
+// the same transaction, as its records (copy.go): a record and its index
+// rows commit together or not at all, with no second round trip on the
+// audit path. It copies both into their partitions by name.
+//
+// A statement-level trigger on the record table fills the index the same
+// way from rows inserted through the parent table: records restored from
+// an archive, and the COPYs of gateways older than the sink's own index
+// rows, during a rolling upgrade. It does not fire for rows inserted into
+// a partition directly, so the sink's rows are not indexed twice
+// (TestReadsIndexSameAsTrigger checks that both give the same rows). The
+// sink no longer goes through it because it cost half of the database's
+// work per record: a trigger with a transition table makes PostgreSQL
+// insert the records one by one, keep them in a tuple store, and run a
+// PL/pgSQL INSERT ... SELECT DISTINCT over them (bench/README.md).
 //
 // It is derived data, not evidence: the chain covers the records only.
 // The history joins every index row to its record and keeps only rows

@@ -75,3 +75,66 @@ func TestReadsIndex(t *testing.T) {
 	}
 	verify(t, scan(t, srv.URL()))
 }
+
+// TestReadsIndexSameAsTrigger: the sink writes a batch's index rows
+// itself, into the partitions, where the record table's trigger does not
+// fire; rows inserted through the parent table (an older gateway's COPY,
+// an archive restored) are still indexed by the trigger. Both must give
+// the same rows: the same records, inserted again through the parent
+// under another stream name, are indexed exactly as the sink indexed
+// them, and the sink's rows are there once.
+func TestReadsIndexSameAsTrigger(t *testing.T) {
+	srv := testpg.Start(t)
+	s := open(t, srv.URL())
+	at := time.Date(2026, 12, 31, 23, 59, 59, 999999000, time.UTC)
+	batch := &audit.Record{Time: at, RequestID: "b", Agency: "tax", Operation: "BatchLookup", Batch: true,
+		NationalIDHashes: []string{"A", "B\xff", "A", "C\x00"}, FieldsReturned: []string{"name"}, Status: 200}
+	two := lookup(at.Add(time.Microsecond), "D")             // the next year's, month's and day's partitions
+	two.NationalIDHashes = append(two.NationalIDHashes, "E") // not a batch: the record holds D only
+	refused := lookup(at, "F")
+	refused.Status, refused.Reason = 429, "rate_limited"
+	delayed := lookup(at, "G")
+	delayed.Operation, delayed.DiscloseAfter = "Verify", at.Add(time.Hour)
+	odd := lookup(at, "H")
+	odd.Operation = "Look\xffup"
+	st := newStream(t)
+	store(t, s, st.seal(batch, two, refused, delayed, odd))
+
+	conn := connect(t, srv.URL())
+	ctx := ctxT(t, 30*time.Second)
+	if _, err := conn.Exec(ctx, `INSERT INTO `+pgsink.Table+`
+		SELECT time, 'restored', seq, request_id, agency, operation, national_id_hashes, fields_returned, status,
+		       reason, record, chain, purpose, case_reference, agency_name, disclose_after
+		FROM `+pgsink.Table); err != nil {
+		t.Fatal(err)
+	}
+	index := func(stream string) []string {
+		rows, err := conn.Query(ctx, `SELECT national_id_hash, time, seq, coalesce(disclose_after::text, ''),
+			tableoid::regclass::text FROM `+pgsink.ReadsTable+` WHERE stream = $1
+			ORDER BY seq, national_id_hash`, stream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for rows.Next() {
+			var h, after, part string
+			var tm time.Time
+			var seq int64
+			if err := rows.Scan(&h, &tm, &seq, &after, &part); err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, fmt.Sprintf("%q %s %d %s %s", h, tm.UTC().Format(time.RFC3339Nano), seq, after, part))
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	sink, trigger := index(st.name), index("restored")
+	if len(sink) != 5 {
+		t.Errorf("the sink's index rows: %q, want 5 (A, B, C of the batch lookup; D of the lookup; G)", sink)
+	}
+	if !slices.Equal(sink, trigger) {
+		t.Errorf("index rows:\nsink    %q\ntrigger %q", sink, trigger)
+	}
+}

@@ -207,3 +207,12 @@ func (r *Row) CheckColumns() error {
 	}
 	return nil
 }
+
+// texts is ss as the columns hold them (Text of each).
+func texts(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = Text(s)
+	}
+	return out
+}
