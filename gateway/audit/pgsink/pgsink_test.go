@@ -566,3 +566,53 @@ func TestStoreBlocked(t *testing.T) {
 	}
 	verify(t, rows)
 }
+
+// TestStorageMigrated: a table made by an older gateway (the columns
+// compressed, PostgreSQL's default, with a partition and a record) gets
+// record and national_id_hashes stored without compression, on the
+// parent, its existing partition and the partitions made after; the old
+// record still reads back and the stream goes on after it.
+func TestStorageMigrated(t *testing.T) {
+	srv := testpg.Start(t)
+	at := time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC)
+	st := newStream(t)
+	s := open(t, srv.URL())
+	store(t, s, st.seal(lookup(at, "1")))
+	s.Close()
+	conn := connect(t, srv.URL())
+	ctx := ctxT(t, 30*time.Second)
+	// As an older gateway left it.
+	if _, err := conn.Exec(ctx, `ALTER TABLE popconnect_audit_records ALTER COLUMN record SET STORAGE EXTENDED,
+		ALTER COLUMN national_id_hashes SET STORAGE EXTENDED`); err != nil {
+		t.Fatal(err)
+	}
+	storage := func() []string {
+		rows, err := conn.Query(ctx, `SELECT c.relname || '.' || a.attname || '=' || a.attstorage::text
+			FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+			WHERE c.relname LIKE 'popconnect_audit_records%' AND c.relkind IN ('p', 'r')
+			  AND a.attname IN ('record', 'national_id_hashes') ORDER BY 1`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	if got := storage(); len(got) != 6 || strings.Count(strings.Join(got, " "), "=x") != 6 {
+		t.Fatalf("before: %q, want 6 columns stored compressed (x)", got)
+	}
+
+	s = open(t, srv.URL())
+	store(t, s, st.seal(lookup(at.AddDate(0, 0, 2), "2"))) // a new day's partition
+	got := storage()
+	if len(got) != 10 || strings.Count(strings.Join(got, " "), "=e") != 10 {
+		t.Fatalf("after: %q, want 10 columns stored out of line uncompressed (e)", got)
+	}
+	rows := scan(t, srv.URL())
+	if len(rows) != 2 {
+		t.Fatalf("%d rows, want 2", len(rows))
+	}
+	verify(t, rows)
+}
