@@ -72,5 +72,5 @@ echo "COPY backend: $(( (ir2 - ir1) / (N2 - N1) )) instructions per record (the 
 echo
 echo "heaviest functions of the $N2-record run, inclusive, instructions per record:"
 callgrind_annotate --inclusive=yes "$profile" 2>/dev/null |
-	grep -E '\?\?\?:(DoCopy|CopyFrom|NextCopyFrom|array_recv|ExecInsertIndexTuples|btinsert|heap_insert|heap_multi_insert|XLogInsert|AfterTriggerEndQuery|plpgsql_exec_trigger|ExecFindPartition|CommitTransactionCommand) ' |
+	grep -E '\?\?\?:(DoCopy|CopyFrom|NextCopyFrom|array_recv|ExecInsertIndexTuples|btinsert|heap_insert|heap_multi_insert|pglz_compress|raw_parser|XLogInsert|AfterTriggerEndQuery|plpgsql_exec_trigger|ExecFindPartition|CommitTransactionCommand) ' |
 	awk -v n="$N2" '{gsub(",", "", $1); printf "  %8d  %s\n", $1 / n, $2 == "(" ? $4 : $3}'
