@@ -2,6 +2,7 @@ package audit
 
 import (
 	"strconv"
+	"time"
 	"unicode/utf8"
 )
 
@@ -11,7 +12,7 @@ import (
 // record.
 func appendRecord(b []byte, r *Record) []byte {
 	b = append(b, `{"time":"`...)
-	b = r.Time.UTC().AppendFormat(b, "2006-01-02T15:04:05.000000Z07:00")
+	b = appendTime(b, r.Time)
 	b = append(b, `","requestId":`...)
 	b = appendString(b, r.RequestID)
 	b = append(b, `,"agency":`...)
@@ -51,7 +52,7 @@ func appendRecord(b []byte, r *Record) []byte {
 	}
 	if !r.DiscloseAfter.IsZero() {
 		b = append(b, `,"discloseAfter":"`...)
-		b = r.DiscloseAfter.UTC().AppendFormat(b, "2006-01-02T15:04:05.000000Z07:00")
+		b = appendTime(b, r.DiscloseAfter)
 		b = append(b, '"')
 	}
 	return b
@@ -69,10 +70,21 @@ func appendStrings(b []byte, ss []string) []byte {
 }
 
 // appendString writes s as a JSON string, escaping what JSON requires.
+// Runs of printable ASCII other than '"' and '\\' (nearly all of a
+// record: hashes, codes, field paths) are copied whole rather than byte
+// by byte; every other byte takes the escaping path.
 func appendString(b []byte, s string) []byte {
 	const hexDigits = "0123456789abcdef"
 	b = append(b, '"')
 	for i := 0; i < len(s); {
+		j := i
+		for j < len(s) && plainByte[s[j]] {
+			j++
+		}
+		b = append(b, s[i:j]...)
+		if i = j; i == len(s) {
+			break
+		}
 		c := s[i]
 		switch {
 		case c == '"' || c == '\\':
@@ -82,7 +94,7 @@ func appendString(b []byte, s string) []byte {
 			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
 			i++
 		case c < utf8.RuneSelf:
-			b = append(b, c)
+			b = append(b, c) // 0x7f: plainByte keeps to what JSON never escapes
 			i++
 		default:
 			r, size := utf8.DecodeRuneInString(s[i:])
@@ -95,4 +107,53 @@ func appendString(b []byte, s string) []byte {
 		}
 	}
 	return append(b, '"')
+}
+
+// plainByte[c] reports whether appendString copies byte c as it is
+// without looking further: printable ASCII but '"' and '\\'.
+var plainByte = func() (t [256]bool) {
+	for c := 0x20; c < 0x7f; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+// timeLayout is the records' time format: UTC, microseconds, "Z".
+const timeLayout = "2006-01-02T15:04:05.000000Z07:00"
+
+// appendTime appends t in UTC as timeLayout formats it. Years 0 to 9999
+// are written digit by digit (a record per request: AppendFormat's
+// general layout walk is most of a record's encoding otherwise); any
+// other year goes through AppendFormat.
+func appendTime(b []byte, t time.Time) []byte {
+	t = t.UTC()
+	year, month, day := t.Date()
+	if year < 0 || year > 9999 {
+		return t.AppendFormat(b, timeLayout)
+	}
+	hour, min, sec := t.Clock()
+	b = appendDigits(b, year, 4)
+	b = append(b, '-')
+	b = appendDigits(b, int(month), 2)
+	b = append(b, '-')
+	b = appendDigits(b, day, 2)
+	b = append(b, 'T')
+	b = appendDigits(b, hour, 2)
+	b = append(b, ':')
+	b = appendDigits(b, min, 2)
+	b = append(b, ':')
+	b = appendDigits(b, sec, 2)
+	b = append(b, '.')
+	b = appendDigits(b, t.Nanosecond()/1000, 6) // truncated, as AppendFormat does
+	return append(b, 'Z')
+}
+
+// appendDigits appends v (0 <= v < 10^n) as n decimal digits.
+func appendDigits(b []byte, v, n int) []byte {
+	b = append(b, "000000"[:n]...)
+	for i := len(b) - 1; n > 0; i, n = i-1, n-1 {
+		b[i] = byte('0' + v%10)
+		v /= 10
+	}
+	return b
 }
