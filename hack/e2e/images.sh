@@ -10,6 +10,9 @@
 #   popconnect.local/agency-client:e2e         /agency-client, the agency pods' client
 #   popconnect.local/pause:e2e                 the pods' sandbox image
 #   popconnect.local/coredns:e2e               the cluster's DNS (node-binaries.sh builds it)
+#   popconnect.local/cert-manager-controller:<v>  cert-manager's controller, webhook and
+#   popconnect.local/cert-manager-webhook:<v>     cainjector, <v> the version go.mod pins
+#   popconnect.local/cert-manager-cainjector:<v>  (hack/e2e/cert-manager.sh builds them)
 # Each runs as 65532:65532 with no shell, like the Dockerfile's distroless
 # targets.
 #
@@ -55,4 +58,10 @@ if [[ -x "${NODE_BIN}/coredns" ]]; then
 else
   log "no ${NODE_BIN}/coredns (run hack/e2e/node-binaries.sh): no coredns image"
 fi
+CM_BIN="$("${HERE}/cert-manager.sh")"
+CM_VERSION="$("${HERE}/cert-manager.sh" --version)"
+for c in controller webhook cainjector; do
+  cp "${CM_BIN}/${c}" "${BIN}/cert-manager-${c}"
+  image "cert-manager-${c}" "cert-manager-${c}" "${CM_VERSION}"
+done
 log "images in ${OUT} ($((SECONDS - start))s)"
