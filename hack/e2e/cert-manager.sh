@@ -52,7 +52,7 @@ cmds=(controller webhook cainjector)
 missing=()
 for c in "${cmds[@]}"; do [[ -x "${BIN}/${c}" ]] || missing+=("${c}"); done
 if ((${#missing[@]} > 0)); then
-  log "building ${missing[*]} from ${MODULE} ${version} (once; about 5 minutes on 2 cores)"
+  log "building ${missing[*]} from ${MODULE} ${version} (once; about 6 minutes of CPU, longer on a busy machine)"
   start=$SECONDS
   out="$(mktemp -d)"
   trap 'rm -rf "${out}"' EXIT
