@@ -8,8 +8,8 @@
 #       controller webhook cainjector     (static, CGO_ENABLED=0)
 #
 # Like node-binaries.sh, the directory is outside the clone and a binary is
-# built only when it is missing; the hash of hack/e2e/cert-manager in the
-# directory's name makes a change to the entry points build anew.
+# built only when it is missing; a hash of hack/e2e/cert-manager and of this
+# script in the directory's name makes a change to either build anew.
 #
 # Usage: hack/e2e/cert-manager.sh            build what is missing, print the dir
 #        hack/e2e/cert-manager.sh --print    only print the dir
@@ -33,8 +33,10 @@ if [[ "${built_from}" != "${version}" ]]; then
   log "run: cd hack/e2e/cert-manager && go get ${MODULE}@${version} && go mod tidy"
   exit 1
 fi
-hash="$(cd "${SRC}" && find . -type f \( -name '*.go' -o -name go.mod -o -name go.sum \) | LC_ALL=C sort \
-  | xargs sha256sum | sha256sum | cut -c1-12)"
+# The cache key: the entry points' sources and this script (their build
+# flags), so that a change to either builds anew.
+hash="$(cd "${SRC}" && { find . -type f \( -name '*.go' -o -name go.mod -o -name go.sum \) | LC_ALL=C sort \
+  | xargs sha256sum; sha256sum < "${HERE}/cert-manager.sh"; } | sha256sum | cut -c1-12)"
 DATA_HOME="${XDG_DATA_HOME:-$HOME/.local/share}"
 E2E_ROOT="${E2E_ROOT:-${DATA_HOME}/popconnect-e2e}"
 BIN="${E2E_ROOT}/cert-manager/${version}-${hash}-$(go env GOOS)-$(go env GOARCH)"
@@ -59,7 +61,9 @@ if ((${#missing[@]} > 0)); then
   pkgs=()
   for c in "${missing[@]}"; do pkgs+=("./${c}"); done
   # One go build for the three: they share most of cert-manager's packages.
-  (cd "${SRC}" && CGO_ENABLED=0 nice -n 19 go build -trimpath -ldflags "-s -w" -o "${out}/" "${pkgs[@]}")
+  # AppVersion is what they report, in their user agent among others.
+  (cd "${SRC}" && CGO_ENABLED=0 nice -n 19 go build -trimpath \
+    -ldflags "-s -w -X ${MODULE}/pkg/util.AppVersion=${version}" -o "${out}/" "${pkgs[@]}")
   for c in "${missing[@]}"; do mv "${out}/${c}" "${BIN}/${c}"; done
   log "${missing[*]} built in $((SECONDS - start))s"
 fi

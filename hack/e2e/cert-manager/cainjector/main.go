@@ -26,6 +26,7 @@ import (
 	"github.com/cert-manager/cert-manager/cmd/popconnect-e2e/internal/cmd"
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	"github.com/cert-manager/cert-manager/pkg/controller/cainjector"
+	"github.com/cert-manager/cert-manager/pkg/util"
 )
 
 type options struct {
@@ -63,6 +64,10 @@ func run(ctx context.Context, log logr.Logger, o options) error {
 	if err != nil {
 		return fmt.Errorf("loading the API server's address and credentials: %w", err)
 	}
+	// The reconcilers name their server-side apply field manager after the
+	// user agent ("cert-manager-cainjector"); without it the API server
+	// refuses the apply that injects the CA.
+	cfg = util.RestConfigWithUserAgent(cfg, "cainjector")
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme,
 		Metrics:                 metricsserver.Options{BindAddress: o.metricsAddress},
