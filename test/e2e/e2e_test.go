@@ -26,7 +26,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	popv1 "github.com/popconnect/popconnect/api/v1alpha1"
-	"github.com/popconnect/popconnect/internal/cmrunner"
 	"github.com/popconnect/popconnect/internal/testenv"
 )
 
@@ -54,7 +53,6 @@ type cluster struct {
 	client  client.Client
 	kubectl string
 	helm    string
-	cm      *cmrunner.Runner
 	// helmInstalled is when `helm install` started, firstOK when the
 	// install's last step had its first 200 through the gateway.
 	helmInstalled, firstOK time.Time
@@ -65,14 +63,6 @@ var (
 	installed   *cluster
 	installErr  error
 )
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if installed != nil && installed.cm != nil {
-		_ = installed.cm.Stop()
-	}
-	os.Exit(code)
-}
 
 // setup returns the cluster with popconnect installed, installing it on the
 // first call.
@@ -123,8 +113,8 @@ func newCluster() (*cluster, error) {
 }
 
 // install does what a platform engineer's first install does: cert-manager
-// and a CA ClusterIssuer, the chart, the agencies' CA Secret, the
-// population database, and the samples.
+// from its own chart and a CA ClusterIssuer, the chart, the agencies' CA
+// Secret, the population database, and the samples.
 func install(ctx context.Context, t *testing.T) (*cluster, error) {
 	cl, err := newCluster()
 	if err != nil {
@@ -142,8 +132,8 @@ func install(ctx context.Context, t *testing.T) (*cluster, error) {
 		name string
 		f    func() error
 	}{
-		{"cert-manager", func() error { return cl.installCertManager(ctx) }},
-		{"namespace " + systemNamespace + " (Pod Security: restricted)", func() error { return cl.createNamespace(ctx) }},
+		{"cert-manager: helm install of its chart, its webhook admitting, the CA ClusterIssuer", func() error { return cl.installCertManager(ctx) }},
+		{"namespace " + systemNamespace + " (Pod Security: restricted)", func() error { return cl.createNamespace(ctx, systemNamespace) }},
 		{"helm install popconnect", func() error { return cl.installChart(ctx) }},
 		{"popdb-sim Deployment and Service", func() error { return cl.installPopDB(ctx) }},
 		{"agency client CA Secret", func() error { return cl.installClientCA(ctx) }},
@@ -162,31 +152,6 @@ func install(ctx context.Context, t *testing.T) (*cluster, error) {
 	return cl, nil
 }
 
-// installCertManager applies cert-manager's CRDs and runs its certificates
-// and CA issuer controllers in this process (internal/cmrunner), then
-// bootstraps a CA ClusterIssuer. TODO(#15): cert-manager's own chart and
-// images, built from its module.
-func (cl *cluster) installCertManager(ctx context.Context) error {
-	crds, err := testenv.CertManagerCRDDir(cl.repo)
-	if err != nil {
-		return err
-	}
-	for _, f := range []string{"cert-manager.io_certificaterequests.yaml", "cert-manager.io_certificates.yaml", "cert-manager.io_clusterissuers.yaml", "cert-manager.io_issuers.yaml", "acme.cert-manager.io_challenges.yaml", "acme.cert-manager.io_orders.yaml"} {
-		if _, err := cl.run(ctx, cl.kubectl, "apply", "--server-side", "-f", filepath.Join(crds, f)); err != nil {
-			return err
-		}
-	}
-	if _, err := cl.run(ctx, cl.kubectl, "wait", "--for=condition=Established", "--timeout=60s", "crd/certificates.cert-manager.io", "crd/clusterissuers.cert-manager.io"); err != nil {
-		return err
-	}
-	// The controllers outlive the install (ctx): they renew and issue while
-	// the tests run, and TestMain stops them.
-	if cl.cm, err = cmrunner.Start(context.Background(), cl.config, cmrunner.Options{}); err != nil {
-		return err
-	}
-	return cmrunner.BootstrapCA(ctx, cl.client, cmrunner.CA{Name: caName})
-}
-
 func (cl *cluster) installChart(ctx context.Context) error {
 	cl.helmInstalled = time.Now()
 	_, err := cl.run(ctx, cl.helm, "install", releaseName, filepath.Join(cl.repo, "charts", "popconnect"),
@@ -200,13 +165,13 @@ func (cl *cluster) installChart(ctx context.Context) error {
 	return err
 }
 
-// createNamespace creates the namespace everything is installed in, with
-// the "restricted" Pod Security Standard enforced, as the README asks of
-// production clusters: every pod there (manager, gateway, popdb-sim) must
-// pass it or its ReplicaSet cannot create it.
-func (cl *cluster) createNamespace(ctx context.Context) error {
+// createNamespace creates a namespace to install into, with the
+// "restricted" Pod Security Standard enforced, as the README asks of
+// production clusters: every pod there (cert-manager's; the manager,
+// gateway and popdb-sim) must pass it or its ReplicaSet cannot create it.
+func (cl *cluster) createNamespace(ctx context.Context, name string) error {
 	return cl.client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
-		Name: systemNamespace,
+		Name: name,
 		Labels: map[string]string{
 			podSecurityEnforceLabel:              "restricted",
 			podSecurityEnforceLabel + "-version": "latest",
@@ -264,7 +229,7 @@ func (cl *cluster) installPopDB(ctx context.Context) error {
 // certificates (popconnect-ca), as ca.crt of the Secret the sample names.
 func (cl *cluster) installClientCA(ctx context.Context) error {
 	var ca corev1.Secret
-	if err := cl.client.Get(ctx, client.ObjectKey{Namespace: cmrunner.DefaultClusterResourceNamespace, Name: caName}, &ca); err != nil {
+	if err := cl.client.Get(ctx, client.ObjectKey{Namespace: certManagerNamespace, Name: caName}, &ca); err != nil {
 		return err
 	}
 	return cl.client.Create(ctx, &corev1.Secret{
@@ -352,6 +317,7 @@ func (cl *cluster) dump(t *testing.T) {
 		{"get", "events", "-A", "--sort-by=.lastTimestamp"},
 		{"logs", "-n", systemNamespace, "-l", "app.kubernetes.io/name=popconnect", "--all-containers", "--tail=100", "--prefix"},
 		{"logs", "-n", systemNamespace, "-l", "app.kubernetes.io/name=popconnect-gateway", "--all-containers", "--tail=100", "--prefix"},
+		{"logs", "-n", certManagerNamespace, "-l", "app.kubernetes.io/instance=" + certManagerRelease, "--all-containers", "--tail=100", "--prefix"},
 	} {
 		out, err := cl.run(ctx, cl.kubectl, args...)
 		if err != nil {

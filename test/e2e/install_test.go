@@ -79,25 +79,33 @@ func TestSampleGatewayPodsBecomeReady(t *testing.T) {
 	}
 }
 
-// TestPodsMeetRestrictedPodSecurity: the namespace enforces the
-// "restricted" Pod Security Standard, and no ReplicaSet there failed to
-// create a pod (admission would refuse a pod that does not meet it).
+// TestPodsMeetRestrictedPodSecurity: popconnect's and cert-manager's
+// namespaces enforce the "restricted" Pod Security Standard, and no
+// ReplicaSet there failed to create a pod (admission would refuse a pod
+// that does not meet it).
 func TestPodsMeetRestrictedPodSecurity(t *testing.T) {
 	cl := setup(t)
+	for _, namespace := range []string{certManagerNamespace, systemNamespace} {
+		checkRestrictedNamespace(t, cl, namespace)
+	}
+}
+
+func checkRestrictedNamespace(t *testing.T, cl *cluster, namespace string) {
+	t.Helper()
 	ctx := context.Background()
 	var ns corev1.Namespace
-	if err := cl.client.Get(ctx, client.ObjectKey{Name: systemNamespace}, &ns); err != nil {
+	if err := cl.client.Get(ctx, client.ObjectKey{Name: namespace}, &ns); err != nil {
 		t.Fatal(err)
 	}
 	if got := ns.Labels[podSecurityEnforceLabel]; got != "restricted" {
-		t.Fatalf("namespace %s: %s=%q, want restricted", systemNamespace, podSecurityEnforceLabel, got)
+		t.Fatalf("namespace %s: %s=%q, want restricted", namespace, podSecurityEnforceLabel, got)
 	}
 	var sets appsv1.ReplicaSetList
-	if err := cl.client.List(ctx, &sets, client.InNamespace(systemNamespace)); err != nil {
+	if err := cl.client.List(ctx, &sets, client.InNamespace(namespace)); err != nil {
 		t.Fatal(err)
 	}
 	if len(sets.Items) == 0 {
-		t.Fatalf("no ReplicaSets in %s", systemNamespace)
+		t.Fatalf("no ReplicaSets in %s", namespace)
 	}
 	for _, rs := range sets.Items {
 		for _, c := range rs.Status.Conditions {
