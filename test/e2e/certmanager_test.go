@@ -37,12 +37,13 @@ const (
 	webhookName = "webhook.cert-manager.io"
 )
 
-// certManagerDeployments are the release's Deployments and the image each
-// runs: hack/e2e/images.sh builds them, tagged with the module's version.
-var certManagerDeployments = map[string]string{
-	certManagerRelease:                 "cert-manager-controller",
-	certManagerWebhook:                 "cert-manager-webhook",
-	certManagerRelease + "-cainjector": "cert-manager-cainjector",
+// certManagerComponents are the release's Deployments, the chart value
+// that sets each one's image, and that image: hack/e2e/images.sh builds
+// them, tagged with the module's version.
+var certManagerComponents = []struct{ deployment, values, image string }{
+	{certManagerRelease, "image", "cert-manager-controller"},
+	{certManagerWebhook, "webhook.image", "cert-manager-webhook"},
+	{certManagerRelease + "-cainjector", "cainjector.image", "cert-manager-cainjector"},
 }
 
 // module is what `go mod download -json` says of a module.
@@ -91,11 +92,11 @@ func (cl *cluster) installCertManager(ctx context.Context) error {
 	}
 	// The chart in the module names the release placeholder v0.0.0 as
 	// its images' tag: every image is set here.
-	for key, image := range map[string]string{"image": "cert-manager-controller", "webhook.image": "cert-manager-webhook", "cainjector.image": "cert-manager-cainjector"} {
+	for _, c := range certManagerComponents {
 		args = append(args,
-			"--set", key+".repository="+imageRegistry+"/"+image,
-			"--set", key+".tag="+mod.Version,
-			"--set", key+".pullPolicy=Never")
+			"--set", c.values+".repository="+imageRegistry+"/"+c.image,
+			"--set", c.values+".tag="+mod.Version,
+			"--set", c.values+".pullPolicy=Never")
 	}
 	if _, err := cl.run(ctx, cl.helm, args...); err != nil {
 		return err
@@ -121,7 +122,7 @@ func (cl *cluster) waitCertManagerWebhook(ctx context.Context) error {
 		if err == nil {
 			return false, "", fmt.Errorf("a Certificate without a subject was admitted: the webhook did not see it")
 		}
-		return strings.Contains(err.Error(), "admission webhook \""+webhookName+"\" denied the request"), err.Error(), nil
+		return deniedByWebhook(err), err.Error(), nil
 	})
 }
 
@@ -157,6 +158,12 @@ func (cl *cluster) webhookCAInjected(ctx context.Context) (bool, string, error) 
 	return len(vwc.Webhooks) > 0 && len(mwc.Webhooks) > 0, "no webhooks in the configurations", nil
 }
 
+// deniedByWebhook reports whether err is cert-manager's webhook refusing an
+// object.
+func deniedByWebhook(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "admission webhook \""+webhookName+"\" denied the request")
+}
+
 // createInvalidCertificate asks the API server to create (dry run) a
 // Certificate with no common name and no subject alternative name, which
 // only cert-manager's webhook refuses: its CRD's schema cannot say that one
@@ -185,23 +192,23 @@ func TestCertManagerRunsFromItsChart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, image := range certManagerDeployments {
+	for _, c := range certManagerComponents {
 		var d appsv1.Deployment
-		if err := cl.client.Get(ctx, client.ObjectKey{Namespace: certManagerNamespace, Name: name}, &d); err != nil {
+		if err := cl.client.Get(ctx, client.ObjectKey{Namespace: certManagerNamespace, Name: c.deployment}, &d); err != nil {
 			t.Fatal(err)
 		}
-		if got, want := d.Spec.Template.Spec.Containers[0].Image, imageRegistry+"/"+image+":"+mod.Version; got != want {
-			t.Errorf("deployment %s runs %s, want %s", name, got, want)
+		if got, want := d.Spec.Template.Spec.Containers[0].Image, imageRegistry+"/"+c.image+":"+mod.Version; got != want {
+			t.Errorf("deployment %s runs %s, want %s", c.deployment, got, want)
 		}
 		if d.Status.AvailableReplicas < 1 {
-			t.Errorf("deployment %s: no available replica", name)
+			t.Errorf("deployment %s: no available replica", c.deployment)
 		}
 	}
 	if ok, state, err := cl.webhookCAInjected(ctx); err != nil || !ok {
 		t.Errorf("webhook CA not injected: %s %v", state, err)
 	}
 	err = cl.createInvalidCertificate(ctx)
-	if err == nil || !strings.Contains(err.Error(), "admission webhook \""+webhookName+"\" denied the request") {
+	if !deniedByWebhook(err) {
 		t.Errorf("a Certificate without a subject: got %v, want a denial by %s", err, webhookName)
 	}
 	if t.Failed() {

@@ -46,7 +46,7 @@ type copyPlan struct {
 	rows  int // records in the batch
 }
 
-// recordsSQLPrefix and readsColumns are the COPYs' column lists.
+// recordsColumnList and readsColumnList are the COPYs' column lists.
 var (
 	recordsColumnList = strings.Join(columns, ", ")
 	readsColumnList   = "national_id_hash, time, stream, seq, disclose_after"
