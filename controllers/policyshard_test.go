@@ -2,9 +2,12 @@ package controllers_test
 
 import (
 	"context"
+	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -48,10 +51,70 @@ func TestOneChangeRewritesOneShard(t *testing.T) {
 		case name == own && !changed:
 			t.Errorf("the connection's shard %s was not rewritten", name)
 		case name != own && changed:
+			if why := reissuedOnly(t, conns, was, now); why != "" {
+				// cert-manager may issue a new connection's certificate
+				// twice (its trigger controller can act on a Secret
+				// cache older than the Certificate it reads); the new
+				// certificate is then rightly pinned, a change of its own.
+				t.Logf("shard %s was rewritten by cert-manager's re-issuance, not by the change: %s", name, why)
+				continue
+			}
 			t.Errorf("shard %s was rewritten, but only %s holds the changed entry:\nbefore (resourceVersion %s): %s\nafter (resourceVersion %s): %s",
 				name, own, was.ResourceVersion, was.Data[policy.ShardDataKey], now.ResourceVersion, now.Data[policy.ShardDataKey])
 		}
 	}
+}
+
+// reissuedOnly explains a shard's rewrite that the test did not cause: it
+// returns which agencies' certificates cert-manager issued again, when the
+// shard's entries differ in their pinned digests only, and only for
+// agencies whose Certificate is past its first revision and whose
+// connection's status pins the digest the shard now leads with; otherwise
+// "".
+func reissuedOnly(t *testing.T, conns []*popv1.AgencyConnection, was, now corev1.ConfigMap) string {
+	t.Helper()
+	before, err := render.ShardEntries(&was)
+	must(t, err, "decoding shard "+was.Name+" as it was")
+	after, err := render.ShardEntries(&now)
+	must(t, err, "decoding shard "+now.Name+" as it is")
+	if len(before) != len(after) {
+		return ""
+	}
+	var reissued []string
+	for i := range after {
+		b, a := before[i], after[i]
+		if reflect.DeepEqual(b, a) {
+			continue
+		}
+		bare, abare := b, a
+		bare.CertificateSHA256, abare.CertificateSHA256 = nil, nil
+		if !reflect.DeepEqual(bare, abare) || len(a.CertificateSHA256) == 0 {
+			return ""
+		}
+		conn := connectionOf(conns, a.AgencyCode)
+		if conn == nil {
+			return ""
+		}
+		get(t, conn)
+		cert := &cmapi.Certificate{}
+		must(t, s.c.Get(context.Background(), client.ObjectKey{Namespace: conn.Namespace, Name: render.ClientCertificateName(conn)}, cert), "reading the Certificate of "+conn.Name)
+		st := conn.Status.Certificate
+		if cert.Status.Revision == nil || *cert.Status.Revision < 2 || st == nil || st.SHA256 != a.CertificateSHA256[0] {
+			return ""
+		}
+		reissued = append(reissued, fmt.Sprintf("%s (Certificate %s at revision %d)", a.AgencyCode, cert.Name, *cert.Status.Revision))
+	}
+	return strings.Join(reissued, ", ")
+}
+
+// connectionOf is the connection of conns with the agency code.
+func connectionOf(conns []*popv1.AgencyConnection, code string) *popv1.AgencyConnection {
+	for _, c := range conns {
+		if c.Spec.AgencyCode == code {
+			return c
+		}
+	}
+	return nil
 }
 
 // TestForeignShardIsNeverTakenOver: a ConfigMap someone else made under a
