@@ -288,16 +288,16 @@ func TestCatalogFieldRemoved(t *testing.T) {
 	conn := f.connection(t, sampleConnections[3], nil) // TCT reads taxCode
 	waitCondition(t, conn, popv1.ConditionProgrammed, metav1.ConditionTrue, "", waitLong)
 
-	catalog := &popv1.FieldCatalog{}
-	must(t, s.c.Get(context.Background(), client.ObjectKeyFromObject(f.catalog), catalog), "reading catalog")
-	fields := catalog.Spec.Fields[:0]
-	for _, fld := range catalog.Spec.Fields {
-		if fld.Name != "taxCode" {
-			fields = append(fields, fld)
+	catalog := &popv1.FieldCatalog{ObjectMeta: metav1.ObjectMeta{Name: f.catalog.Name, Namespace: f.catalog.Namespace}}
+	edit(t, catalog, "updating catalog", func() {
+		var fields []popv1.CatalogField
+		for _, fld := range catalog.Spec.Fields {
+			if fld.Name != "taxCode" {
+				fields = append(fields, fld)
+			}
 		}
-	}
-	catalog.Spec.Fields = fields
-	must(t, s.c.Update(context.Background(), catalog), "updating catalog")
+		catalog.Spec.Fields = fields
+	})
 
 	got := waitCondition(t, conn, popv1.ConditionFieldsValid, metav1.ConditionFalse, popv1.ReasonUnknownField, waitShort)
 	if c := meta.FindStatusCondition(got.Status.Conditions, popv1.ConditionFieldsValid); !strings.Contains(c.Message, `"taxCode"`) {

@@ -168,6 +168,18 @@ func parseCert(t *testing.T, data []byte) *x509.Certificate {
 	return cert
 }
 
+// edit reads obj, applies mutate and sends the difference as a merge patch,
+// the way kubectl edit does. A patch carries no resourceVersion, so a write
+// by a controller between the read and the patch (a status update, a pinned
+// digest) does not fail the edit with a conflict.
+func edit(t *testing.T, obj client.Object, what string, mutate func()) {
+	t.Helper()
+	get(t, obj)
+	base := obj.DeepCopyObject().(client.Object)
+	mutate()
+	must(t, s.c.Patch(context.Background(), obj, client.MergeFrom(base)), what)
+}
+
 func must(t *testing.T, err error, what string) {
 	t.Helper()
 	if err != nil {

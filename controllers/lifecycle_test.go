@@ -139,9 +139,9 @@ func TestChildrenRestored(t *testing.T) {
 		return err == nil && got.UID != np.UID, client.IgnoreNotFound(err)
 	})
 	// An edited spec too: the cache holds only its digest (cache_slim.go).
-	get(t, np)
-	np.Spec.Ingress[0].From = []networkingv1.NetworkPolicyPeer{{IPBlock: &networkingv1.IPBlock{CIDR: "0.0.0.0/0"}}}
-	must(t, s.c.Update(ctx, np), "editing NetworkPolicy")
+	edit(t, np, "editing NetworkPolicy", func() {
+		np.Spec.Ingress[0].From = []networkingv1.NetworkPolicyPeer{{IPBlock: &networkingv1.IPBlock{CIDR: "0.0.0.0/0"}}}
+	})
 	testenv.Poll(t, waitShort, func() (bool, error) {
 		got := &networkingv1.NetworkPolicy{}
 		err := s.c.Get(ctx, client.ObjectKeyFromObject(np), got)
@@ -150,9 +150,9 @@ func TestChildrenRestored(t *testing.T) {
 	})
 
 	cert := &cmapi.Certificate{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: conn.Name + "-client"}}
-	get(t, cert)
-	cert.Spec.URIs = []string{"spiffe://popconnect.io/agency/SOMEONE-ELSE"}
-	must(t, s.c.Update(ctx, cert), "editing Certificate")
+	edit(t, cert, "editing Certificate", func() {
+		cert.Spec.URIs = []string{"spiffe://popconnect.io/agency/SOMEONE-ELSE"}
+	})
 	testenv.Poll(t, waitShort, func() (bool, error) {
 		got := &cmapi.Certificate{}
 		err := s.c.Get(ctx, client.ObjectKeyFromObject(cert), got)
@@ -160,15 +160,15 @@ func TestChildrenRestored(t *testing.T) {
 	})
 
 	shard := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: render.ShardName(f.gateway.Name, render.ShardIndex(conn.Spec.AgencyCode))}}
-	get(t, shard)
-	shard.Data[policy.ShardDataKey] = `{"version":"forged","agencies":[]}`
-	must(t, s.c.Update(ctx, shard), "editing shard")
+	edit(t, shard, "editing shard", func() {
+		shard.Data[policy.ShardDataKey] = `{"version":"forged","agencies":[]}`
+	})
 	waitShard(t, f.gateway, conn.Spec.AgencyCode, waitShort, "restored", func(e *policy.Agency) bool { return e != nil && !e.Suspended })
 
 	dep := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: render.NamesFor(f.gateway).Deployment}}
-	get(t, dep)
-	dep.Spec.Template.Spec.Containers[0].Image = "evil.example/gateway:latest"
-	must(t, s.c.Update(ctx, dep), "editing Deployment")
+	edit(t, dep, "editing Deployment", func() {
+		dep.Spec.Template.Spec.Containers[0].Image = "evil.example/gateway:latest"
+	})
 	testenv.Poll(t, waitShort, func() (bool, error) {
 		got := &appsv1.Deployment{}
 		err := s.c.Get(ctx, client.ObjectKeyFromObject(dep), got)
