@@ -178,7 +178,9 @@ wait_port() {
 		if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
 		sleep 0.1
 	done
-	echo "port $1 did not open" >&2
+	echo "port $1 did not open; the ends of the logs:" >&2
+	# The work directory goes at exit: say why a server did not start.
+	tail -n 3 ./*.log >&2 || true
 	return 1
 }
 
