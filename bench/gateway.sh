@@ -34,6 +34,14 @@
 # requireCaseReference in its policy and a Popconnect-Case-Reference header
 # on every request, so that every record carries both (against the plain
 # gateway: the cost of the purpose fields).
+# PIN_DATABASE=1 (with AUDIT_POSTGRES=1) gives the PostgreSQL server (the
+# postmaster and every backend) CPU 1 and everything else (popdb-sim, nginx
+# with one worker, every gateway, loadgen, Redis if asked for) CPU 0, as in a
+# deployment where the database has a server of its own: every target's
+# request path gets the same one core, and only the PostgreSQL gateway has a
+# database beside it. The CPUs each part ran on are read back and printed;
+# the Go programs see one CPU (GOMAXPROCS 1). The machine's other load is not
+# pinned: the busy share of each CPU during each target's legs is printed.
 set -euo pipefail
 
 DURATION=${DURATION:-20s}
@@ -46,6 +54,7 @@ read -r -a gateway_args <<<"${GATEWAY_ARGS:-}"
 AUDIT_POSTGRES=${AUDIT_POSTGRES:-0}
 RATELIMIT_REDIS=${RATELIMIT_REDIS:-0}
 PURPOSE=${PURPOSE:-0}
+PIN_DATABASE=${PIN_DATABASE:-0}
 PORT_GW_PURPOSE=${PORT_GW_PURPOSE:-18448}
 PORT_GW_PURPOSE_METRICS=${PORT_GW_PURPOSE_METRICS:-19094}
 RATELIMIT_REDIS_TIMEOUT=${RATELIMIT_REDIS_TIMEOUT:-100ms}
@@ -71,6 +80,25 @@ PORT_UP_TLS=${PORT_UP_TLS:-18081}
 PORT_NGINX=${PORT_NGINX:-18443}
 PORT_GW=${PORT_GW:-18444}
 PORT_GW_METRICS=${PORT_GW_METRICS:-19090}
+
+# The two CPUs of PIN_DATABASE=1: the request path's and the database's.
+pin_request_cpu=0
+pin_database_cpu=1
+nginx_workers=auto
+if [ "$PIN_DATABASE" = 1 ]; then
+	if [ "$AUDIT_POSTGRES" != 1 ]; then
+		echo "PIN_DATABASE=1 needs AUDIT_POSTGRES=1 (it pins the PostgreSQL server)" >&2
+		exit 2
+	fi
+	allowed=$(taskset -c -p $$ | sed 's/.*: //')
+	if ! taskset -c "$pin_request_cpu" true 2>/dev/null || ! taskset -c "$pin_database_cpu" true 2>/dev/null; then
+		echo "PIN_DATABASE=1 needs CPUs $pin_request_cpu and $pin_database_cpu; this shell may run on $allowed" >&2
+		exit 2
+	fi
+	# One core, one worker: nginx 1.22's "auto" counts the machine's CPUs,
+	# not the ones it may run on.
+	nginx_workers=1
+fi
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
@@ -116,7 +144,7 @@ JSON
 
 mkdir -p nginx-tmp
 cat >nginx.conf <<NGINX
-worker_processes auto;
+worker_processes $nginx_workers;
 error_log $work/nginx-error.log warn;
 pid $work/nginx.pid;
 events { worker_connections 4096; }
@@ -150,19 +178,27 @@ wait_port() {
 		if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
 		sleep 0.1
 	done
-	echo "port $1 did not open" >&2
+	echo "port $1 did not open; the ends of the logs:" >&2
+	# The work directory goes at exit: say why a server did not start.
+	tail -n 3 ./*.log >&2 || true
 	return 1
 }
 
+if [ "$PIN_DATABASE" = 1 ]; then
+	# Every process started from here on is a child of this shell and
+	# inherits its CPU; the PostgreSQL server alone is started on the other.
+	taskset -c -p "$pin_request_cpu" $$ >/dev/null
+fi
 ./popdb-sim --listen-address "127.0.0.1:$PORT_UP" --records "$RECORDS" 2>popdb.log &
-pids+=($!)
+up_pid=$!
+pids+=("$up_pid")
 ./popdb-sim --listen-address "127.0.0.1:$PORT_UP_TLS" --records "$RECORDS" \
 	--tls-cert-file server.crt --tls-key-file server.key 2>popdb-tls.log &
 direct_pid=$!
-pids+=($direct_pid)
+pids+=("$direct_pid")
 nginx -c "$work/nginx.conf" -p "$work" -g 'daemon off;' &
 nginx_pid=$!
-pids+=($nginx_pid)
+pids+=("$nginx_pid")
 profile_args=()
 if [ "$PROFILE" = 1 ]; then profile_args=(--cpu-profile "$work/gateway.pprof"); fi
 # start_gateway BINARY PORT METRICS_PORT AUDIT_FILE [ARGS...]: the gateway
@@ -191,8 +227,13 @@ if [ -n "$BASELINE_GATEWAY" ]; then
 	ports+=("$PORT_GW_BASE")
 fi
 if [ "$AUDIT_POSTGRES" = 1 ]; then
-	./pgserver --url-file "$work/audit-db.url" 2>pgserver.log &
-	pids+=($!)
+	pg_cpu=()
+	if [ "$PIN_DATABASE" = 1 ]; then pg_cpu=(taskset -c "$pin_database_cpu"); fi
+	# taskset execs pgserver, which starts initdb and postgres: they inherit
+	# its CPU, and the postmaster's backends inherit the postmaster's.
+	"${pg_cpu[@]}" ./pgserver --url-file "$work/audit-db.url" 2>pgserver.log &
+	pgserver_pid=$!
+	pids+=("$pgserver_pid")
 	for _ in $(seq 1 600); do [ -s "$work/audit-db.url" ] && break; sleep 0.1; done
 	[ -s "$work/audit-db.url" ] || { echo "the PostgreSQL server did not start" >&2; cat pgserver.log >&2; exit 1; }
 	"./gateway" --policy-file policy.json --upstream-url "http://127.0.0.1:$PORT_UP" \
@@ -303,7 +344,27 @@ write_calls() {
 	echo "$n"
 }
 
+# Busy and total clock ticks of the two CPUs PIN_DATABASE uses, from
+# /proc/stat, as "busy total busy total" (busy: all but idle and iowait;
+# the guest fields are already in user). Whole-machine figures: another
+# session's processes count too.
+cpu_stat() {
+	awk -v a="cpu$pin_request_cpu" -v b="cpu$pin_database_cpu" '$1 == a || $1 == b {
+		t = 0; for (i = 2; i <= 9; i++) t += $i
+		v[$1] = (t - $5 - $6) " " t
+	} END { print v[a], v[b] }' /proc/stat
+}
+# cpus_of PID...: the CPUs the given processes, every thread of them, may
+# run on, read back from the kernel (distinct lists, space-separated).
+cpus_of() {
+	local p
+	for p in "$@"; do taskset -c -a -p "$p" 2>/dev/null || true; done | sed 's/.*: //' | sort -u | paste -sd ' ' -
+}
+loadgen_cpus=''
+
 declare -A sum_rps sum_p50 sum_p99 sum_ok sum_err sum_user sum_sys sum_writes
+declare -A pin_busy0 pin_total0 pin_busy1 pin_total1
+pg_db_ticks=0
 for ((round = 1; round <= ROUNDS; round++)); do
 	for t in "${targets[@]}"; do
 		IFS='|' read -r name url tpids theader <<<"$t"
@@ -314,7 +375,34 @@ for ((round = 1; round <= ROUNDS; round++)); do
 		# shellcheck disable=SC2086
 		writes_before=$(write_calls $tpids)
 		if [ "$name" = "gateway, Redis rate limits" ]; then read -r ru_before rs_before < <(cpu_ticks "$redis_pid"); fi
-		out=$(load "$url" "${header_args[@]}")
+		# shellcheck disable=SC2086
+		if [ "$name" = "gateway, PostgreSQL audit" ]; then read -r pu_before ps_before < <(cpu_ticks $pg_pids); fi
+		if [ "$PIN_DATABASE" = 1 ]; then read -r b0_before t0_before b1_before t1_before < <(cpu_stat); fi
+		if [ "$PIN_DATABASE" = 1 ] && [ -z "$loadgen_cpus" ]; then
+			# The first leg runs loadgen in the background, to read back
+			# its CPUs once its threads have started.
+			load "$url" "${header_args[@]}" >leg.out &
+			leg_pid=$!
+			sleep 1
+			lg_pid=$(pgrep -x loadgen -P "$leg_pid" || echo "$leg_pid")
+			loadgen_cpus=$(cpus_of "$lg_pid")
+			wait "$leg_pid"
+			out=$(<leg.out)
+		else
+			out=$(load "$url" "${header_args[@]}")
+		fi
+		if [ "$PIN_DATABASE" = 1 ]; then
+			read -r b0_after t0_after b1_after t1_after < <(cpu_stat)
+			pin_busy0[$name]=$((${pin_busy0[$name]:-0} + b0_after - b0_before))
+			pin_total0[$name]=$((${pin_total0[$name]:-0} + t0_after - t0_before))
+			pin_busy1[$name]=$((${pin_busy1[$name]:-0} + b1_after - b1_before))
+			pin_total1[$name]=$((${pin_total1[$name]:-0} + t1_after - t1_before))
+		fi
+		if [ "$name" = "gateway, PostgreSQL audit" ]; then
+			# shellcheck disable=SC2086
+			read -r pu_after ps_after < <(cpu_ticks $pg_pids)
+			pg_db_ticks=$((pg_db_ticks + pu_after + ps_after - pu_before - ps_before))
+		fi
 		# shellcheck disable=SC2086
 		read -r user_after sys_after < <(cpu_ticks $tpids)
 		# shellcheck disable=SC2086
@@ -333,6 +421,25 @@ for ((round = 1; round <= ROUNDS; round++)); do
 		sum_writes[$name]=$((${sum_writes[$name]:-0} + writes_after - writes_before))
 	done
 done
+if [ "$PIN_DATABASE" = 1 ]; then
+	# Read back at the end, so that processes started during the run (the
+	# postmaster's autovacuum workers, say) are included.
+	nginx_all="$nginx_pid $(pgrep -P "$nginx_pid" | tr '\n' ' ')"
+	# shellcheck disable=SC2086
+	pins=("popdb-sim upstream|$(cpus_of "$up_pid")"
+		"popdb-sim direct (HTTPS)|$(cpus_of "$direct_pid")"
+		"nginx (master + $(($(wc -w <<<"$nginx_all") - 1)) worker)|$(cpus_of $nginx_all)"
+		"popconnect gateway|$(cpus_of "$gw_pid")")
+	if [ -n "$BASELINE_GATEWAY" ]; then pins+=("gateway (baseline binary)|$(cpus_of "$base_pid")"); fi
+	pg_all="$postmaster $(pgrep -P "$postmaster" | tr '\n' ' ')"
+	# shellcheck disable=SC2086
+	pins+=("gateway, PostgreSQL audit|$(cpus_of "$pg_gw_pid")"
+		"pgserver (starts PostgreSQL)|$(cpus_of "$pgserver_pid")"
+		"PostgreSQL ($(wc -w <<<"$pg_all") processes)|$(cpus_of $pg_all)")
+	if [ "$RATELIMIT_REDIS" = 1 ]; then pins+=("gateway, Redis rate limits|$(cpus_of "$redis_gw_pid")" "redis-server|$(cpus_of "$redis_pid")"); fi
+	if [ "$PURPOSE" = 1 ]; then pins+=("gateway, purpose + case ref|$(cpus_of "$purpose_gw_pid")"); fi
+	pins+=("loadgen (first leg)|$loadgen_cpus")
+fi
 audit_lines_running=$(wc -l <audit/audit.log)
 audit_batches=$(curl -s "http://127.0.0.1:$PORT_GW_METRICS/metrics" | sed -n 's/^popconnect_gateway_audit_batches_total \(.*\)/\1/p')
 kill -TERM "$gw_pid"
@@ -382,7 +489,29 @@ if [ "$PURPOSE" = 1 ]; then
 fi
 echo "audit writes: ${audit_batches:-?} for $audit_lines_running records ($(awk -v r="$audit_lines_running" -v b="${audit_batches:-0}" 'BEGIN { if (b > 0) printf "%.1f", r / b; else print "?" }') per write)"
 if [ "$AUDIT_POSTGRES" = 1 ]; then
+	# The row above counts the gateway and the database together; apart,
+	# the gateway's share is what competes with the request path when the
+	# database has a CPU of its own (PIN_DATABASE=1).
+	awk -v t="$pg_db_ticks" -v u="${sum_user["gateway, PostgreSQL audit"]}" -v s="${sum_sys["gateway, PostgreSQL audit"]}" \
+		-v ok="${sum_ok["gateway, PostgreSQL audit"]}" -v hz="$hz" \
+		'BEGIN { if (ok > 0) printf "PostgreSQL audit: CPU µs per request, gateway process %.0f + database %.0f (postmaster and its children)\n", (u + s - t) * 1e6 / hz / ok, t * 1e6 / hz / ok }'
 	echo "PostgreSQL audit: ${pg_batches:-?} COPYs for ${pg_records:-?} records ($(awk -v r="${pg_records:-0}" -v b="${pg_batches:-0}" 'BEGIN { if (b > 0) printf "%.1f", r / b; else print "?" }') per COPY)"
 fi
 echo "audit records: $audit_lines (requests served: ${sum_ok["popconnect gateway"]} ok + ${sum_err["popconnect gateway"]} errors; $audit_lines_running flushed before shutdown)"
-echo "machine: $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), $(date -u +%Y-%m-%dT%H:%MZ)"
+if [ "$PIN_DATABASE" = 1 ]; then
+	echo
+	echo "CPUs each part may run on (taskset -p, every thread):"
+	for p in "${pins[@]}"; do printf '  %-34s %s\n' "${p%%|*}" "${p#*|}"; done
+	echo "busy share of each CPU during each target's legs (whole machine, other sessions included):"
+	for t in "${targets[@]}"; do
+		name=${t%%|*}
+		awk -v name="$name" -v b0="${pin_busy0[$name]}" -v t0="${pin_total0[$name]}" -v b1="${pin_busy1[$name]}" -v t1="${pin_total1[$name]}" \
+			-v c0="$pin_request_cpu" -v c1="$pin_database_cpu" \
+			'BEGIN { printf "  %-34s CPU %d %3.0f %%   CPU %d %3.0f %%\n", name, c0, (t0 > 0 ? 100 * b0 / t0 : 0), c1, (t1 > 0 ? 100 * b1 / t1 : 0) }'
+	done
+	echo "(the CPU µs per request above add the gateway's and the database's: pinned, they ran on different CPUs, and only the gateway's competed with the request path)"
+fi
+# nproc counts the CPUs this shell may run on: one, pinned.
+cpus=$(nproc)
+if [ "$PIN_DATABASE" = 1 ]; then cpus="$(nproc --all) (pinned as above)"; fi
+echo "machine: $cpus CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), $(date -u +%Y-%m-%dT%H:%MZ)"
