@@ -209,6 +209,9 @@ type writeLog struct {
 	mu    sync.Mutex
 	count int
 	what  []string
+	// ok counts the writes the API server accepted, by method and path,
+	// for a test that counts the writes of one object.
+	ok map[string]int
 }
 
 func (w *writeLog) add(what string) {
@@ -218,6 +221,24 @@ func (w *writeLog) add(what string) {
 	if len(w.what) < 50 {
 		w.what = append(w.what, what)
 	}
+}
+
+// accepted records a write the API server accepted (2xx).
+func (w *writeLog) accepted(what string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.ok == nil {
+		w.ok = map[string]int{}
+	}
+	w.ok[what]++
+}
+
+// succeeded is how many writes of what ("PATCH /apis/...") the API server
+// accepted since the log began, resets included.
+func (w *writeLog) succeeded(what string) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.ok[what]
 }
 
 // reset forgets every write so far.
@@ -237,10 +258,15 @@ func (w *writeLog) snapshot() (int, []string) {
 func (t countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	switch req.Method {
 	case http.MethodGet, http.MethodHead, http.MethodOptions:
-	default:
-		t.writes.add(req.Method + " " + req.URL.Path)
+		return t.next.RoundTrip(req)
 	}
-	return t.next.RoundTrip(req)
+	what := req.Method + " " + req.URL.Path
+	t.writes.add(what)
+	resp, err := t.next.RoundTrip(req)
+	if err == nil && resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		t.writes.accepted(what)
+	}
+	return resp, err
 }
 
 // newNamespace creates a namespace for one test, with the agency client CA

@@ -156,6 +156,7 @@ func TestRevokedCurrentCertificate(t *testing.T) {
 	_, cur := ownSecret(t, conn)
 	oldSerial, oldDigest := cur.Status.Certificate.SerialNumber, cur.Status.Certificate.SHA256
 	waitOwnPins(t, f.gateway, conn, "pinned", oldDigest)
+	renewal := "PATCH /apis/cert-manager.io/v1/namespaces/" + f.ns + "/certificates/" + render.ClientCertificateName(conn) + "/status"
 
 	patch := client.MergeFrom(cur.DeepCopy())
 	// As a user may copy it from openssl: lower case, a leading zero.
@@ -184,15 +185,17 @@ func TestRevokedCurrentCertificate(t *testing.T) {
 			slices.Equal(e.CertificateSHA256, ownPins(t, conn))
 	})
 	waitCondition(t, conn, popv1.ConditionReady, metav1.ConditionTrue, popv1.ReasonReady, waitLong)
-	own, _ := ownSecret(t, conn)
-	if leafSHA256(t, own.Data["tls.crt"]) != newDigest {
+	own, cur := ownSecret(t, conn)
+	if d := leafSHA256(t, own.Data["tls.crt"]); d == oldDigest || d != cur.Status.Certificate.SHA256 {
 		t.Error("the Secret does not hold the newly pinned certificate")
 	}
-	// Once per revoked serial: the Certificate was renewed once.
-	crt := &cmapi.Certificate{}
-	must(t, s.c.Get(ctx, client.ObjectKey{Namespace: f.ns, Name: render.ClientCertificateName(conn)}, crt), "reading the Certificate")
-	if crt.Status.Revision == nil || *crt.Status.Revision != 2 {
-		t.Errorf("Certificate revision = %v, want 2 (issued once, renewed once)", crt.Status.Revision)
+	// Once per revoked serial: the operator asked cert-manager for one
+	// renewal, not one per reconcile. (Not the Certificate's revision:
+	// cert-manager sometimes issues a certificate a second time by itself.
+	// None when it did so just before the revocation, which then found the
+	// revoked certificate already replaced.)
+	if n := s.writes.succeeded(renewal); n > 1 {
+		t.Errorf("the operator triggered %d renewals of the Certificate for one revoked serial, want 1", n)
 	}
 }
 
