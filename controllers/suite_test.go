@@ -154,8 +154,8 @@ func startManagerForSuite() (func(), error) {
 
 // startManager runs the operator's reconcilers in a manager whose API
 // writes are counted. With a leaderElectionID it takes part in leader
-// election (in namespace default, with short timings) and the returned
-// channel closes when it is elected.
+// election (in namespace default) and the returned channel closes when it
+// is elected.
 func startManager(env *testenv.Env, writes *writeLog, leaderElectionID string) (func(), <-chan struct{}, error) {
 	cfg := rest.CopyConfig(env.Config)
 	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
@@ -173,9 +173,14 @@ func startManager(env *testenv.Env, writes *writeLog, leaderElectionID string) (
 		LeaderElectionID:              leaderElectionID,
 		LeaderElectionNamespace:       "default",
 		LeaderElectionReleaseOnCancel: true,
-		LeaseDuration:                 ptr.To(4 * time.Second),
-		RenewDeadline:                 ptr.To(3 * time.Second),
-		RetryPeriod:                   ptr.To(500 * time.Millisecond),
+		// A stopped manager releases the lease (ReleaseOnCancel), and the
+		// other takes it at its next try: the test never waits out a lease.
+		// The lease and deadline are long only so that a loaded machine,
+		// which can leave the process unscheduled for seconds, does not
+		// take the lease from a leader that is running.
+		LeaseDuration: ptr.To(15 * time.Second),
+		RenewDeadline: ptr.To(10 * time.Second),
+		RetryPeriod:   ptr.To(500 * time.Millisecond),
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("creating manager: %w", err)
