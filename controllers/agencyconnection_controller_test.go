@@ -307,6 +307,18 @@ func TestValidUntil(t *testing.T) {
 		c.Spec.AgencyCode += "-S"
 		c.Spec.ValidUntil = &metav1.Time{Time: end}
 	})
+	// A loaded machine may program the connection only after its end
+	// (the manager busy with an earlier test's hundreds of connections):
+	// its entry is then rightly denied from the start. Denied before the
+	// end is the fault this test looks for.
+	var first *policy.Agency
+	waitShard(t, f.gateway, soon.Spec.AgencyCode, waitShort, "programmed", func(e *policy.Agency) bool { first = e; return e != nil })
+	switch seen := time.Now(); {
+	case first.Suspended && seen.Before(end):
+		t.Fatalf("entry denied before validUntil: %+v", first)
+	case first.Suspended:
+		t.Skip("the machine is too slow: the connection was first programmed after its agreement ended")
+	}
 	waitShard(t, f.gateway, soon.Spec.AgencyCode, waitShort, "allowed", func(e *policy.Agency) bool { return e != nil && !e.Suspended })
 	if time.Now().After(end) {
 		t.Skip("the machine is too slow to observe the connection before its agreement ends")
