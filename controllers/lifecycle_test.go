@@ -2,6 +2,7 @@ package controllers_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -177,9 +178,8 @@ func TestChildrenRestored(t *testing.T) {
 }
 
 // TestRestartIsQuiet: a new manager taking over a converged cluster
-// creates no duplicate child and writes nothing. Declared last in the last
-// test file, it runs after the other tests, so the new manager re-reads the
-// objects of the whole suite.
+// creates no duplicate child and writes nothing. The new manager re-reads
+// the objects of every test that ran before it.
 func TestRestartIsQuiet(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, "restart")
@@ -198,6 +198,7 @@ func TestRestartIsQuiet(t *testing.T) {
 
 	s.stopManager()
 	s.writes.reset()
+	pinned := pinnedSerials(t)
 	stop, err := startManagerForSuite()
 	if err != nil {
 		t.Fatal(err)
@@ -208,7 +209,24 @@ func TestRestartIsQuiet(t *testing.T) {
 	quiet := 15 * time.Second
 	time.Sleep(quiet)
 	if n, what := s.writes.snapshot(); n != 0 {
-		t.Errorf("the restarted manager made %d API writes on a converged cluster, want 0: %v", n, what)
+		// cert-manager sometimes issues a certificate a second time just
+		// after the first (its trigger controller can judge the Secret from
+		// a cache older than the Certificate). One that did so around the
+		// restart left the cluster not converged: pinning the new
+		// certificate is the new manager's work, not a restart's write.
+		explained := reissuedWrites(t, pinned)
+		var unexplained []string
+		for _, w := range what {
+			if !explained(w) {
+				unexplained = append(unexplained, w)
+			}
+		}
+		switch {
+		case n > len(what) || len(unexplained) > 0:
+			t.Errorf("the restarted manager made %d API writes on a converged cluster, want 0: %v", n, what)
+		default:
+			t.Logf("the restarted manager pinned certificates cert-manager issued again around the restart: %v", what)
+		}
 	}
 	var certs cmapi.CertificateList
 	must(t, s.c.List(ctx, &certs, client.InNamespace(f.ns)), "listing Certificates")
@@ -219,5 +237,64 @@ func TestRestartIsQuiet(t *testing.T) {
 	must(t, s.c.List(ctx, &nps, client.InNamespace(f.ns)), "listing NetworkPolicies")
 	if want := len(conns) + 1; len(nps.Items) != want { // plus the default deny
 		t.Errorf("%d NetworkPolicies in the namespace, want %d", len(nps.Items), want)
+	}
+}
+
+// pinnedSerials are the serial numbers the connections' statuses name, by
+// connection, cluster-wide.
+func pinnedSerials(t *testing.T) map[types.NamespacedName]string {
+	t.Helper()
+	var list popv1.AgencyConnectionList
+	must(t, s.c.List(context.Background(), &list), "listing connections")
+	out := map[types.NamespacedName]string{}
+	for i := range list.Items {
+		if st := list.Items[i].Status.Certificate; st != nil {
+			out[client.ObjectKeyFromObject(&list.Items[i])] = st.SerialNumber
+		}
+	}
+	return out
+}
+
+// reissuedWrites says which writes ("PATCH /path") pin a certificate
+// cert-manager issued after pinned was read, or that the stopped manager
+// had not pinned yet: those of a connection whose Secret now holds another
+// serial than its status named then. They are its status, its entry's
+// shard, its gateway's status and the events of its namespace (its Ready
+// event, after the moment its certificate was being issued).
+func reissuedWrites(t *testing.T, pinned map[types.NamespacedName]string) func(string) bool {
+	t.Helper()
+	ctx := context.Background()
+	var paths, events []string
+	var list popv1.AgencyConnectionList
+	must(t, s.c.List(ctx, &list), "listing connections")
+	for i := range list.Items {
+		conn := &list.Items[i]
+		was, ok := pinned[client.ObjectKeyFromObject(conn)]
+		if !ok || conn.Status.Certificate == nil {
+			continue
+		}
+		secret := &corev1.Secret{}
+		err := s.c.Get(ctx, client.ObjectKey{Namespace: conn.Namespace, Name: conn.Status.Certificate.SecretName}, secret)
+		if err != nil || len(secret.Data["tls.crt"]) == 0 {
+			continue
+		}
+		if strings.ToUpper(parseCert(t, secret.Data["tls.crt"]).SerialNumber.Text(16)) == was {
+			continue
+		}
+		t.Logf("cert-manager issued the certificate of %s/%s again around the restart", conn.Namespace, conn.Name)
+		gwNS := conn.Spec.GatewayRef.Namespace
+		if gwNS == "" {
+			gwNS = conn.Namespace
+		}
+		gw := conn.Spec.GatewayRef.Name
+		paths = append(paths,
+			"/apis/popconnect.io/v1alpha1/namespaces/"+conn.Namespace+"/agencyconnections/"+conn.Name+"/status",
+			"/api/v1/namespaces/"+gwNS+"/configmaps/"+render.ShardName(gw, render.ShardIndex(conn.Spec.AgencyCode)),
+			"/apis/popconnect.io/v1alpha1/namespaces/"+gwNS+"/populationgateways/"+gw+"/status")
+		events = append(events, "/apis/events.k8s.io/v1/namespaces/"+conn.Namespace+"/events")
+	}
+	return func(write string) bool {
+		_, path, _ := strings.Cut(write, " ")
+		return slices.Contains(paths, path) || slices.ContainsFunc(events, func(p string) bool { return strings.HasPrefix(path, p) })
 	}
 }

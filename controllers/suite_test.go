@@ -154,8 +154,8 @@ func startManagerForSuite() (func(), error) {
 
 // startManager runs the operator's reconcilers in a manager whose API
 // writes are counted. With a leaderElectionID it takes part in leader
-// election (in namespace default, with short timings) and the returned
-// channel closes when it is elected.
+// election (in namespace default) and the returned channel closes when it
+// is elected.
 func startManager(env *testenv.Env, writes *writeLog, leaderElectionID string) (func(), <-chan struct{}, error) {
 	cfg := rest.CopyConfig(env.Config)
 	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
@@ -173,9 +173,14 @@ func startManager(env *testenv.Env, writes *writeLog, leaderElectionID string) (
 		LeaderElectionID:              leaderElectionID,
 		LeaderElectionNamespace:       "default",
 		LeaderElectionReleaseOnCancel: true,
-		LeaseDuration:                 ptr.To(4 * time.Second),
-		RenewDeadline:                 ptr.To(3 * time.Second),
-		RetryPeriod:                   ptr.To(500 * time.Millisecond),
+		// A stopped manager releases the lease (ReleaseOnCancel), and the
+		// other takes it at its next try: the test never waits out a lease.
+		// The lease and deadline are long only so that a loaded machine,
+		// which can leave the process unscheduled for seconds, does not
+		// take the lease from a leader that is running.
+		LeaseDuration: ptr.To(15 * time.Second),
+		RenewDeadline: ptr.To(10 * time.Second),
+		RetryPeriod:   ptr.To(500 * time.Millisecond),
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("creating manager: %w", err)
@@ -209,6 +214,9 @@ type writeLog struct {
 	mu    sync.Mutex
 	count int
 	what  []string
+	// ok counts the writes the API server accepted, by method and path,
+	// for a test that counts the writes of one object.
+	ok map[string]int
 }
 
 func (w *writeLog) add(what string) {
@@ -218,6 +226,24 @@ func (w *writeLog) add(what string) {
 	if len(w.what) < 50 {
 		w.what = append(w.what, what)
 	}
+}
+
+// accepted records a write the API server accepted (2xx).
+func (w *writeLog) accepted(what string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.ok == nil {
+		w.ok = map[string]int{}
+	}
+	w.ok[what]++
+}
+
+// succeeded is how many writes of what ("PATCH /apis/...") the API server
+// accepted since the log began, resets included.
+func (w *writeLog) succeeded(what string) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.ok[what]
 }
 
 // reset forgets every write so far.
@@ -237,10 +263,15 @@ func (w *writeLog) snapshot() (int, []string) {
 func (t countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	switch req.Method {
 	case http.MethodGet, http.MethodHead, http.MethodOptions:
-	default:
-		t.writes.add(req.Method + " " + req.URL.Path)
+		return t.next.RoundTrip(req)
 	}
-	return t.next.RoundTrip(req)
+	what := req.Method + " " + req.URL.Path
+	t.writes.add(what)
+	resp, err := t.next.RoundTrip(req)
+	if err == nil && resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		t.writes.accepted(what)
+	}
+	return resp, err
 }
 
 // newNamespace creates a namespace for one test, with the agency client CA

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
@@ -79,10 +80,33 @@ func ownSecret(t *testing.T, conn *popv1.AgencyConnection) (*corev1.Secret, *pop
 	return secret, cur
 }
 
+// ownPins are the digests the connection's status says its entry pins: its
+// current certificate's, and the previous one's while the grace of a
+// renewal lasts. cert-manager sometimes issues a new certificate a second
+// time just after the first (its trigger controller can judge the Secret
+// from a cache older than the Certificate); the first is then the previous
+// certificate, and pinned too.
+func ownPins(t *testing.T, conn *popv1.AgencyConnection) []string {
+	t.Helper()
+	cur := &popv1.AgencyConnection{}
+	must(t, s.c.Get(context.Background(), client.ObjectKeyFromObject(conn), cur), "reading the connection")
+	pins, _ := render.CertificatePins(cur.Status.Certificate, cur.Spec.ClientCertificate.RevokedSerialNumbers, time.Now())
+	return pins
+}
+
+// waitOwnPins waits until the agency's entry pins exactly the connection's
+// own certificates (ownPins), among them the digest want.
+func waitOwnPins(t *testing.T, gw *popv1.PopulationGateway, conn *popv1.AgencyConnection, what, want string) {
+	t.Helper()
+	waitShard(t, gw, conn.Spec.AgencyCode, waitShort, what, func(e *policy.Agency) bool {
+		return e != nil && slices.Contains(e.CertificateSHA256, want) && slices.Equal(e.CertificateSHA256, ownPins(t, conn))
+	})
+}
+
 // TestHandMadeCertificateIsNotPinned (issue 13, finding 1): a Certificate
 // made by hand in another namespace with an agency's URI, from the same
 // issuer, is not among the certificates the operator pins the agency to;
-// the connection's own certificate is, and only it.
+// the connection's own certificates are, and only they.
 func TestHandMadeCertificateIsNotPinned(t *testing.T) {
 	f := newFixture(t, "pin")
 	conn := f.connection(t, sampleConnections[3], nil)
@@ -97,9 +121,7 @@ func TestHandMadeCertificateIsNotPinned(t *testing.T) {
 		t.Fatal("the hand-made certificate does not carry the agency's URI")
 	}
 
-	waitShard(t, f.gateway, conn.Spec.AgencyCode, waitShort, "pinned", func(e *policy.Agency) bool {
-		return e != nil && slices.Equal(e.CertificateSHA256, []string{ownDigest})
-	})
+	waitOwnPins(t, f.gateway, conn, "pinned", ownDigest)
 	e := shardEntry(t, f.gateway, conn.Spec.AgencyCode)
 	if slices.Contains(e.CertificateSHA256, stolenDigest) {
 		t.Errorf("the hand-made certificate %s is pinned: %v", stolenDigest, e.CertificateSHA256)
@@ -133,9 +155,8 @@ func TestRevokedCurrentCertificate(t *testing.T) {
 	waitCondition(t, conn, popv1.ConditionReady, metav1.ConditionTrue, popv1.ReasonReady, waitLong)
 	_, cur := ownSecret(t, conn)
 	oldSerial, oldDigest := cur.Status.Certificate.SerialNumber, cur.Status.Certificate.SHA256
-	waitShard(t, f.gateway, conn.Spec.AgencyCode, waitShort, "pinned", func(e *policy.Agency) bool {
-		return e != nil && slices.Equal(e.CertificateSHA256, []string{oldDigest})
-	})
+	waitOwnPins(t, f.gateway, conn, "pinned", oldDigest)
+	renewal := "PATCH /apis/cert-manager.io/v1/namespaces/" + f.ns + "/certificates/" + render.ClientCertificateName(conn) + "/status"
 
 	patch := client.MergeFrom(cur.DeepCopy())
 	// As a user may copy it from openssl: lower case, a leading zero.
@@ -160,18 +181,21 @@ func TestRevokedCurrentCertificate(t *testing.T) {
 		t.Fatal("the new certificate has the revoked one's digest")
 	}
 	waitShard(t, f.gateway, conn.Spec.AgencyCode, waitShort, "re-pinned", func(e *policy.Agency) bool {
-		return e != nil && slices.Equal(e.CertificateSHA256, []string{newDigest})
+		return e != nil && slices.Contains(e.CertificateSHA256, newDigest) && !slices.Contains(e.CertificateSHA256, oldDigest) &&
+			slices.Equal(e.CertificateSHA256, ownPins(t, conn))
 	})
 	waitCondition(t, conn, popv1.ConditionReady, metav1.ConditionTrue, popv1.ReasonReady, waitLong)
-	own, _ := ownSecret(t, conn)
-	if leafSHA256(t, own.Data["tls.crt"]) != newDigest {
+	own, cur := ownSecret(t, conn)
+	if d := leafSHA256(t, own.Data["tls.crt"]); d == oldDigest || d != cur.Status.Certificate.SHA256 {
 		t.Error("the Secret does not hold the newly pinned certificate")
 	}
-	// Once per revoked serial: the Certificate was renewed once.
-	crt := &cmapi.Certificate{}
-	must(t, s.c.Get(ctx, client.ObjectKey{Namespace: f.ns, Name: render.ClientCertificateName(conn)}, crt), "reading the Certificate")
-	if crt.Status.Revision == nil || *crt.Status.Revision != 2 {
-		t.Errorf("Certificate revision = %v, want 2 (issued once, renewed once)", crt.Status.Revision)
+	// Once per revoked serial: the operator asked cert-manager for one
+	// renewal, not one per reconcile. (Not the Certificate's revision:
+	// cert-manager sometimes issues a certificate a second time by itself.
+	// None when it did so just before the revocation, which then found the
+	// revoked certificate already replaced.)
+	if n := s.writes.succeeded(renewal); n > 1 {
+		t.Errorf("the operator triggered %d renewals of the Certificate for one revoked serial, want 1", n)
 	}
 }
 
@@ -238,13 +262,13 @@ func TestNamespaceNotAllowed(t *testing.T) {
 	must(t, s.c.Patch(ctx, nsObj, patch), "labelling the namespace")
 	waitCondition(t, conn, popv1.ConditionReady, metav1.ConditionTrue, popv1.ReasonReady, waitLong)
 	waitShard(t, f.gateway, conn.Spec.AgencyCode, waitShort, "admitted by selector", func(e *policy.Agency) bool {
-		return e != nil && len(e.CertificateSHA256) == 1
+		return e != nil && len(e.CertificateSHA256) > 0 && slices.Equal(e.CertificateSHA256, ownPins(t, conn))
 	})
 
 	setFrom(&popv1.AllowedNamespaces{From: popv1.NamespacesFromAll})
 	waitCondition(t, conn, popv1.ConditionReady, metav1.ConditionTrue, popv1.ReasonReady, waitShort)
 	waitShard(t, f.gateway, conn.Spec.AgencyCode, waitShort, "admitted by All", func(e *policy.Agency) bool {
-		return e != nil && len(e.CertificateSHA256) == 1
+		return e != nil && len(e.CertificateSHA256) > 0 && slices.Equal(e.CertificateSHA256, ownPins(t, conn))
 	})
 
 	// Refused again: its certificate, NetworkPolicy and entry go. (Not

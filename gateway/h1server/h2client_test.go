@@ -135,6 +135,34 @@ func (c *h2Client) await(t *testing.T, what string, match func(h2Event) bool) h2
 	}
 }
 
+// awaitMoving is await for a wait as long as the work the server has left:
+// it fails when the connection ends first or no frame at all arrives for
+// 10 s (the server stopped), however long the whole wait; the number of
+// frames seen is returned with the match.
+func (c *h2Client) awaitMoving(t *testing.T, what string, match func(h2Event) bool) (h2Event, int) {
+	t.Helper()
+	const still = 10 * time.Second
+	timeout := time.NewTimer(still)
+	defer timeout.Stop()
+	for seen := 1; ; seen++ {
+		select {
+		case ev, ok := <-c.events:
+			if !ok {
+				t.Fatalf("waiting for %s: the connection had ended", what)
+			}
+			if match(ev) {
+				return ev, seen
+			}
+			if ev.err != nil {
+				t.Fatalf("waiting for %s: the connection ended: %v", what, ev.err)
+			}
+			timeout.Reset(still)
+		case <-timeout.C:
+			t.Fatalf("no %s, and no frame for %v after %d frames", what, still, seen-1)
+		}
+	}
+}
+
 // ended waits for the end of the connection, or a GOAWAY, and returns the
 // GOAWAY's code (-1: closed without one).
 func (c *h2Client) ended(t *testing.T) int {

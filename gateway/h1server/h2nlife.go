@@ -66,20 +66,25 @@ func (h *h2n) startTimers() {
 	if d := h.s.idleTimeout; d > 0 {
 		var t *time.Timer
 		t = time.AfterFunc(d, func() {
+			// The timer is armed again under mu: end sets timersOff under
+			// mu and then stops the timers, so it either stops a timer
+			// armed here or is seen here first. Re-armed after releasing
+			// mu, the timer could start again after end had stopped it.
 			h.mu.Lock()
 			idleFor := time.Since(h.idleSince)
-			busy, ended := h.active > 0, h.timersOff
-			h.mu.Unlock()
 			switch {
-			case ended:
+			case h.timersOff:
 				// end has stopped the timer (or is about to): armed
 				// again, it would keep the ended connection for ever.
-				return
-			case busy:
+				h.mu.Unlock()
+			case h.active > 0:
 				t.Reset(d)
+				h.mu.Unlock()
 			case idleFor < d:
 				t.Reset(d - idleFor)
+				h.mu.Unlock()
 			default:
+				h.mu.Unlock()
 				h.shutdown()
 			}
 		})
