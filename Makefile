@@ -14,7 +14,7 @@ SHELL := /usr/bin/env bash -o pipefail
 
 LOCALBIN ?= $(CURDIR)/bin
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
-GO_TEST_FLAGS ?= -count=1
+GO_TEST_FLAGS ?= -count=1 -timeout 25m
 
 # KUBEBUILDER_ASSETS is where envtest finds kube-apiserver and etcd. It lives
 # outside the clone (setup-envtest's cache) so fresh clones reuse the build.
