@@ -41,14 +41,6 @@ func (c *nameConflict) Error() string {
 
 func (c *nameConflict) Is(target error) bool { return target == errNameConflict }
 
-// ownedWriter writes children that must not take over someone else's object.
-type ownedWriter struct {
-	client client.Client
-	// apiReader reads past the cache, which holds only objects labelled
-	// as the operator's.
-	apiReader client.Reader
-}
-
 // absentPolicy says how write treats a child the cache does not hold.
 type absentPolicy int
 
@@ -67,19 +59,19 @@ const (
 	createFirst
 )
 
-// write makes the child desired live. existing is the cached object (nil
-// when the cache has none); ours says whether a live object is the one this
-// owner made. It reports whether it wrote and the resourceVersion written.
-func (w ownedWriter) write(ctx context.Context, desired, existing client.Object, ours func(client.Object) bool, absent absentPolicy) (bool, string, error) {
+// writeOwned makes the child desired live, unless its name is held by an
+// object that is not this owner's (errNameConflict). existing is the cached
+// object (nil when the cache has none); ours says whether a live object is
+// the one this owner made.
+func (w writer) writeOwned(ctx context.Context, desired, existing client.Object, ours func(client.Object) bool, absent absentPolicy) error {
 	kind := desired.GetObjectKind().GroupVersionKind().Kind
 	if existing == nil && absent == createFirst {
-		created := desired.DeepCopyObject().(client.Object)
-		err := w.client.Create(ctx, created, client.FieldOwner(render.FieldOwner))
+		err := w.client.Create(ctx, desired.DeepCopyObject().(client.Object), client.FieldOwner(render.FieldOwner))
 		if err == nil {
-			return true, created.GetResourceVersion(), nil
+			return nil
 		}
 		if !apierrors.IsAlreadyExists(err) {
-			return false, "", fmt.Errorf("creating %s %s/%s: %w", kind, desired.GetNamespace(), desired.GetName(), err)
+			return fmt.Errorf("creating %s %s/%s: %w", kind, desired.GetNamespace(), desired.GetName(), err)
 		}
 	}
 	if existing == nil {
@@ -91,23 +83,14 @@ func (w ownedWriter) write(ctx context.Context, desired, existing client.Object,
 		switch {
 		case apierrors.IsNotFound(err):
 		case err != nil:
-			return false, "", fmt.Errorf("reading %s %s/%s: %w", kind, desired.GetNamespace(), desired.GetName(), err)
+			return fmt.Errorf("reading %s %s/%s: %w", kind, desired.GetNamespace(), desired.GetName(), err)
 		default:
 			existing = live
 		}
 	}
-	if existing != nil {
-		if !ours(existing) {
-			return false, "", &nameConflict{kind: kind, namespace: desired.GetNamespace(), name: desired.GetName()}
-		}
-		same, err := current(ctx, w.apiReader, desired, existing)
-		if err != nil {
-			return false, "", err
-		}
-		if same {
-			return false, existing.GetResourceVersion(), nil
-		}
+	if existing != nil && !ours(existing) {
+		return &nameConflict{kind: kind, namespace: desired.GetNamespace(), name: desired.GetName()}
 	}
-	rv, err := (applier{client: w.client}).write(ctx, desired)
-	return err == nil, rv, err
+	_, err := w.apply(ctx, desired, existing)
+	return err
 }
