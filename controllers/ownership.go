@@ -26,20 +26,15 @@ import (
 // operator (its cache holds only objects labelled as the operator's).
 const nameConflictRecheck = time.Minute
 
-// errNameConflict marks a write refused because the name is taken.
-var errNameConflict = errors.New("name taken")
+// errNameConflict marks a write refused because the name is taken; its
+// message follows the kind and name of the object in the way (nameConflict).
+var errNameConflict = errors.New("already exists and was not made by popconnect for this object; " +
+	"popconnect neither overwrites nor deletes it: delete or rename it")
 
-// nameConflict describes the object that holds a child's name.
-type nameConflict struct {
-	kind, namespace, name string
+// nameConflict is errNameConflict for the object that holds a child's name.
+func nameConflict(kind, namespace, name string) error {
+	return fmt.Errorf("%s %s/%s %w", kind, namespace, name, errNameConflict)
 }
-
-func (c *nameConflict) Error() string {
-	return fmt.Sprintf("%s %s/%s already exists and was not made by popconnect for this object; "+
-		"popconnect neither overwrites nor deletes it: delete or rename it", c.kind, c.namespace, c.name)
-}
-
-func (c *nameConflict) Is(target error) bool { return target == errNameConflict }
 
 // absentPolicy says how write treats a child the cache does not hold.
 type absentPolicy int
@@ -89,7 +84,7 @@ func (w writer) writeOwned(ctx context.Context, desired, existing client.Object,
 		}
 	}
 	if existing != nil && !ours(existing) {
-		return &nameConflict{kind: kind, namespace: desired.GetNamespace(), name: desired.GetName()}
+		return nameConflict(kind, desired.GetNamespace(), desired.GetName())
 	}
 	_, err := w.apply(ctx, desired, existing)
 	return err

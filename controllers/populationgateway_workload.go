@@ -43,7 +43,7 @@ func (r *PopulationGatewayReconciler) reconcileAuditKey(ctx context.Context, s *
 	err := newWriter(r.Client, r.APIReader).apiReader.Get(ctx, client.ObjectKey{Namespace: s.gw.Namespace, Name: name}, meta)
 	switch {
 	case err == nil && !gatewayOwns(s.gw)(meta):
-		s.auditKeyConflict = &nameConflict{kind: "Secret", namespace: s.gw.Namespace, name: name}
+		s.auditKeyConflict = nameConflict("Secret", s.gw.Namespace, name)
 		return nil
 	case err == nil:
 	case apierrors.IsNotFound(err):
@@ -102,7 +102,11 @@ func (r *PopulationGatewayReconciler) reconcileWorkload(ctx context.Context, s *
 	var conflicts []error
 	if s.auditKeyConflict != nil {
 		conflicts = append(conflicts, s.auditKeyConflict)
-		desired = slices.DeleteFunc(desired, func(o client.Object) bool { return o.GetName() == render.NamesFor(gw).Deployment && isDeployment(o) })
+		// Without the key it would mount, no Deployment is written.
+		desired = slices.DeleteFunc(desired, func(o client.Object) bool {
+			_, ok := o.(*appsv1.Deployment)
+			return ok
+		})
 	}
 	for _, obj := range desired {
 		err := r.applyOwned(ctx, gw, obj)
@@ -189,11 +193,6 @@ func deploymentAvailable(dep *appsv1.Deployment) bool {
 		}
 	}
 	return false
-}
-
-func isDeployment(o client.Object) bool {
-	_, ok := o.(*appsv1.Deployment)
-	return ok
 }
 
 // joinErrors is the errors' messages on one line, for a condition message.
