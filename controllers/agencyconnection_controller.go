@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
@@ -149,10 +150,5 @@ func nextWake(now time.Time, at []time.Time) time.Duration {
 
 // ownedCertificate reports whether the Certificate was made for conn.
 func ownedCertificate(cert *cmapi.Certificate, conn *popv1.AgencyConnection) bool {
-	for _, ref := range cert.OwnerReferences {
-		if ref.UID == conn.UID {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(cert.OwnerReferences, func(ref metav1.OwnerReference) bool { return ref.UID == conn.UID })
 }
