@@ -8,7 +8,6 @@ import (
 	"encoding/pem"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
@@ -45,11 +44,7 @@ func (r *AgencyConnectionReconciler) reconcileCertificate(ctx context.Context, s
 
 	desired := render.ClientCertificate(s.conn)
 	desired.OwnerReferences = []metav1.OwnerReference{controllerRef(s.conn, "AgencyConnection")}
-	var existing client.Object // a nil *Certificate would not be a nil interface
-	if exists {
-		existing = live
-	}
-	wrote, err := (applier{client: r.Client, apiReader: r.APIReader}).apply(ctx, desired, existing)
+	wrote, err := newWriter(r.Client, r.APIReader).apply(ctx, desired, ifExists(exists, live))
 	if err != nil {
 		s.setCondition(popv1.ConditionCertificateReady, metav1.ConditionFalse, popv1.ReasonPending,
 			"Writing the Certificate failed and will be retried: "+err.Error())
@@ -106,7 +101,7 @@ func (r *AgencyConnectionReconciler) observeCertificate(ctx context.Context, s *
 	s.certificate = status
 
 	revoked := render.SerialRevoked(status.SerialNumber, s.conn.Spec.ClientCertificate.RevokedSerialNumbers)
-	ready := certificateCondition(cert)
+	ready := certificateCondition(cert, cmapi.CertificateConditionReady)
 	switch {
 	case revoked:
 		if err := r.renew(ctx, cert, "serial "+status.SerialNumber+" is revoked", render.NormalizeSerial(status.SerialNumber)); err != nil {
@@ -205,12 +200,10 @@ func (r *AgencyConnectionReconciler) certificateGrace() time.Duration {
 // not while an issuance is under way, so a failing issuer is not hammered.
 func (r *AgencyConnectionReconciler) renew(ctx context.Context, cert *cmapi.Certificate, why, once string) error {
 	key := types.NamespacedName{Namespace: cert.Namespace, Name: cert.Name}
-	for _, c := range cert.Status.Conditions {
-		if c.Type == cmapi.CertificateConditionIssuing && c.Status == cmmeta.ConditionTrue {
-			return nil
-		}
+	if c := certificateCondition(cert, cmapi.CertificateConditionIssuing); c != nil && c.Status == cmmeta.ConditionTrue {
+		return nil
 	}
-	if r.serials.renewalRequested(key, once) {
+	if last, _ := r.renewals.get(key); last == once {
 		return nil
 	}
 	patched := cert.DeepCopy()
@@ -220,19 +213,15 @@ func (r *AgencyConnectionReconciler) renew(ctx context.Context, cert *cmapi.Cert
 		Message:            "Certificate re-issuance triggered by popconnect: " + why,
 		LastTransitionTime: &now, ObservedGeneration: cert.Generation,
 	}
-	replaced := false
-	for i := range patched.Status.Conditions {
-		if patched.Status.Conditions[i].Type == cmapi.CertificateConditionIssuing {
-			patched.Status.Conditions[i], replaced = cond, true
-		}
-	}
-	if !replaced {
+	if c := certificateCondition(patched, cmapi.CertificateConditionIssuing); c != nil {
+		*c = cond
+	} else {
 		patched.Status.Conditions = append(patched.Status.Conditions, cond)
 	}
 	if err := r.Client.Status().Patch(ctx, patched, client.MergeFromWithOptions(cert, client.MergeFromWithOptimisticLock{})); err != nil {
 		return fmt.Errorf("triggering the renewal of Certificate %s (%s): %w", key, why, err)
 	}
-	r.serials.markRenewalRequested(key, once)
+	r.renewals.put(key, once)
 	return nil
 }
 
@@ -252,70 +241,28 @@ func (r *AgencyConnectionReconciler) currentIssued(ctx context.Context, conn *po
 	}
 	key := types.NamespacedName{Namespace: cert.Namespace, Name: cert.Name}
 	revision := *cert.Status.Revision
-	if known, ok := r.serials.get(key, revision); ok {
-		return known, nil
+	known, seen := r.serials.get(key)
+	if seen && known.revision == revision {
+		return known.issued, nil
 	}
 	if prev := conn.Status.Certificate; prev != nil && prev.SerialNumber != "" && prev.SHA256 != "" && prev.NotAfter != nil &&
-		prev.NotAfter.Equal(cert.Status.NotAfter) && !r.serials.seen(key) {
-		known := issuedCert{serial: prev.SerialNumber, sha256: prev.SHA256}
-		r.serials.put(key, revision, known)
-		return known, nil
+		prev.NotAfter.Equal(cert.Status.NotAfter) && !seen {
+		issued := issuedCert{serial: prev.SerialNumber, sha256: prev.SHA256}
+		r.serials.put(key, revisionSerial{revision: revision, issued: issued})
+		return issued, nil
 	}
 	issued, err := r.issuedCertificate(ctx, cert)
 	if err != nil || issued.serial == "" {
 		return issued, err
 	}
-	r.serials.put(key, revision, issued)
+	r.serials.put(key, revisionSerial{revision: revision, issued: issued})
 	return issued, nil
 }
 
-// serialCache remembers the serial and digest of each Certificate's current
-// revision, and the last renewal requested of each Certificate.
-type serialCache struct {
-	mu      sync.Mutex
-	m       map[types.NamespacedName]revisionSerial
-	renewed map[types.NamespacedName]string
-}
-
+// revisionSerial is the serial and digest of a Certificate's revision.
 type revisionSerial struct {
 	revision int
 	issued   issuedCert
-}
-
-func newSerialCache() *serialCache {
-	return &serialCache{m: map[types.NamespacedName]revisionSerial{}, renewed: map[types.NamespacedName]string{}}
-}
-
-func (c *serialCache) get(key types.NamespacedName, revision int) (issuedCert, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	v, ok := c.m[key]
-	return v.issued, ok && v.revision == revision
-}
-
-func (c *serialCache) seen(key types.NamespacedName) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	_, ok := c.m[key]
-	return ok
-}
-
-func (c *serialCache) put(key types.NamespacedName, revision int, issued issuedCert) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.m[key] = revisionSerial{revision: revision, issued: issued}
-}
-
-func (c *serialCache) renewalRequested(key types.NamespacedName, once string) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.renewed[key] == once
-}
-
-func (c *serialCache) markRenewalRequested(key types.NamespacedName, once string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.renewed[key] = once
 }
 
 // requestedMessage is CertificateReady's message while cert-manager has not
@@ -324,9 +271,10 @@ func requestedMessage(cert *cmapi.Certificate) string {
 	return fmt.Sprintf("Certificate %s is requested from %s %q.", cert.Name, cert.Spec.IssuerRef.Kind, cert.Spec.IssuerRef.Name)
 }
 
-func certificateCondition(cert *cmapi.Certificate) *cmapi.CertificateCondition {
+// certificateCondition is the Certificate's condition of type t; nil when it has none.
+func certificateCondition(cert *cmapi.Certificate, t cmapi.CertificateConditionType) *cmapi.CertificateCondition {
 	for i := range cert.Status.Conditions {
-		if cert.Status.Conditions[i].Type == cmapi.CertificateConditionReady {
+		if cert.Status.Conditions[i].Type == t {
 			return &cert.Status.Conditions[i]
 		}
 	}
@@ -334,7 +282,7 @@ func certificateCondition(cert *cmapi.Certificate) *cmapi.CertificateCondition {
 }
 
 // issuedCertificate finds the CertificateRequest of the certificate's
-// current revision and returns the serial and SHA-256 of the certificate it
+// current revision (its status names one, and its notAfter) and returns the serial and SHA-256 of the certificate it
 // was signed with. Only a request that cert-manager made for this very
 // Certificate counts: controlled by it (owner UID), annotated with its name
 // and current revision, and whose certificate expires when the Certificate's
@@ -343,9 +291,6 @@ func certificateCondition(cert *cmapi.Certificate) *cmapi.CertificateCondition {
 // several requests still qualify with different certificates, none is
 // trusted and the agency is pinned to nothing until it is resolved.
 func (r *AgencyConnectionReconciler) issuedCertificate(ctx context.Context, cert *cmapi.Certificate) (issuedCert, error) {
-	if cert.Status.Revision == nil || cert.Status.NotAfter == nil {
-		return issuedCert{}, nil
-	}
 	// cert-manager copies a Certificate's labels to its CertificateRequests:
 	// select by the connection's labels, so that the API server returns this
 	// certificate's few requests, not every request of the namespace.
@@ -367,7 +312,7 @@ func (r *AgencyConnectionReconciler) issuedCertificate(ctx context.Context, cert
 	for _, cr := range list.Items {
 		if cr.Annotations[cmapi.CertificateNameKey] != cert.Name ||
 			cr.Annotations[cmapi.CertificateRequestRevisionAnnotationKey] != revision ||
-			!controlledBy(&cr, cert) {
+			!metav1.IsControlledBy(&cr, cert) {
 			continue
 		}
 		block, _ := pem.Decode(cr.Status.Certificate)
@@ -389,10 +334,4 @@ func (r *AgencyConnectionReconciler) issuedCertificate(ctx context.Context, cert
 		found = this
 	}
 	return found, nil
-}
-
-// controlledBy reports whether o's controller is the Certificate.
-func controlledBy(o metav1.Object, cert *cmapi.Certificate) bool {
-	ref := metav1.GetControllerOf(o)
-	return ref != nil && ref.UID == cert.UID && ref.Kind == "Certificate"
 }

@@ -3,10 +3,12 @@ package controllers
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -36,8 +38,13 @@ type AgencyConnectionReconciler struct {
 	// pinned; DefaultCertificateGrace when 0.
 	CertificateGrace time.Duration
 
-	shards  *shardCache
-	serials *serialCache
+	// shards are the digests of the policy shards' entries (reconcileProgramming).
+	shards memo[types.NamespacedName, shardDigests]
+	// serials are the serial and digest of each Certificate's current
+	// revision (currentIssued), renewals the last renewal requested of
+	// each Certificate (renew).
+	serials  memo[types.NamespacedName, revisionSerial]
+	renewals memo[types.NamespacedName, string]
 }
 
 // +kubebuilder:rbac:groups=popconnect.io,resources=agencyconnections,verbs=get;list;watch;patch
@@ -143,10 +150,5 @@ func nextWake(now time.Time, at []time.Time) time.Duration {
 
 // ownedCertificate reports whether the Certificate was made for conn.
 func ownedCertificate(cert *cmapi.Certificate, conn *popv1.AgencyConnection) bool {
-	for _, ref := range cert.OwnerReferences {
-		if ref.UID == conn.UID {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(cert.OwnerReferences, func(ref metav1.OwnerReference) bool { return ref.UID == conn.UID })
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -28,13 +29,28 @@ func needsFinalizer(conn *popv1.AgencyConnection) bool {
 // reconcileFinalizer adds the cleanup finalizer before anything is created
 // in another namespace.
 func (r *AgencyConnectionReconciler) reconcileFinalizer(ctx context.Context, s *connState) error {
-	if !needsFinalizer(s.conn) || controllerutil.ContainsFinalizer(s.conn, FinalizerNetworkPolicy) {
+	if !needsFinalizer(s.conn) {
 		return nil
 	}
-	patch := client.MergeFrom(s.conn.DeepCopy())
-	controllerutil.AddFinalizer(s.conn, FinalizerNetworkPolicy)
-	if err := r.Client.Patch(ctx, s.conn, patch); err != nil {
-		return fmt.Errorf("adding finalizer: %w", err)
+	return r.setFinalizer(ctx, s.conn, true)
+}
+
+// setFinalizer adds (present) or removes the cleanup finalizer, when it
+// is not so already.
+func (r *AgencyConnectionReconciler) setFinalizer(ctx context.Context, conn *popv1.AgencyConnection, present bool) error {
+	if controllerutil.ContainsFinalizer(conn, FinalizerNetworkPolicy) == present {
+		return nil
+	}
+	patch := client.MergeFrom(conn.DeepCopy())
+	if present {
+		controllerutil.AddFinalizer(conn, FinalizerNetworkPolicy)
+	} else {
+		controllerutil.RemoveFinalizer(conn, FinalizerNetworkPolicy)
+	}
+	// A connection gone meanwhile needs no finalizer removed, but one
+	// must not be given children in other namespaces.
+	if err := r.Client.Patch(ctx, conn, patch); err != nil && (present || !apierrors.IsNotFound(err)) {
+		return fmt.Errorf("setting finalizer %s to %t: %w", FinalizerNetworkPolicy, present, err)
 	}
 	return nil
 }
@@ -80,16 +96,12 @@ func (r *AgencyConnectionReconciler) applyNetworkPolicy(ctx context.Context, s *
 	if err != nil {
 		return err
 	}
-	var existing client.Object
-	if exists {
-		existing = live
-	}
 	ours := func(o client.Object) bool {
 		conn, ok := networkPolicyConnection(o)
 		return ok && o.GetLabels()[render.LabelManagedBy] == render.ManagedByValue &&
 			conn.Namespace == s.conn.Namespace && conn.Name == s.conn.Name
 	}
-	_, _, err = (ownedWriter{client: r.Client, apiReader: r.APIReader}).write(ctx, desired, existing, ours, createFirst)
+	err = newWriter(r.Client, r.APIReader).writeOwned(ctx, desired, ifExists(exists, live), ours, createFirst)
 	switch {
 	case errors.Is(err, errNameConflict):
 		// Only the other object's owner can fix it, and its deletion may
@@ -117,16 +129,13 @@ func (r *AgencyConnectionReconciler) connectionNetworkPolicies(ctx context.Conte
 	key := client.ObjectKeyFromObject(conn)
 	var list networkingv1.NetworkPolicyList
 	if err := r.Client.List(ctx, &list, client.UnsafeDisableDeepCopy,
-		client.MatchingFields{indexNetworkPolicyConnection: connectionBucket(key)}); err != nil {
+		client.MatchingFields{indexNetworkPolicyConnection: bucket(key.String())}); err != nil {
 		return nil, fmt.Errorf("listing NetworkPolicies of connection %s: %w", key, err)
 	}
-	ours := list.Items[:0]
-	for i := range list.Items {
-		if c, ok := networkPolicyConnection(&list.Items[i]); ok && c == key {
-			ours = append(ours, list.Items[i])
-		}
-	}
-	return ours, nil
+	return slices.DeleteFunc(list.Items, func(np networkingv1.NetworkPolicy) bool {
+		c, ok := networkPolicyConnection(&np)
+		return !ok || c != key
+	}), nil
 }
 
 func (r *AgencyConnectionReconciler) removeStaleNetworkPolicies(ctx context.Context, conn *popv1.AgencyConnection, keep *networkingv1.NetworkPolicy) error {
@@ -152,15 +161,10 @@ func (r *AgencyConnectionReconciler) removeStaleNetworkPolicies(ctx context.Cont
 // dropFinalizerIfDone removes the finalizer once the connection no longer
 // needs one (its gateway moved to its own namespace).
 func (r *AgencyConnectionReconciler) dropFinalizerIfDone(ctx context.Context, conn *popv1.AgencyConnection) error {
-	if needsFinalizer(conn) || !controllerutil.ContainsFinalizer(conn, FinalizerNetworkPolicy) {
+	if needsFinalizer(conn) {
 		return nil
 	}
-	patch := client.MergeFrom(conn.DeepCopy())
-	controllerutil.RemoveFinalizer(conn, FinalizerNetworkPolicy)
-	if err := r.Client.Patch(ctx, conn, patch); err != nil {
-		return fmt.Errorf("removing finalizer: %w", err)
-	}
-	return nil
+	return r.setFinalizer(ctx, conn, false)
 }
 
 // finalize removes what the connection has in other namespaces, then lets
@@ -173,10 +177,5 @@ func (r *AgencyConnectionReconciler) finalize(ctx context.Context, conn *popv1.A
 	if err := r.removeStaleNetworkPolicies(ctx, conn, nil); err != nil {
 		return err
 	}
-	patch := client.MergeFrom(conn.DeepCopy())
-	controllerutil.RemoveFinalizer(conn, FinalizerNetworkPolicy)
-	if err := r.Client.Patch(ctx, conn, patch); client.IgnoreNotFound(err) != nil {
-		return fmt.Errorf("removing finalizer: %w", err)
-	}
-	return nil
+	return r.setFinalizer(ctx, conn, false)
 }

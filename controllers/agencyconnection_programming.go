@@ -3,10 +3,10 @@ package controllers
 import (
 	"context"
 	"crypto/sha256"
-	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/popconnect/popconnect/gateway/policy"
 	"github.com/popconnect/popconnect/internal/render"
@@ -32,7 +32,7 @@ func (r *AgencyConnectionReconciler) reconcileProgramming(ctx context.Context, s
 	}
 	written := false
 	if exists {
-		if written, err = r.shards.holds(cm, want); err != nil {
+		if written, err = r.shardHolds(cm, want); err != nil {
 			return err
 		}
 	}
@@ -40,15 +40,10 @@ func (r *AgencyConnectionReconciler) reconcileProgramming(ctx context.Context, s
 	return nil
 }
 
-// shardCache keeps, for each policy shard at its current resourceVersion,
-// a digest of every entry it holds: the connections of one shard (about 160
-// at 10,000 agencies) all read it, and it is decoded once per change. Only
-// digests are kept, not the entries, so that it costs little memory.
-type shardCache struct {
-	mu      sync.Mutex
-	decoded map[types.NamespacedName]shardDigests
-}
-
+// shardDigests is, for a policy shard at one resourceVersion, a digest of
+// every entry it holds: the connections of one shard (about 160 at 10,000
+// agencies) all read it, and it is decoded once per change. Only digests
+// are kept, not the entries, so that it costs little memory.
 type shardDigests struct {
 	resourceVersion string
 	entries         map[string]entryDigest
@@ -68,16 +63,10 @@ func digestEntry(e policy.Agency) (entryDigest, error) {
 	return d, nil
 }
 
-func newShardCache() *shardCache {
-	return &shardCache{decoded: map[types.NamespacedName]shardDigests{}}
-}
-
-// holds reports whether the shard holds want, exactly, as its agency's entry.
-func (c *shardCache) holds(cm *corev1.ConfigMap, want policy.Agency) (bool, error) {
-	key := types.NamespacedName{Namespace: cm.Namespace, Name: cm.Name}
-	c.mu.Lock()
-	d, ok := c.decoded[key]
-	c.mu.Unlock()
+// shardHolds reports whether the shard holds want, exactly, as its agency's entry.
+func (r *AgencyConnectionReconciler) shardHolds(cm *corev1.ConfigMap, want policy.Agency) (bool, error) {
+	key := client.ObjectKeyFromObject(cm)
+	d, ok := r.shards.get(key)
 	if !ok || d.resourceVersion != cm.ResourceVersion {
 		entries, err := render.ShardEntries(cm)
 		if err != nil {
@@ -89,9 +78,7 @@ func (c *shardCache) holds(cm *corev1.ConfigMap, want policy.Agency) (bool, erro
 				return false, err
 			}
 		}
-		c.mu.Lock()
-		c.decoded[key] = d
-		c.mu.Unlock()
+		r.shards.put(key, d)
 	}
 	got, ok := d.entries[want.AgencyCode]
 	if !ok {

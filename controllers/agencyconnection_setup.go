@@ -7,6 +7,7 @@ import (
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -25,12 +26,6 @@ var specChanged = predicate.Or(predicate.GenerationChangedPredicate{}, predicate
 
 // SetupWithManager registers the reconciler and what brings changes back to it.
 func (r *AgencyConnectionReconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Options) error {
-	if r.shards == nil {
-		r.shards = newShardCache()
-	}
-	if r.serials == nil {
-		r.serials = newSerialCache()
-	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("agencyconnection").
 		WithOptions(opts).
@@ -50,11 +45,16 @@ func (r *AgencyConnectionReconciler) SetupWithManager(mgr ctrl.Manager, opts con
 		Complete(r)
 }
 
-func requestsFor(conns []popv1.AgencyConnection, keep func(*popv1.AgencyConnection) bool) []reconcile.Request {
-	reqs := make([]reconcile.Request, 0, len(conns))
-	for i := range conns {
-		if keep == nil || keep(&conns[i]) {
-			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&conns[i])})
+// requestsFor are the requests for the objects that keep passes (all when
+// keep is nil).
+func requestsFor[T any, P interface {
+	*T
+	client.Object
+}](objs []T, keep func(P) bool) []reconcile.Request {
+	reqs := make([]reconcile.Request, 0, len(objs))
+	for i := range objs {
+		if o := P(&objs[i]); keep == nil || keep(o) {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(o)})
 		}
 	}
 	return reqs
@@ -122,10 +122,8 @@ func (r *AgencyConnectionReconciler) catalogConnections(ctx context.Context, o c
 
 // metav1ControllerName is the name of o's controlling owner of the given kind.
 func metav1ControllerName(o client.Object, kind string) string {
-	for _, ref := range o.GetOwnerReferences() {
-		if ref.Controller != nil && *ref.Controller && ref.Kind == kind && ref.APIVersion == popv1.GroupVersion.String() {
-			return ref.Name
-		}
+	if ref := metav1.GetControllerOf(o); ref != nil && ref.Kind == kind && ref.APIVersion == popv1.GroupVersion.String() {
+		return ref.Name
 	}
 	return ""
 }

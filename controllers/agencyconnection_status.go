@@ -3,7 +3,8 @@ package controllers
 import (
 	"context"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -29,19 +30,20 @@ func readyCondition(s *connState) policyplan.Condition {
 func desiredStatus(s *connState, succeeded bool) popv1.AgencyConnectionStatus {
 	status := *s.conn.Status.DeepCopy()
 	s.setPlanned(readyCondition(s))
-	types := make([]string, 0, len(s.conditions))
-	for t := range s.conditions {
-		types = append(types, t)
-	}
-	sort.Strings(types)
-	for _, t := range types {
-		meta.SetStatusCondition(&status.Conditions, s.conditions[t])
-	}
+	setConditions(&status.Conditions, s.conditions)
 	status.Certificate = s.certificate
 	if succeeded {
 		status.ObservedGeneration = s.conn.Generation
 	}
 	return status
+}
+
+// setConditions sets the conditions a reconcile decided on a status, in
+// type order, so that the same decisions make the same status.
+func setConditions(dst *[]metav1.Condition, conds map[string]metav1.Condition) {
+	for _, t := range slices.Sorted(maps.Keys(conds)) {
+		meta.SetStatusCondition(dst, conds[t])
+	}
 }
 
 // patchStatus writes the status when it changed, and emits a Warning event,
@@ -74,9 +76,7 @@ func (r *AgencyConnectionReconciler) recordReadyEvent(conn *popv1.AgencyConnecti
 	switch ready.Reason {
 	case popv1.ReasonPending:
 		return
-	case popv1.ReasonReady:
-		r.Recorder.Eventf(conn, nil, corev1.EventTypeNormal, ready.Reason, "Reconcile", "%s", ready.Message)
-	case popv1.ReasonSuspended, popv1.ReasonExpired:
+	case popv1.ReasonReady, popv1.ReasonSuspended, popv1.ReasonExpired:
 		r.Recorder.Eventf(conn, nil, corev1.EventTypeNormal, ready.Reason, "Reconcile", "%s", ready.Message)
 	default:
 		r.Recorder.Eventf(conn, nil, corev1.EventTypeWarning, ready.Reason, "Reconcile", "%s", ready.Message)

@@ -21,13 +21,8 @@ func (r *AgencyConnectionReconciler) resolve(ctx context.Context, s *connState) 
 		return err
 	}
 	s.gateway = gw
-	catalog := &popv1.FieldCatalog{}
-	found, err = getCached(ctx, r.Client, types.NamespacedName{Name: gw.Spec.CatalogRef.Name}, catalog)
-	if err != nil || !found {
-		return err
-	}
-	s.catalog = catalog
-	return nil
+	s.catalog, err = catalogOf(ctx, r.Client, gw)
+	return err
 }
 
 // validate asks the policy compiler for the connection's verdict, as the

@@ -11,47 +11,54 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	popv1 "github.com/popconnect/popconnect/api/v1alpha1"
 	"github.com/popconnect/popconnect/internal/render"
 )
 
-// applier writes children with server-side apply under one field owner,
+// writer writes children with server-side apply under one field owner,
 // and only when the live object differs from the desired one: an unchanged
 // child costs a cache read, never an API write.
-type applier struct {
+type writer struct {
 	client client.Client
-	// apiReader reads a child whose cached copy is slim (cache_slim.go)
-	// whole, when its digest differs from desired's; nil: not read.
+	// apiReader reads past the cache: a name the cache does not hold (it
+	// holds only objects labelled as the operator's), and a child whose
+	// cached copy is slim (cache_slim.go) and whose digest differs.
 	apiReader client.Reader
+}
+
+// newWriter is a writer that reads past the cache with apiReader, or, when
+// it is nil (a reconciler made by a test), with c.
+func newWriter(c client.Client, apiReader client.Reader) writer {
+	if apiReader == nil {
+		return writer{client: c, apiReader: c}
+	}
+	return writer{client: c, apiReader: apiReader}
 }
 
 // apply makes the live object match desired. existing is the live object
 // read from the cache (nil when it does not exist). It reports whether it
 // wrote.
-func (a applier) apply(ctx context.Context, desired, existing client.Object) (bool, error) {
+func (w writer) apply(ctx context.Context, desired, existing client.Object) (bool, error) {
 	if existing != nil {
-		same, err := current(ctx, a.apiReader, desired, existing)
+		same, err := current(ctx, w.apiReader, desired, existing)
 		if err != nil || same {
 			return false, err
 		}
 	}
-	if _, err := a.write(ctx, desired); err != nil {
-		return false, err
-	}
-	return true, nil
+	return true, w.write(ctx, desired)
 }
 
-// write applies desired unconditionally and returns the resourceVersion the
-// API server answered with.
-func (a applier) write(ctx context.Context, desired client.Object) (string, error) {
+// write applies desired unconditionally.
+func (w writer) write(ctx context.Context, desired client.Object) error {
 	u, err := toApplyObject(desired)
 	if err != nil {
-		return "", err
+		return err
 	}
-	if err := a.client.Apply(ctx, client.ApplyConfigurationFromUnstructured(u),
+	if err := w.client.Apply(ctx, client.ApplyConfigurationFromUnstructured(u),
 		client.FieldOwner(render.FieldOwner), client.ForceOwnership); err != nil {
-		return "", fmt.Errorf("applying %s %s/%s: %w", u.GetKind(), u.GetNamespace(), u.GetName(), err)
+		return fmt.Errorf("applying %s %s/%s: %w", u.GetKind(), u.GetNamespace(), u.GetName(), err)
 	}
-	return u.GetResourceVersion(), nil
+	return nil
 }
 
 // upToDate reports whether every field desired sets has the same value in
@@ -60,11 +67,11 @@ func (a applier) write(ctx context.Context, desired client.Object) (string, erro
 // object the cache keeps slim (cache_slim.go), the spec is compared by its
 // digest, which any difference changes.
 func upToDate(desired, existing client.Object) bool {
-	d, err := runtime.DefaultUnstructuredConverter.ToUnstructured(desired)
+	d, err := fieldsOf(desired, "apiVersion", "kind")
 	if err != nil {
 		return false
 	}
-	e, err := runtime.DefaultUnstructuredConverter.ToUnstructured(existing)
+	e, err := fieldsOf(existing, "apiVersion", "kind")
 	if err != nil {
 		return false
 	}
@@ -75,29 +82,29 @@ func upToDate(desired, existing client.Object) bool {
 		delete(d, "spec")
 		delete(e, "spec")
 	}
-	for _, m := range []map[string]any{d, e} {
-		delete(m, "apiVersion")
-		delete(m, "kind")
-		delete(m, "status")
-		if md, ok := m["metadata"].(map[string]any); ok {
-			delete(md, "creationTimestamp")
-		}
-	}
 	return equality.Semantic.DeepDerivative(d, e)
 }
 
-// toApplyObject turns a typed desired object into an apply configuration:
-// no status (it belongs to the subresource) and no empty creationTimestamp.
+// toApplyObject turns a typed desired object into an apply configuration.
 func toApplyObject(obj client.Object) (*unstructured.Unstructured, error) {
+	m, err := fieldsOf(obj)
+	return &unstructured.Unstructured{Object: m}, err
+}
+
+// fieldsOf is obj as a map, without the keys named, its status (it belongs
+// to the subresource) and its creationTimestamp (empty in a desired object).
+func fieldsOf(obj client.Object, drop ...string) (map[string]any, error) {
 	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
 	if err != nil {
 		return nil, fmt.Errorf("converting %T: %w", obj, err)
 	}
-	delete(m, "status")
+	for _, k := range append(drop, "status") {
+		delete(m, k)
+	}
 	if md, ok := m["metadata"].(map[string]any); ok {
 		delete(md, "creationTimestamp")
 	}
-	return &unstructured.Unstructured{Object: m}, nil
+	return m, nil
 }
 
 // getCached reads obj from the cache; it returns false when it does not exist.
@@ -111,15 +118,18 @@ func getCached(ctx context.Context, c client.Reader, key client.ObjectKey, obj c
 	return true, nil
 }
 
-// controllerRef makes owner the controlling owner of a child.
-func controllerRef(owner client.Object, gvkKind string) metav1.OwnerReference {
-	yes := true
-	return metav1.OwnerReference{
-		APIVersion:         "popconnect.io/v1alpha1",
-		Kind:               gvkKind,
-		Name:               owner.GetName(),
-		UID:                owner.GetUID(),
-		Controller:         &yes,
-		BlockOwnerDeletion: &yes,
+// ifExists is obj when it exists, else a nil interface, as the writer
+// expects of a child the cache does not hold (a nil *Certificate in an
+// interface would not be nil).
+func ifExists(exists bool, obj client.Object) client.Object {
+	if !exists {
+		return nil
 	}
+	return obj
+}
+
+// controllerRef makes owner, of the popconnect kind given, the controlling
+// owner of a child.
+func controllerRef(owner client.Object, kind string) metav1.OwnerReference {
+	return *metav1.NewControllerRef(owner, popv1.GroupVersion.WithKind(kind))
 }

@@ -34,53 +34,45 @@ import (
 // while a Certificate's annotations would be a new map (about 300 bytes).
 const labelCachedSpec = "popconnect.io/cached-spec-sha256"
 
-// slimNetworkPolicy is the NetworkPolicy cache's transform.
-func slimNetworkPolicy(obj any) (any, error) {
-	obj, err := dropUnread(obj)
-	np, ok := obj.(*networkingv1.NetworkPolicy)
-	if err != nil || !ok || np.Labels[labelCachedSpec] != "" {
-		return obj, err
+// slim makes the cache transform of a kind cached slim: it records the
+// digest of the object's spec, then keep reduces the spec to what is read.
+func slim[T client.Object](keep func(T)) func(any) (any, error) {
+	return func(in any) (any, error) {
+		in, err := dropUnread(in)
+		obj, ok := in.(T)
+		if err != nil || !ok {
+			return in, err
+		}
+		if _, done := slimCached(obj); done {
+			return obj, nil
+		}
+		digest, err := specDigest(obj)
+		if err != nil {
+			return obj, err
+		}
+		l := obj.GetLabels()
+		if l == nil {
+			l = make(map[string]string, 1)
+		}
+		l[labelCachedSpec] = digest
+		obj.SetLabels(l)
+		keep(obj)
+		compactMeta(obj)
+		return obj, nil
 	}
-	if err := keepSpecDigest(np); err != nil {
-		return obj, err
-	}
-	np.Spec = networkingv1.NetworkPolicySpec{}
-	compactMeta(np)
-	return np, nil
 }
+
+// slimNetworkPolicy is the NetworkPolicy cache's transform: no reconciler
+// reads a NetworkPolicy's spec.
+var slimNetworkPolicy = slim(func(np *networkingv1.NetworkPolicy) { np.Spec = networkingv1.NetworkPolicySpec{} })
 
 // slimCertificate is the Certificate cache's transform: of the spec it keeps
 // what the reconcilers read (secretName, issuerRef), and the whole status.
-func slimCertificate(obj any) (any, error) {
-	obj, err := dropUnread(obj)
-	cert, ok := obj.(*cmapi.Certificate)
-	if err != nil || !ok || cert.Labels[labelCachedSpec] != "" {
-		return obj, err
-	}
-	if err := keepSpecDigest(cert); err != nil {
-		return obj, err
-	}
+var slimCertificate = slim(func(cert *cmapi.Certificate) {
 	issuer := cert.Spec.IssuerRef
 	issuer.Name, issuer.Kind, issuer.Group = intern(issuer.Name), intern(issuer.Kind), intern(issuer.Group)
 	cert.Spec = cmapi.CertificateSpec{SecretName: cert.Spec.SecretName, IssuerRef: issuer}
-	compactMeta(cert)
-	return cert, nil
-}
-
-// keepSpecDigest records the digest of obj's spec in its labels.
-func keepSpecDigest(obj client.Object) error {
-	digest, err := specDigest(obj)
-	if err != nil {
-		return err
-	}
-	l := obj.GetLabels()
-	if l == nil {
-		l = make(map[string]string, 1)
-	}
-	l[labelCachedSpec] = digest
-	obj.SetLabels(l)
-	return nil
-}
+})
 
 // specDigest is a digest of the spec of a NetworkPolicy or Certificate: the
 // same for a desired object and a live one when their specs are equal

@@ -22,7 +22,11 @@ import (
 )
 
 // Cache indexes, so that every mapping from one object to the objects that
-// depend on it is a lookup, not a scan of 10,000 connections.
+// depend on it is a lookup, not a scan of 10,000 connections. client-go
+// keeps a set per index value, per namespace and cluster-wide: an index
+// with one value per object costs about 1 KiB per object, 10 MiB at 10,000
+// connections. So the indexes with a value per connection index a bucket
+// of it (bucket) instead.
 const (
 	// indexConnectionGateway indexes connections by "namespace/name" of their gateway.
 	indexConnectionGateway = "popconnect.io/gateway"
@@ -31,24 +35,19 @@ const (
 	// on whichever gateway: a shard's reconcile, and a shard's change,
 	// concern ~80 connections at 10,000, not all of its gateway's.
 	indexConnectionShard = "popconnect.io/shard-index"
-	// indexConnectionCode indexes connections by a bucket of their agency
+	// indexConnectionCode indexes connections by the bucket of their agency
 	// code (codeBucket), to find a code's claimants (connectionsWithCode)
-	// at every connection event and reconcile. Not by the code itself: an
-	// index with one value per object costs about 1 KiB per object (a set
-	// of its own, per namespace and cluster-wide), 10 MiB at 10,000
-	// connections. Not by the shard index either: a list copies every
-	// connection it returns, and ~80 per call, three calls per event, made
-	// 3 GB of garbage during a cold start at 10,000 (bench/README.md).
+	// at every connection event and reconcile. Not by the shard index: a
+	// list copies every connection it returns, and ~80 per call, three
+	// calls per event, made 3 GB of garbage during a cold start at 10,000
+	// (bench/README.md).
 	indexConnectionCode = "popconnect.io/agency-code-bucket"
 	// indexGatewayCatalog indexes gateways by the name of their FieldCatalog.
 	indexGatewayCatalog = "popconnect.io/catalog"
 	// indexNetworkPolicyConnection indexes the NetworkPolicies made for
-	// connections by a bucket of their connection (connectionBucket). A
+	// connections by the bucket of their connection's "namespace/name". A
 	// label selector would do, but the cache evaluates one against every
 	// NetworkPolicy it holds: 10,000 per reconcile at 10,000 connections.
-	// Not by the connection itself: an index with one value per object
-	// costs about 1 KiB per object (a set of its own, per namespace and
-	// cluster-wide), 10 MiB at 10,000 connections.
 	indexNetworkPolicyConnection = "popconnect.io/connection-bucket"
 	// indexBuckets is how many buckets the two bucket indexes have: two or
 	// three objects in each at 10,000 connections, so a lookup copies
@@ -56,12 +55,6 @@ const (
 	// a namespace of its own: per namespace and cluster-wide).
 	indexBuckets = 4096
 )
-
-// connectionBucket is the indexNetworkPolicyConnection value of a
-// connection's NetworkPolicies.
-func connectionBucket(conn types.NamespacedName) string {
-	return bucket(conn.String())
-}
 
 // codeBucket is the indexConnectionCode value of an agency code.
 func codeBucket(code string) string {
@@ -105,7 +98,7 @@ func setupIndexes(ctx context.Context, mgr manager.Manager) error {
 	}
 	if err := idx.IndexField(ctx, &networkingv1.NetworkPolicy{}, indexNetworkPolicyConnection, func(o client.Object) []string {
 		if conn, ok := networkPolicyConnection(o); ok {
-			return []string{connectionBucket(conn)}
+			return []string{bucket(conn.String())}
 		}
 		return nil
 	}); err != nil {
@@ -144,6 +137,16 @@ func connectionsWithCode(ctx context.Context, c client.Reader, code string) ([]p
 		return nil, fmt.Errorf("listing connections with agency code %s: %w", code, err)
 	}
 	return slices.DeleteFunc(list.Items, func(c popv1.AgencyConnection) bool { return c.Spec.AgencyCode != code }), nil
+}
+
+// catalogOf is the gateway's FieldCatalog; nil when it does not exist.
+func catalogOf(ctx context.Context, c client.Reader, gw *popv1.PopulationGateway) (*popv1.FieldCatalog, error) {
+	catalog := &popv1.FieldCatalog{}
+	found, err := getCached(ctx, c, client.ObjectKey{Name: gw.Spec.CatalogRef.Name}, catalog)
+	if err != nil || !found {
+		return nil, err
+	}
+	return catalog, nil
 }
 
 // gatewaysOfCatalog lists the gateways that use a catalog.

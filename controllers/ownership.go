@@ -26,27 +26,14 @@ import (
 // operator (its cache holds only objects labelled as the operator's).
 const nameConflictRecheck = time.Minute
 
-// errNameConflict marks a write refused because the name is taken.
-var errNameConflict = errors.New("name taken")
+// errNameConflict marks a write refused because the name is taken; its
+// message follows the kind and name of the object in the way (nameConflict).
+var errNameConflict = errors.New("already exists and was not made by popconnect for this object; " +
+	"popconnect neither overwrites nor deletes it: delete or rename it")
 
-// nameConflict describes the object that holds a child's name.
-type nameConflict struct {
-	kind, namespace, name string
-}
-
-func (c *nameConflict) Error() string {
-	return fmt.Sprintf("%s %s/%s already exists and was not made by popconnect for this object; "+
-		"popconnect neither overwrites nor deletes it: delete or rename it", c.kind, c.namespace, c.name)
-}
-
-func (c *nameConflict) Is(target error) bool { return target == errNameConflict }
-
-// ownedWriter writes children that must not take over someone else's object.
-type ownedWriter struct {
-	client client.Client
-	// apiReader reads past the cache, which holds only objects labelled
-	// as the operator's.
-	apiReader client.Reader
+// nameConflict is errNameConflict for the object that holds a child's name.
+func nameConflict(kind, namespace, name string) error {
+	return fmt.Errorf("%s %s/%s %w", kind, namespace, name, errNameConflict)
 }
 
 // absentPolicy says how write treats a child the cache does not hold.
@@ -67,19 +54,19 @@ const (
 	createFirst
 )
 
-// write makes the child desired live. existing is the cached object (nil
-// when the cache has none); ours says whether a live object is the one this
-// owner made. It reports whether it wrote and the resourceVersion written.
-func (w ownedWriter) write(ctx context.Context, desired, existing client.Object, ours func(client.Object) bool, absent absentPolicy) (bool, string, error) {
+// writeOwned makes the child desired live, unless its name is held by an
+// object that is not this owner's (errNameConflict). existing is the cached
+// object (nil when the cache has none); ours says whether a live object is
+// the one this owner made.
+func (w writer) writeOwned(ctx context.Context, desired, existing client.Object, ours func(client.Object) bool, absent absentPolicy) error {
 	kind := desired.GetObjectKind().GroupVersionKind().Kind
 	if existing == nil && absent == createFirst {
-		created := desired.DeepCopyObject().(client.Object)
-		err := w.client.Create(ctx, created, client.FieldOwner(render.FieldOwner))
+		err := w.client.Create(ctx, desired.DeepCopyObject().(client.Object), client.FieldOwner(render.FieldOwner))
 		if err == nil {
-			return true, created.GetResourceVersion(), nil
+			return nil
 		}
 		if !apierrors.IsAlreadyExists(err) {
-			return false, "", fmt.Errorf("creating %s %s/%s: %w", kind, desired.GetNamespace(), desired.GetName(), err)
+			return fmt.Errorf("creating %s %s/%s: %w", kind, desired.GetNamespace(), desired.GetName(), err)
 		}
 	}
 	if existing == nil {
@@ -91,23 +78,14 @@ func (w ownedWriter) write(ctx context.Context, desired, existing client.Object,
 		switch {
 		case apierrors.IsNotFound(err):
 		case err != nil:
-			return false, "", fmt.Errorf("reading %s %s/%s: %w", kind, desired.GetNamespace(), desired.GetName(), err)
+			return fmt.Errorf("reading %s %s/%s: %w", kind, desired.GetNamespace(), desired.GetName(), err)
 		default:
 			existing = live
 		}
 	}
-	if existing != nil {
-		if !ours(existing) {
-			return false, "", &nameConflict{kind: kind, namespace: desired.GetNamespace(), name: desired.GetName()}
-		}
-		same, err := current(ctx, w.apiReader, desired, existing)
-		if err != nil {
-			return false, "", err
-		}
-		if same {
-			return false, existing.GetResourceVersion(), nil
-		}
+	if existing != nil && !ours(existing) {
+		return nameConflict(kind, desired.GetNamespace(), desired.GetName())
 	}
-	rv, err := (applier{client: w.client}).write(ctx, desired)
-	return err == nil, rv, err
+	_, err := w.apply(ctx, desired, existing)
+	return err
 }

@@ -111,13 +111,9 @@ func (r *PolicyShardReconciler) plan(ctx context.Context, key shardKey, gw *popv
 	for i := range list.Items {
 		conns[i] = &list.Items[i]
 	}
-	catalog := &popv1.FieldCatalog{}
-	found, err := getCached(ctx, r.Client, client.ObjectKey{Name: gw.Spec.CatalogRef.Name}, catalog)
+	catalog, err := catalogOf(ctx, r.Client, gw)
 	if err != nil {
 		return nil, err
-	}
-	if !found {
-		catalog = nil
 	}
 	labels, err := namespaceLabelsOf(ctx, r.Client, gw, conns)
 	if err != nil {
@@ -151,16 +147,7 @@ func (r *PolicyShardReconciler) write(ctx context.Context, gw *popv1.PopulationG
 		return err
 	}
 	shard.SetOwnerReferences([]metav1.OwnerReference{controllerRef(gw, "PopulationGateway")})
-	var existing client.Object
-	if exists {
-		existing = live
-	}
-	reader := r.APIReader
-	if reader == nil {
-		reader = r.Client
-	}
-	_, _, err = ownedWriter{client: r.Client, apiReader: reader}.write(ctx, shard, existing, gatewayOwns(gw), readFirst)
-	return err
+	return newWriter(r.Client, r.APIReader).writeOwned(ctx, shard, ifExists(exists, live), gatewayOwns(gw), readFirst)
 }
 
 // requeueTimes are the moments a verdict of the plan changes by itself.

@@ -150,11 +150,7 @@ func (r *PopulationGatewayReconciler) getPodJSON(ctx context.Context, podIP, pat
 	if err != nil {
 		return url, 0, err
 	}
-	httpClient := r.AuditProbeClient
-	if httpClient == nil {
-		httpClient = newAuditProbeClient()
-	}
-	resp, err := httpClient.Do(req)
+	resp, err := r.AuditProbeClient.Do(req)
 	if err != nil {
 		// The URL (pod IP and port) is in the error already.
 		return url, 0, err

@@ -8,6 +8,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -45,7 +46,11 @@ type PopulationGatewayReconciler struct {
 	// again for RateLimitShared; DefaultRateLimitRefresh when 0.
 	RateLimitRefresh time.Duration
 
-	auditKeys *auditKeyMemo
+	// auditKeys are the gateways (by name, with their UID: a gateway made
+	// again under the same name checks again) whose audit key Secret is
+	// known to exist, so that a reconcile costs no API request for it (the
+	// manager does not watch Secrets).
+	auditKeys memo[types.NamespacedName, types.UID]
 	// failures are the policy shards the shard reconciler cannot write.
 	failures *shardFailures
 }
@@ -117,16 +122,9 @@ func (r *PopulationGatewayReconciler) Reconcile(ctx context.Context, req ctrl.Re
 	return ctrl.Result{RequeueAfter: nextWake(s.now, s.wakeAt)}, nil
 }
 
-func (r *PopulationGatewayReconciler) resolveCatalog(ctx context.Context, s *gatewayState) error {
-	catalog := &popv1.FieldCatalog{}
-	found, err := getCached(ctx, r.Client, client.ObjectKey{Name: s.gw.Spec.CatalogRef.Name}, catalog)
-	if err != nil {
-		return err
-	}
-	if found {
-		s.catalog = catalog
-	}
-	return nil
+func (r *PopulationGatewayReconciler) resolveCatalog(ctx context.Context, s *gatewayState) (err error) {
+	s.catalog, err = catalogOf(ctx, r.Client, s.gw)
+	return err
 }
 
 // applyOwned applies a child the gateway controls, reading the live one
@@ -140,19 +138,7 @@ func (r *PopulationGatewayReconciler) applyOwned(ctx context.Context, gw *popv1.
 	if err != nil {
 		return err
 	}
-	if !exists {
-		live = nil
-	}
-	_, _, err = r.ownedWriter().write(ctx, desired, live, gatewayOwns(gw), readFirst)
-	return err
-}
-
-func (r *PopulationGatewayReconciler) ownedWriter() ownedWriter {
-	reader := r.APIReader
-	if reader == nil {
-		reader = r.Client
-	}
-	return ownedWriter{client: r.Client, apiReader: reader}
+	return newWriter(r.Client, r.APIReader).writeOwned(ctx, desired, ifExists(exists, live), gatewayOwns(gw), readFirst)
 }
 
 // gatewayOwns says whether an object is one of gw's children: controlled

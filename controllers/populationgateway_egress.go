@@ -51,9 +51,5 @@ func (r *PopulationGatewayReconciler) allGateways(ctx context.Context, _ client.
 	if err := r.Client.List(ctx, &list); err != nil {
 		return nil
 	}
-	reqs := make([]reconcile.Request, 0, len(list.Items))
-	for i := range list.Items {
-		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
-	}
-	return reqs
+	return requestsFor(list.Items, nil)
 }

@@ -71,13 +71,9 @@ func (r *PopulationGatewayReconciler) podGateway(ctx context.Context, o client.O
 	if err := r.Client.List(ctx, &list, client.InNamespace(o.GetNamespace())); err != nil {
 		return nil
 	}
-	var reqs []reconcile.Request
-	for i := range list.Items {
-		if render.GatewayLabelValue(list.Items[i].Name) == value {
-			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
-		}
-	}
-	return reqs
+	return requestsFor(list.Items, func(gw *popv1.PopulationGateway) bool {
+		return render.GatewayLabelValue(gw.Name) == value
+	})
 }
 
 // auditPodFields is the pod cache's transform: it keeps of a pod only its

@@ -23,9 +23,6 @@ import (
 
 // SetupWithManager registers the reconciler and what brings changes back to it.
 func (r *PopulationGatewayReconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Options) error {
-	if r.auditKeys == nil {
-		r.auditKeys = newAuditKeyMemo()
-	}
 	if r.AuditProbeClient == nil {
 		r.AuditProbeClient = newAuditProbeClient()
 	}
@@ -64,9 +61,5 @@ func (r *PopulationGatewayReconciler) catalogGateways(ctx context.Context, o cli
 	if err != nil {
 		return nil
 	}
-	reqs := make([]reconcile.Request, 0, len(gateways))
-	for i := range gateways {
-		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&gateways[i])})
-	}
-	return reqs
+	return requestsFor(gateways, nil)
 }

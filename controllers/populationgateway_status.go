@@ -3,7 +3,6 @@ package controllers
 import (
 	"context"
 	"fmt"
-	"sort"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -54,14 +53,7 @@ func gatewayReady(s *gatewayState) metav1.Condition {
 func (r *PopulationGatewayReconciler) patchStatus(ctx context.Context, s *gatewayState, succeeded bool) error {
 	status := *s.gw.Status.DeepCopy()
 	s.conditions[popv1.ConditionReady] = gatewayReady(s)
-	types := make([]string, 0, len(s.conditions))
-	for t := range s.conditions {
-		types = append(types, t)
-	}
-	sort.Strings(types)
-	for _, t := range types {
-		meta.SetStatusCondition(&status.Conditions, s.conditions[t])
-	}
+	setConditions(&status.Conditions, s.conditions)
 	if !sharedRateLimits(s.gw) {
 		// Said only of a gateway with a Redis store: gone with the store.
 		meta.RemoveStatusCondition(&status.Conditions, popv1.ConditionRateLimitShared)

@@ -34,16 +34,16 @@ const auditKeyBytes = 32
 // Deployment that would mount it is not written.
 func (r *PopulationGatewayReconciler) reconcileAuditKey(ctx context.Context, s *gatewayState) error {
 	key := client.ObjectKeyFromObject(s.gw)
-	if r.auditKeys.isKnown(key, s.gw.UID) {
+	if uid, ok := r.auditKeys.get(key); ok && uid == s.gw.UID {
 		return nil
 	}
 	name := render.NamesFor(s.gw).AuditKeySecret
 	meta := &metav1.PartialObjectMetadata{}
 	meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
-	err := r.ownedWriter().apiReader.Get(ctx, client.ObjectKey{Namespace: s.gw.Namespace, Name: name}, meta)
+	err := newWriter(r.Client, r.APIReader).apiReader.Get(ctx, client.ObjectKey{Namespace: s.gw.Namespace, Name: name}, meta)
 	switch {
 	case err == nil && !gatewayOwns(s.gw)(meta):
-		s.auditKeyConflict = &nameConflict{kind: "Secret", namespace: s.gw.Namespace, name: name}
+		s.auditKeyConflict = nameConflict("Secret", s.gw.Namespace, name)
 		return nil
 	case err == nil:
 	case apierrors.IsNotFound(err):
@@ -59,7 +59,7 @@ func (r *PopulationGatewayReconciler) reconcileAuditKey(ctx context.Context, s *
 	default:
 		return fmt.Errorf("reading audit key Secret %s/%s: %w", s.gw.Namespace, name, err)
 	}
-	r.auditKeys.remember(key, s.gw.UID)
+	r.auditKeys.put(key, s.gw.UID)
 	return nil
 }
 
@@ -102,7 +102,11 @@ func (r *PopulationGatewayReconciler) reconcileWorkload(ctx context.Context, s *
 	var conflicts []error
 	if s.auditKeyConflict != nil {
 		conflicts = append(conflicts, s.auditKeyConflict)
-		desired = slices.DeleteFunc(desired, func(o client.Object) bool { return o.GetName() == render.NamesFor(gw).Deployment && isDeployment(o) })
+		// Without the key it would mount, no Deployment is written.
+		desired = slices.DeleteFunc(desired, func(o client.Object) bool {
+			_, ok := o.(*appsv1.Deployment)
+			return ok
+		})
 	}
 	for _, obj := range desired {
 		err := r.applyOwned(ctx, gw, obj)
@@ -137,7 +141,7 @@ func (r *PopulationGatewayReconciler) observeServingCertificate(ctx context.Cont
 	}
 	ready := (*cmapi.CertificateCondition)(nil)
 	if found {
-		ready = certificateCondition(cert)
+		ready = certificateCondition(cert, cmapi.CertificateConditionReady)
 	}
 	if ready == nil || ready.Status != cmmeta.ConditionTrue {
 		msg := fmt.Sprintf("cert-manager is issuing the serving Certificate %s.", name)
@@ -161,10 +165,7 @@ func (r *PopulationGatewayReconciler) observeDeployment(ctx context.Context, s *
 	if err != nil {
 		return err
 	}
-	want := int32(2)
-	if s.gw.Spec.Replicas != nil {
-		want = *s.gw.Spec.Replicas
-	}
+	want := gatewayReplicas(s.gw)
 	if found {
 		s.availableReplicas = dep.Status.AvailableReplicas
 	}
@@ -192,11 +193,6 @@ func deploymentAvailable(dep *appsv1.Deployment) bool {
 		}
 	}
 	return false
-}
-
-func isDeployment(o client.Object) bool {
-	_, ok := o.(*appsv1.Deployment)
-	return ok
 }
 
 // joinErrors is the errors' messages on one line, for a condition message.

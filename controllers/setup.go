@@ -98,12 +98,10 @@ func dropUnread(obj any) (any, error) {
 		return obj, err
 	}
 	if m, ok := obj.(metav1.Object); ok {
-		if a := m.GetAnnotations(); a != nil {
-			if _, found := a[lastAppliedAnnotation]; found {
-				delete(a, lastAppliedAnnotation)
-				if len(a) == 0 {
-					m.SetAnnotations(nil)
-				}
+		if a := m.GetAnnotations(); a[lastAppliedAnnotation] != "" {
+			delete(a, lastAppliedAnnotation)
+			if len(a) == 0 {
+				m.SetAnnotations(nil)
 			}
 		}
 	}
