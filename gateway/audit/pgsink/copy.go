@@ -105,7 +105,7 @@ func (e *copyEncoder) encode(b *audit.Batch) {
 			e.months[month].data = appendReadRow(e.months[month].data, h, r, b.Stream, b.Records[i].Seq)
 		}
 	}
-	clear(e.hashes) // no strings of the requests kept
+	clear(e.hashes[:cap(e.hashes)]) // no strings of the requests kept
 
 	w := append(e.wire[:0], 'Q', 0, 0, 0, 0)
 	for i := range e.nDays {
