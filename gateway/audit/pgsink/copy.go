@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -112,10 +113,10 @@ func (e *copyEncoder) encode(b *audit.Batch) {
 		if i > 0 {
 			w = append(w, "; "...)
 		}
-		w = fmt.Appendf(w, "COPY %s_%08d (%s) FROM STDIN BINARY", Table, e.days[i].key, recordsColumnList)
+		w = appendCopySQL(w, Table, e.days[i].key, 8, recordsColumnList)
 	}
 	for i := range e.nMonths {
-		w = fmt.Appendf(w, "; COPY %s_%06d (%s) FROM STDIN BINARY", ReadsTable, e.months[i].key, readsColumnList)
+		w = appendCopySQL(append(w, "; "...), ReadsTable, e.months[i].key, 6, readsColumnList)
 	}
 	w = append(w, 0)
 	binary.BigEndian.PutUint32(w[1:], uint32(len(w)-1))
@@ -133,6 +134,20 @@ func (e *copyEncoder) encode(b *audit.Batch) {
 		}
 	}
 	e.wire = w
+}
+
+// appendCopySQL appends `COPY table_<key> (columns) FROM STDIN BINARY`,
+// key in digits zero-padded to width (as the partitions are named:
+// 20261202, 202612), without fmt, which allocates for its arguments.
+func appendCopySQL(w []byte, table string, key, width int, columns string) []byte {
+	w = append(append(append(w, "COPY "...), table...), '_')
+	var digits [20]byte
+	d := strconv.AppendInt(digits[:0], int64(key), 10)
+	for range width - len(d) {
+		w = append(w, '0')
+	}
+	w = append(append(append(w, d...), " ("...), columns...)
+	return append(w, ") FROM STDIN BINARY"...)
 }
 
 // release lets go of e.wire if a large batch grew it.
