@@ -11,7 +11,8 @@
 #
 # Environment: DURATION (20s), CONCURRENCY (64), RECORDS (1000000),
 # PROFILE=1 to also write a CPU profile of the gateway run (gateway.pprof in
-# the work directory, which is then kept), ROUNDS (1): run every target
+# the work directory, which is then kept; with AUDIT_POSTGRES=1 also
+# gateway-pg.pprof, of the PostgreSQL gateway), ROUNDS (1): run every target
 # ROUNDS times, interleaved, each leg DURATION long, and report the means,
 # so that a load change on a shared machine hits all targets alike;
 # BASELINE_GATEWAY=path/to/gateway adds that binary as a fourth target
@@ -106,7 +107,14 @@ pids=()
 cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-	if [ "$PROFILE" = 1 ]; then echo "work directory kept: $work"; else rm -rf "$work"; fi
+	if [ "$PROFILE" = 1 ]; then
+		echo "work directory kept: $work"
+		for f in "$work"/gateway*.pprof; do
+			if [ -e "$f" ]; then echo "CPU profile: $f (go tool pprof $work/gateway $f)"; fi
+		done
+	else
+		rm -rf "$work"
+	fi
 }
 trap cleanup EXIT
 
@@ -200,7 +208,11 @@ nginx -c "$work/nginx.conf" -p "$work" -g 'daemon off;' &
 nginx_pid=$!
 pids+=("$nginx_pid")
 profile_args=()
-if [ "$PROFILE" = 1 ]; then profile_args=(--cpu-profile "$work/gateway.pprof"); fi
+pg_profile_args=()
+if [ "$PROFILE" = 1 ]; then
+	profile_args=(--cpu-profile "$work/gateway.pprof")
+	pg_profile_args=(--cpu-profile "$work/gateway-pg.pprof")
+fi
 # start_gateway BINARY PORT METRICS_PORT AUDIT_FILE [ARGS...]: the gateway
 # with the bench policy; its PID is left in gateway_pid.
 start_gateway() {
@@ -239,7 +251,8 @@ if [ "$AUDIT_POSTGRES" = 1 ]; then
 	"./gateway" --policy-file policy.json --upstream-url "http://127.0.0.1:$PORT_UP" \
 		--listen-address "127.0.0.1:$PORT_GW_PG" --metrics-address "127.0.0.1:$PORT_GW_PG_METRICS" \
 		--tls-cert-file server.crt --tls-key-file server.key --client-ca-file ca.crt \
-		--audit-postgres-url-file "$work/audit-db.url" --audit-hash-key-file audit.key --log-level warn 2>>gateway-pg.log &
+		--audit-postgres-url-file "$work/audit-db.url" --audit-hash-key-file audit.key --log-level warn \
+		"${pg_profile_args[@]}" 2>>gateway-pg.log &
 	pg_gw_pid=$!
 	pids+=("$pg_gw_pid")
 	ports+=("$PORT_GW_PG")
@@ -449,6 +462,11 @@ if [ "$AUDIT_POSTGRES" = 1 ]; then
 	pg_page=$(curl -s "http://127.0.0.1:$PORT_GW_PG_METRICS/metrics")
 	pg_records=$(sed -n 's/^popconnect_gateway_audit_last_seq{[^}]*} \(.*\)/\1/p' <<<"$pg_page")
 	pg_batches=$(sed -n 's/^popconnect_gateway_audit_batches_total \(.*\)/\1/p' <<<"$pg_page")
+	if [ "$PROFILE" = 1 ]; then
+		# Stopped here so that its profile is complete when the paths are printed.
+		kill -TERM "$pg_gw_pid"
+		wait "$pg_gw_pid" || true
+	fi
 fi
 
 hz=$(getconf CLK_TCK)

@@ -24,6 +24,13 @@ func TestSealBatch(t *testing.T) {
 		if !ok || !bytes.Equal(body, all.Body(i)) || string(chain) != all.Chain(i) {
 			t.Fatalf("record %d: SplitChain(%s) = %q %q %v", i, all.Line(i), body, chain, ok)
 		}
+		// The appending forms give the same bytes after what dst holds.
+		if got := all.AppendBody([]byte("x"), i); string(got) != "x"+string(body) {
+			t.Fatalf("record %d: AppendBody = %q, want x%s", i, got, body)
+		}
+		if got := all.AppendChain([]byte("x"), i); string(got) != "x"+string(chain) {
+			t.Fatalf("record %d: AppendChain = %q, want x%s", i, got, chain)
+		}
 		if want := c.Next(nil, prev, body); !bytes.Equal(want, chain) {
 			t.Fatalf("record %d: chain %s, want %s", i, chain, want)
 		}

@@ -64,8 +64,18 @@ func (b *Batch) Body(i int) []byte {
 	return body
 }
 
+// AppendBody appends Body(i) to dst: the same bytes, without a copy of
+// their own (a database sink encodes every record of every batch).
+func (b *Batch) AppendBody(dst []byte, i int) []byte {
+	l := b.Line(i)
+	return append(append(dst, l[:len(l)-chainSuffixLen]...), '}')
+}
+
 // Chain returns the i-th record's chain value (hex).
 func (b *Batch) Chain(i int) string { return string(b.chain(i)) }
+
+// AppendChain appends Chain(i) to dst.
+func (b *Batch) AppendChain(dst []byte, i int) []byte { return append(dst, b.chain(i)...) }
 
 func (b *Batch) chain(i int) []byte {
 	l := b.Line(i)

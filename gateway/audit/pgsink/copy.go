@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -33,18 +34,36 @@ import (
 // CopyFrom, which boxes every value and streams through a pipe and a
 // goroutine per COPY.
 
-// copyStatement is one COPY of a batch and its data.
-type copyStatement struct {
-	sql     string
-	data    []byte
-	records bool // a COPY of records (its row count is checked), not of reads
+// # Nothing allocated per batch
+//
+// The sink stores one batch at a time, so a copyEncoder keeps its buffers
+// from one batch to the next and the whole Query, COPY data included, is
+// built in one of them and written with one write. Profiled in the
+// gateway bench (bench/README.md), the earlier form (a buffer per COPY
+// per batch, a copy of each record's body and chain, pgx's Frontend,
+// which copies every message into a buffer it lets go after each flush,
+// a context registered for each message read) cost the gateway about
+// 100 kB of garbage per batch, and the collector's work to match.
+
+// copyPart is the data of one COPY: the binary header, rows, trailer.
+type copyPart struct {
+	key  int // the partition: yyyymmdd for records, yyyymm for reads
+	data []byte
 }
 
-// copyPlan holds a batch's COPYs, records first.
-type copyPlan struct {
-	stmts []copyStatement
-	rows  int // records in the batch
+// copyEncoder encodes a batch as the Query copyBatch sends.
+type copyEncoder struct {
+	days, months   []copyPart // records by day, reads by month; the first nDays, nMonths in use
+	nDays, nMonths int
+	rows           int      // records in the batch
+	hashes         []string // readHashes' result, reused
+	wire           []byte   // the messages, as sent
 }
+
+// maxKeptBytes bounds a buffer kept for the next batch: one grown by a
+// large batch (a sink that was down, and the records owed meanwhile) is
+// let go rather than held for good.
+const maxKeptBytes = 1 << 20
 
 // recordsColumnList and readsColumnList are the COPYs' column lists.
 var (
@@ -58,78 +77,125 @@ const pgEpoch = 946684800 * 1000000
 // copyHeader is the binary COPY header: signature, flags, extension length.
 var copyHeader = []byte("PGCOPY\n\377\r\n\000\000\000\000\000\000\000\000\000")
 
-// planCopy encodes b's records, grouped by day partition, and their reads,
-// grouped by month partition, each group in b's order.
-func planCopy(b *audit.Batch) *copyPlan {
-	p := &copyPlan{rows: len(b.Records)}
-	days := map[string]int{}   // partition suffix -> index in p.stmts
-	months := map[string]int{} // the same, for the reads
-	var readStmts []copyStatement
+// statements is how many COPYs the encoded batch holds, records first.
+func (e *copyEncoder) statements() int { return e.nDays + e.nMonths }
+
+// encode builds b's Query in e.wire: a COPY of b's records per day
+// partition, then one of their reads per month partition, each group in
+// b's order, and every COPY's data behind it.
+func (e *copyEncoder) encode(b *audit.Batch) {
+	e.nDays, e.nMonths, e.rows = 0, 0, len(b.Records)
+	day, month := -1, -1 // the part the previous record went to
 	for i := range b.Records {
 		r := b.Records[i].Record
-		day := r.Time.UTC().Format("20060102")
-		k, ok := days[day]
-		if !ok {
-			k = len(p.stmts)
-			days[day] = k
-			p.stmts = append(p.stmts, copyStatement{
-				sql:     "COPY " + Table + "_" + day + " (" + recordsColumnList + ") FROM STDIN BINARY",
-				data:    append(make([]byte, 0, 1024*len(b.Records)), copyHeader...),
-				records: true,
-			})
+		y, m, d := r.Time.UTC().Date()
+		dayKey := y*10000 + int(m)*100 + d
+		if day < 0 || e.days[day].key != dayKey {
+			day = e.part(&e.days, &e.nDays, dayKey)
 		}
-		st := &p.stmts[k]
-		st.data = appendRecordRow(st.data, b, i)
+		e.days[day].data = appendRecordRow(e.days[day].data, b, i)
 
-		hashes := readHashes(r)
-		if len(hashes) == 0 {
+		e.hashes = readHashes(e.hashes[:0], r)
+		if len(e.hashes) == 0 {
 			continue
 		}
-		month := day[:6]
-		m, ok := months[month]
-		if !ok {
-			m = len(readStmts)
-			months[month] = m
-			readStmts = append(readStmts, copyStatement{
-				sql:  "COPY " + ReadsTable + "_" + month + " (" + readsColumnList + ") FROM STDIN BINARY",
-				data: append(make([]byte, 0, 256*len(b.Records)), copyHeader...),
-			})
+		if month < 0 || e.months[month].key != dayKey/100 {
+			month = e.part(&e.months, &e.nMonths, dayKey/100)
 		}
-		rs := &readStmts[m]
-		for _, h := range hashes {
-			rs.data = appendReadRow(rs.data, h, r, b.Stream, b.Records[i].Seq)
+		for _, h := range e.hashes {
+			e.months[month].data = appendReadRow(e.months[month].data, h, r, b.Stream, b.Records[i].Seq)
 		}
 	}
-	p.stmts = append(p.stmts, readStmts...)
-	for i := range p.stmts {
-		p.stmts[i].data = binary.BigEndian.AppendUint16(p.stmts[i].data, 0xffff) // trailer: -1
+	clear(e.hashes[:cap(e.hashes)]) // no strings of the requests kept
+
+	w := append(e.wire[:0], 'Q', 0, 0, 0, 0)
+	for i := range e.nDays {
+		if i > 0 {
+			w = append(w, "; "...)
+		}
+		w = appendCopySQL(w, Table, e.days[i].key, 8, recordsColumnList)
 	}
-	return p
+	for i := range e.nMonths {
+		w = appendCopySQL(append(w, "; "...), ReadsTable, e.months[i].key, 6, readsColumnList)
+	}
+	w = append(w, 0)
+	binary.BigEndian.PutUint32(w[1:], uint32(len(w)-1))
+	for _, p := range [2][]copyPart{e.days[:e.nDays], e.months[:e.nMonths]} {
+		for i := range p {
+			data := binary.BigEndian.AppendUint16(p[i].data, 0xffff) // trailer: -1
+			w = append(w, 'd')
+			w = binary.BigEndian.AppendUint32(w, uint32(4+len(data)))
+			w = append(w, data...)
+			w = append(w, 'c', 0, 0, 0, 4) // CopyDone
+			if cap(data) > maxKeptBytes {
+				data = nil
+			}
+			p[i].data = data
+		}
+	}
+	e.wire = w
 }
 
-// readHashes are the hashes a record adds to the index of reads, as the
-// trigger does: each distinct stored hash of a successful read, none for
-// anything else.
-func readHashes(r *audit.Record) []string {
-	if r.Status != 200 || !isRead(Text(r.Operation)) {
-		return nil
+// appendCopySQL appends `COPY table_<key> (columns) FROM STDIN BINARY`,
+// key in digits zero-padded to width (as the partitions are named:
+// 20261202, 202612), without fmt, which allocates for its arguments.
+func appendCopySQL(w []byte, table string, key, width int, columns string) []byte {
+	w = append(append(append(w, "COPY "...), table...), '_')
+	var digits [20]byte
+	d := strconv.AppendInt(digits[:0], int64(key), 10)
+	for range width - len(d) {
+		w = append(w, '0')
 	}
-	stored := storedHashes(r)
-	out := make([]string, 0, len(stored))
-	for _, h := range stored {
+	w = append(append(append(w, d...), " ("...), columns...)
+	return append(w, ") FROM STDIN BINARY"...)
+}
+
+// release lets go of e.wire if a large batch grew it.
+func (e *copyEncoder) release() {
+	if cap(e.wire) > maxKeptBytes {
+		e.wire = nil
+	}
+}
+
+// part returns the index of key's part among (*parts)[:*n], adding it
+// (its buffer reused, holding the header) when it is not there.
+func (e *copyEncoder) part(parts *[]copyPart, n *int, key int) int {
+	for i := range *n {
+		if (*parts)[i].key == key {
+			return i
+		}
+	}
+	if *n == len(*parts) {
+		*parts = append(*parts, copyPart{})
+	}
+	p := &(*parts)[*n]
+	p.key, p.data = key, append(p.data[:0], copyHeader...)
+	*n++
+	return *n - 1
+}
+
+// readHashes appends to dst the hashes a record adds to the index of
+// reads, as the trigger does: each distinct stored hash of a successful
+// read, none for anything else.
+func readHashes(dst []string, r *audit.Record) []string {
+	if r.Status != 200 || !isRead(Text(r.Operation)) {
+		return dst
+	}
+	start := len(dst)
+	for _, h := range storedHashes(r) {
 		h = Text(h)
 		dup := false
-		for _, o := range out {
+		for _, o := range dst[start:] {
 			if o == h {
 				dup = true
 				break
 			}
 		}
 		if !dup {
-			out = append(out, h)
+			dst = append(dst, h)
 		}
 	}
-	return out
+	return dst
 }
 
 func isRead(op string) bool {
@@ -166,8 +232,8 @@ func appendRecordRow(buf []byte, b *audit.Batch, i int) []byte {
 	buf = binary.BigEndian.AppendUint32(buf, 4)
 	buf = binary.BigEndian.AppendUint32(buf, uint32(int32(r.Status)))
 	buf = appendText(buf, Text(r.Reason))
-	buf = appendBytes(buf, b.Body(i))
-	buf = appendText(buf, b.Chain(i))
+	buf = appendBody(buf, b, i)
+	buf = appendChain(buf, b, i)
 	buf = appendText(buf, Text(r.Purpose))
 	buf = appendText(buf, Text(r.CaseReference))
 	buf = appendText(buf, Text(r.AgencyName))
@@ -208,9 +274,18 @@ func appendText(buf []byte, s string) []byte {
 	return append(buf, s...)
 }
 
-func appendBytes(buf, s []byte) []byte {
-	buf = binary.BigEndian.AppendUint32(buf, uint32(len(s)))
-	return append(buf, s...)
+// appendBody appends record i's body as a text field.
+func appendBody(buf []byte, b *audit.Batch, i int) []byte {
+	lenAt := len(buf)
+	buf = b.AppendBody(binary.BigEndian.AppendUint32(buf, 0), i)
+	binary.BigEndian.PutUint32(buf[lenAt:], uint32(len(buf)-lenAt-4))
+	return buf
+}
+
+// appendChain appends record i's chain as a text field.
+func appendChain(buf []byte, b *audit.Batch, i int) []byte {
+	buf = binary.BigEndian.AppendUint32(buf, audit.ChainHexLen)
+	return b.AppendChain(buf, i)
 }
 
 // textOID is the type of a text[] column's elements.
@@ -240,42 +315,38 @@ func appendTextArray(buf []byte, ss []string) []byte {
 	return buf
 }
 
-// copyBatch sends p on conn as one Query and reads its outcome. It
-// returns the records stored; an error wraps audit.ErrOutcomeUnknown when
-// the batch may have committed, and is a *pgconn.PgError when the server
-// refused it (nothing stored).
-func copyBatch(ctx context.Context, conn *pgx.Conn, p *copyPlan) (int, error) {
+// copyBatch sends e's encoded batch on conn as one Query, in one write,
+// and reads its outcome. It returns the records stored; an error wraps
+// audit.ErrOutcomeUnknown when the batch may have committed, and is a
+// *pgconn.PgError when the server refused it (nothing stored).
+//
+// It is bounded by ctx's deadline (Store always sets one), set on the
+// socket for the write and for the reads: pgx would otherwise register
+// ctx, and allocate, for each message read.
+func copyBatch(ctx context.Context, conn *pgx.Conn, e *copyEncoder) (int, error) {
 	pc := conn.PgConn()
 	if pc.IsBusy() {
 		return 0, errors.New("the connection is busy")
 	}
-	var sql strings.Builder
-	for i, st := range p.stmts {
-		if i > 0 {
-			sql.WriteString("; ")
-		}
-		sql.WriteString(st.sql)
+	if err := ctx.Err(); err != nil {
+		return 0, err // nothing sent
 	}
-	fe := pc.Frontend()
-	fe.Send(&pgproto3.Query{String: sql.String()})
-	for _, st := range p.stmts {
-		fe.Send(&pgproto3.CopyData{Data: st.data})
-		fe.Send(&pgproto3.CopyDone{})
-	}
+	dl, _ := ctx.Deadline() // none: the zero time, no deadline
+	nc := pc.Conn()
 	// The server reads a COPY's data after its CopyInResponse; sending it
 	// at once is allowed (and data after a failed statement is dropped).
-	if dl, ok := ctx.Deadline(); ok {
-		_ = pc.Conn().SetWriteDeadline(dl)
-	}
-	err := fe.Flush()
-	_ = pc.Conn().SetWriteDeadline(time.Time{})
+	_ = nc.SetWriteDeadline(dl)
+	_, err := nc.Write(e.wire)
+	_ = nc.SetWriteDeadline(time.Time{})
 	if err != nil {
 		return 0, fmt.Errorf("%w: sending the batch: %w", audit.ErrOutcomeUnknown, err)
 	}
+	_ = nc.SetReadDeadline(dl)
+	defer func() { _ = nc.SetReadDeadline(time.Time{}) }()
 	stored, stmt := 0, 0
 	var pgErr *pgconn.PgError
 	for {
-		msg, err := pc.ReceiveMessage(ctx)
+		msg, err := pc.ReceiveMessage(context.Background())
 		if err != nil {
 			if pgErr != nil {
 				return 0, pgErr // the error rolled the batch back
@@ -284,7 +355,7 @@ func copyBatch(ctx context.Context, conn *pgx.Conn, p *copyPlan) (int, error) {
 		}
 		switch msg := msg.(type) {
 		case *pgproto3.CommandComplete:
-			if stmt < len(p.stmts) && p.stmts[stmt].records {
+			if stmt < e.nDays {
 				stored += int(pgconn.NewCommandTag(string(msg.CommandTag)).RowsAffected())
 			}
 			stmt++
@@ -296,9 +367,9 @@ func copyBatch(ctx context.Context, conn *pgx.Conn, p *copyPlan) (int, error) {
 			if pgErr != nil {
 				return 0, pgErr
 			}
-			if stmt != len(p.stmts) || stored != p.rows {
+			if stmt != e.statements() || stored != e.rows {
 				return 0, fmt.Errorf("%w: the database completed %d of %d COPYs, %d of %d audit records",
-					audit.ErrOutcomeUnknown, stmt, len(p.stmts), stored, p.rows)
+					audit.ErrOutcomeUnknown, stmt, e.statements(), stored, e.rows)
 			}
 			return stored, nil
 		}

@@ -179,6 +179,7 @@ type Sink struct {
 	locked   map[string]bool // streams whose lock conn holds
 	schema   bool            // the schema was created (or found)
 	days     map[string]bool // partitions created (or found): "20261202", and "202612" of ReadsTable
+	enc      copyEncoder     // the batch being stored, its buffers kept for the next
 }
 
 var _ audit.Sink = (*Sink)(nil)
@@ -266,7 +267,9 @@ func (s *Sink) store(ctx context.Context, b *audit.Batch) (stored int, err error
 		s.drop()
 		return 0, err, false
 	}
-	n, err := copyBatch(ctx, conn, planCopy(b))
+	s.enc.encode(b)
+	n, err := copyBatch(ctx, conn, &s.enc)
+	s.enc.release()
 	s.lastUsed = time.Now()
 	if err == nil {
 		return n, nil, false
@@ -371,8 +374,13 @@ func (s *Sink) ddl(ctx context.Context, conn *pgx.Conn, statements string) error
 func (s *Sink) ensurePartitions(ctx context.Context, conn *pgx.Conn, b *audit.Batch) error {
 	var ddl strings.Builder
 	var made []string
+	var prev time.Time
 	for i := range b.Records {
 		day := dayOf(b.Records[i].Record.Time)
+		if i > 0 && day.Equal(prev) {
+			continue // the records of a batch share a day, but for one at midnight
+		}
+		prev = day
 		for _, d := range []time.Time{day, day.AddDate(0, 0, 1)} {
 			name := d.Format("20060102")
 			if s.days[name] || contains(made, name) {
