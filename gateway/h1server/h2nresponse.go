@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"time"
 
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
@@ -227,7 +226,7 @@ func (h *h2n) writeHeaders(s *h2stream, endStream bool, length int) {
 		block = appendHpackString(block, strconv.AppendInt(n[:0], int64(length), 10))
 	}
 	if !hasDate {
-		block = appendHpackLiteral(block, "date", h.dateValue(time.Now()))
+		block = appendHpackLiteral(block, "date", h.dateValue())
 	}
 	if cap(block) <= maxKeptBuffer {
 		h.hblock = block

@@ -32,9 +32,12 @@ type wstate struct {
 	queuedControl     int  // control frames framed since the last flush began
 	settingsAckQueued bool // a SETTINGS ACK waits in sink
 
-	lower   map[string]string // lower-case header names, for HPACK
+	lower map[string]string // lower-case header names, for HPACK
+	// date is the Date value, formatted at dateAt (by time.Now) and
+	// good for dateFor after it: until the next second.
 	date    string
-	dateSec int64
+	dateAt  time.Time
+	dateFor time.Duration
 }
 
 // h2nSink collects the framer's frames.
@@ -206,10 +209,15 @@ func asciiLower(s string) string {
 }
 
 // dateValue is the Date header value for now, formatted once a second.
-func (h *h2n) dateValue(now time.Time) string {
-	if sec := now.Unix(); sec != h.dateSec || h.date == "" {
-		h.date = now.UTC().Format(http.TimeFormat)
-		h.dateSec = sec
+// Within the second it was formatted in, only the monotonic clock is
+// read (time.Since): on a VM's clock each read is a vDSO call of about
+// 75 ns, and time.Now makes two, wall and monotonic.
+func (h *h2n) dateValue() string {
+	if h.date != "" && time.Since(h.dateAt) < h.dateFor {
+		return h.date
 	}
+	now := time.Now()
+	h.date = now.UTC().Format(http.TimeFormat)
+	h.dateAt, h.dateFor = now, time.Second-time.Duration(now.Nanosecond())
 	return h.date
 }
