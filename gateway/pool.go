@@ -23,8 +23,11 @@ import (
 // machine those handoffs cost more than the rest of the gateway's work, and
 // profiling showed them as the largest avoidable cost.
 type upstreamPool struct {
-	addr    string // host:port to dial
-	host    string // Host header
+	addr string // host:port to dial
+	host string // Host header
+	// head is the part of every request between its target and its
+	// X-Request-Id value, Host included: one append instead of five.
+	head    string
 	prefix  string // path prefix of the upstream URL, without trailing slash
 	tls     *tls.Config
 	dialer  net.Dialer
@@ -125,6 +128,7 @@ func newUpstreamPool(u *url.URL, tlsConfig *tls.Config, maxIdle int, maxHeader i
 		dialer:  net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second},
 		maxIdle: maxIdle,
 	}
+	p.head = " HTTP/1.1\r\nHost: " + p.host + "\r\nUser-Agent: popconnect-gateway\r\nAccept: application/json\r\nX-Request-Id: "
 	p.maxHeader = maxHeader
 	if p.maxHeader <= 0 {
 		p.maxHeader = DefaultMaxUpstreamHeaderBytes
@@ -256,9 +260,7 @@ func (p *upstreamPool) exchange(ctx context.Context, deadline time.Time, c *upCo
 	w = append(w, ' ')
 	w = append(w, p.prefix...)
 	w = append(w, path...)
-	w = append(w, " HTTP/1.1\r\nHost: "...)
-	w = append(w, p.host...)
-	w = append(w, "\r\nUser-Agent: popconnect-gateway\r\nAccept: application/json\r\nX-Request-Id: "...)
+	w = append(w, p.head...)
 	w = append(w, reqID...)
 	w = append(w, "\r\nX-Popconnect-Agency: "...)
 	w = append(w, agency...)

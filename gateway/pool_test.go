@@ -20,7 +20,9 @@ func TestUpstreamPool(t *testing.T) {
 	var paths []string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		paths = append(paths, r.URL.Path)
-		if r.Header.Get("X-Request-Id") != "rid" || r.Header.Get("X-Popconnect-Agency") != "BYT" {
+		if r.Header.Get("X-Request-Id") != "rid" || r.Header.Get("X-Popconnect-Agency") != "BYT" ||
+			r.Host != r.Context().Value(http.LocalAddrContextKey).(net.Addr).String() ||
+			r.UserAgent() != "popconnect-gateway" || r.Header.Get("Accept") != "application/json" {
 			w.WriteHeader(400)
 			return
 		}
