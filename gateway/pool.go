@@ -52,6 +52,10 @@ type upConn struct {
 	// lastDeadline is the deadline given to the connection's last
 	// exchange (see hotWindow).
 	lastDeadline time.Time
+	// interrupt ends the exchange in progress (a deadline in the past):
+	// what a cancelled request runs. Made once per connection, not per
+	// call.
+	interrupt func()
 }
 
 // writeReader is a connection that writes a request and waits for its
@@ -177,6 +181,7 @@ func (p *upstreamPool) get(ctx context.Context, deadline time.Time) (*upConn, bo
 		conn = tc
 	}
 	uc := &upConn{c: conn, src: upReader{c: conn}, req: make([]byte, 0, 512)}
+	uc.interrupt = func() { _ = conn.SetDeadline(time.Unix(1, 0)) }
 	uc.src.wr, _ = conn.(writeReader)
 	uc.lr.r = &uc.src
 	uc.br = bufio.NewReaderSize(&uc.lr, 16<<10)
@@ -253,7 +258,7 @@ const maxPooledRequest = 16 << 10
 func (p *upstreamPool) exchange(ctx context.Context, deadline time.Time, c *upConn, hot bool, method, path string, body []byte, reqID, agency string, limit int64, buf *bytes.Buffer) (status int, answered bool, err error) {
 	_ = c.c.SetDeadline(deadline)
 	// A cancelled request (the agency went away) interrupts the exchange.
-	stop := afterFunc(ctx, func() { _ = c.c.SetDeadline(time.Unix(1, 0)) })
+	stop := afterFunc(ctx, c.interrupt)
 	defer stop()
 
 	w := append(c.req[:0], method...)
