@@ -210,13 +210,13 @@ func (h *h2n) writeHeaders(s *h2stream, endStream bool, length int) {
 		case "Date":
 			hasDate = true
 		}
-		if !validFieldName(k) {
+		name, ok := h.hpackName(k)
+		if !ok {
 			continue
 		}
-		name := h.lowerName(k)
 		for _, v := range vs {
 			if httpguts.ValidHeaderFieldValue(v) {
-				block = appendHpackLiteral(block, name, v)
+				block = appendHpackString(append(block, name...), v)
 			}
 		}
 	}
