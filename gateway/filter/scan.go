@@ -29,9 +29,8 @@ var (
 type scanner struct {
 	src []byte
 	pos int
-	// keys is an arena of the decoded object keys that held escapes (the
-	// others are read in src); spans locate every key. Both are used as
-	// stacks: an object truncates them back when it ends.
+	// keys is an arena of decoded object keys; spans index it. Both are used
+	// as stacks: an object truncates them back when it ends.
 	keys  []byte
 	spans []span
 	// table holds the hash tables of the open objects that have more than
@@ -48,24 +47,13 @@ type scanner struct {
 	cmps int
 }
 
-// span locates a decoded key: in the input, when it holds no escape (it
-// is then its own decoded form, and is not copied), else in the arena.
-// sig packs the key's length and its first and last bytes, so the
-// duplicate check of a small object compares full keys only when those
-// agree.
+// span locates a decoded key in the arena. sig packs the key's length and
+// its first and last bytes, so the duplicate check of a small object
+// compares full keys only when those agree.
 type span struct {
 	off, end int
-	arena    bool
 	sig      uint32
 	hash     uint64 // the key's hash, once its object is hashed (dedup.go)
-}
-
-// keyOf returns the decoded key sp locates.
-func (s *scanner) keyOf(sp span) []byte {
-	if sp.arena {
-		return s.keys[sp.off:sp.end]
-	}
-	return s.src[sp.off:sp.end]
 }
 
 func keySig(k []byte) uint32 {
@@ -156,11 +144,10 @@ func (s *scanner) object(depth int, member func(key []byte) error) error {
 			return s.syntaxErr("expected object key")
 		}
 		off := len(s.keys)
-		sp, err := s.key()
-		if err != nil {
+		if err := s.key(); err != nil {
 			return err
 		}
-		if !s.lax && !s.addKey(sp, spansMark, tableMark, &sigs) {
+		if !s.lax && !s.addKey(off, spansMark, tableMark, &sigs) {
 			return ErrDuplicateKey
 		}
 		if s.peek() != ':' {
@@ -168,7 +155,7 @@ func (s *scanner) object(depth int, member func(key []byte) error) error {
 		}
 		s.pos++
 		s.ws()
-		if err := member(s.keyOf(sp)[: sp.end-sp.off : sp.end-sp.off]); err != nil {
+		if err := member(s.keys[off:len(s.keys):len(s.keys)]); err != nil {
 			return err
 		}
 		if s.lax {
@@ -335,20 +322,20 @@ func (s *scanner) str(checkUTF8 bool) (escaped bool, err error) {
 	}
 }
 
-// key reads an object key and returns where its decoded bytes are: in
-// the input when it holds no escape, else appended to s.keys.
-func (s *scanner) key() (span, error) {
+// key reads a string and appends its decoded bytes to s.keys.
+func (s *scanner) key() error {
 	start := s.pos
 	escaped, err := s.str(false)
 	if err != nil {
-		return span{}, err
+		return err
 	}
+	raw := s.src[start+1 : s.pos-1]
 	if !escaped {
-		return span{off: start + 1, end: s.pos - 1}, nil
+		s.keys = append(s.keys, raw...)
+		return nil
 	}
-	off := len(s.keys)
-	s.keys = unescape(s.keys, s.src[start+1:s.pos-1])
-	return span{off: off, end: len(s.keys), arena: true}, nil
+	s.keys = unescape(s.keys, raw)
+	return nil
 }
 
 func hex4(b []byte, i int) (rune, bool) {
