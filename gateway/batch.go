@@ -43,7 +43,7 @@ func (g *Gateway) batchLookup(x *exchange) *apiError {
 		return errorf(http.StatusInternalServerError, "internal", "could not encode the upstream request")
 	}
 
-	res, err := g.callUpstream(x.r.Context(), http.MethodPost, "/v1/citizens:batchLookup", up, x.rec.RequestID, x.rec.Agency, &x.buf)
+	res, err := g.callUpstream(x, http.MethodPost, "/v1/citizens:batchLookup", up)
 	if err != nil {
 		return err
 	}

@@ -36,6 +36,9 @@ type exchange struct {
 	bodyRead bool
 	// caseErr refuses an invalid Popconnect-Case-Reference (admit).
 	caseErr *apiError
+	// started is when ServeHTTP began, by time.Now: its monotonic
+	// reading times the request (latency, the upstream deadline).
+	started time.Time
 
 	// Backing storage for the common case, reused with the exchange.
 	hash1  [1]string // rec.NationalIDHashes of one ID
@@ -88,6 +91,7 @@ func (g *Gateway) putExchange(x *exchange) {
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	started := time.Now()
 	x := g.getExchange(w, r)
+	x.started = started
 	// A panic leaves a record too; its exchange is not reused.
 	defer g.recoverPanic(x, started)
 	if g.wallClock {

@@ -33,7 +33,7 @@ func (g *Gateway) lookup(x *exchange) *apiError {
 		trie = sub
 	}
 
-	res, err := g.callUpstream(x.r.Context(), http.MethodGet, lookupPrefix+id, nil, x.rec.RequestID, x.rec.Agency, &x.buf)
+	res, err := g.callUpstream(x, http.MethodGet, lookupPrefix+id, nil)
 	if err != nil {
 		return err
 	}

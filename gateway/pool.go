@@ -23,8 +23,11 @@ import (
 // machine those handoffs cost more than the rest of the gateway's work, and
 // profiling showed them as the largest avoidable cost.
 type upstreamPool struct {
-	addr    string // host:port to dial
-	host    string // Host header
+	addr string // host:port to dial
+	host string // Host header
+	// head is the part of every request between its target and its
+	// X-Request-Id value, Host included: one append instead of five.
+	head    string
 	prefix  string // path prefix of the upstream URL, without trailing slash
 	tls     *tls.Config
 	dialer  net.Dialer
@@ -49,6 +52,10 @@ type upConn struct {
 	// lastDeadline is the deadline given to the connection's last
 	// exchange (see hotWindow).
 	lastDeadline time.Time
+	// interrupt ends the exchange in progress (a deadline in the past):
+	// what a cancelled request runs. Made once per connection, not per
+	// call.
+	interrupt func()
 }
 
 // writeReader is a connection that writes a request and waits for its
@@ -125,6 +132,7 @@ func newUpstreamPool(u *url.URL, tlsConfig *tls.Config, maxIdle int, maxHeader i
 		dialer:  net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second},
 		maxIdle: maxIdle,
 	}
+	p.head = " HTTP/1.1\r\nHost: " + p.host + "\r\nUser-Agent: popconnect-gateway\r\nAccept: application/json\r\nX-Request-Id: "
 	p.maxHeader = maxHeader
 	if p.maxHeader <= 0 {
 		p.maxHeader = DefaultMaxUpstreamHeaderBytes
@@ -173,6 +181,7 @@ func (p *upstreamPool) get(ctx context.Context, deadline time.Time) (*upConn, bo
 		conn = tc
 	}
 	uc := &upConn{c: conn, src: upReader{c: conn}, req: make([]byte, 0, 512)}
+	uc.interrupt = func() { _ = conn.SetDeadline(time.Unix(1, 0)) }
 	uc.src.wr, _ = conn.(writeReader)
 	uc.lr.r = &uc.src
 	uc.br = bufio.NewReaderSize(&uc.lr, 16<<10)
@@ -249,16 +258,14 @@ const maxPooledRequest = 16 << 10
 func (p *upstreamPool) exchange(ctx context.Context, deadline time.Time, c *upConn, hot bool, method, path string, body []byte, reqID, agency string, limit int64, buf *bytes.Buffer) (status int, answered bool, err error) {
 	_ = c.c.SetDeadline(deadline)
 	// A cancelled request (the agency went away) interrupts the exchange.
-	stop := afterFunc(ctx, func() { _ = c.c.SetDeadline(time.Unix(1, 0)) })
+	stop := afterFunc(ctx, c.interrupt)
 	defer stop()
 
 	w := append(c.req[:0], method...)
 	w = append(w, ' ')
 	w = append(w, p.prefix...)
 	w = append(w, path...)
-	w = append(w, " HTTP/1.1\r\nHost: "...)
-	w = append(w, p.host...)
-	w = append(w, "\r\nUser-Agent: popconnect-gateway\r\nAccept: application/json\r\nX-Request-Id: "...)
+	w = append(w, p.head...)
 	w = append(w, reqID...)
 	w = append(w, "\r\nX-Popconnect-Agency: "...)
 	w = append(w, agency...)

@@ -20,7 +20,9 @@ func TestUpstreamPool(t *testing.T) {
 	var paths []string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		paths = append(paths, r.URL.Path)
-		if r.Header.Get("X-Request-Id") != "rid" || r.Header.Get("X-Popconnect-Agency") != "BYT" {
+		if r.Header.Get("X-Request-Id") != "rid" || r.Header.Get("X-Popconnect-Agency") != "BYT" ||
+			r.Host != r.Context().Value(http.LocalAddrContextKey).(net.Addr).String() ||
+			r.UserAgent() != "popconnect-gateway" || r.Header.Get("Accept") != "application/json" {
 			w.WriteHeader(400)
 			return
 		}
@@ -196,5 +198,40 @@ func TestUpstreamPoolWriteRead(t *testing.T) {
 	call("/v1/after-close")
 	if counter.n != before+1 {
 		t.Fatal("the dropped connection was not tried with WriteRead")
+	}
+}
+
+// TestUpstreamCallInterrupted: a request cancelled while its upstream call
+// waits for the answer (the agency went away) ends the call at once rather
+// than at its deadline, and the connection is not pooled again.
+func TestUpstreamCallInterrupted(t *testing.T) {
+	received := make(chan struct{})
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(received)
+		<-release // never answers while the call waits
+	}))
+	defer srv.Close()
+	defer close(release)
+	u, _ := url.Parse(srv.URL)
+	p := newUpstreamPool(u, nil, 4, 0)
+	defer p.closeIdle()
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-received
+		cancel()
+	}()
+	var buf bytes.Buffer
+	// The deadline is far off: only the interruption can end the call
+	// before the test's own timeout.
+	_, err := p.roundTrip(ctx, time.Now().Add(time.Hour), "GET", "/v1/x", nil, "rid", "BYT", 1<<10, &buf)
+	if err == nil {
+		t.Fatal("the interrupted call succeeded")
+	}
+	p.mu.Lock()
+	idle := len(p.idle)
+	p.mu.Unlock()
+	if idle != 0 {
+		t.Errorf("%d idle connections after an interrupted call, want 0", idle)
 	}
 }

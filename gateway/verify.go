@@ -53,7 +53,7 @@ func (g *Gateway) verify(x *exchange) *apiError {
 	}
 	up = append(up, '}')
 
-	res, err := g.callUpstream(x.r.Context(), http.MethodPost, "/v1/citizens:verify", up, x.rec.RequestID, x.rec.Agency, &x.buf)
+	res, err := g.callUpstream(x, http.MethodPost, "/v1/citizens:verify", up)
 	if err != nil {
 		return err
 	}

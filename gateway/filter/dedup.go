@@ -14,6 +14,10 @@ import "hash/maphash"
 // linearKeys²/2 (512) comparisons of a packed signature.
 const linearKeys = 32
 
+// sigBit is the bit of an object's signature mask (see addKey) that stands
+// for keys of signature sig: 6 bits of a multiplicative hash of it.
+func sigBit(sig uint32) uint64 { return 1 << ((sig * 0x9e3779b1) >> 26) }
+
 // slot is one entry of an object's hash table: the key's hash and its
 // index among the object's spans, plus one (0 is an empty slot).
 type slot struct {
@@ -24,17 +28,28 @@ type slot struct {
 // addKey records the key just decoded at s.keys[off:] in the object whose
 // spans start at spansMark and whose hash table (once it has one) starts at
 // tableMark. It reports false when the object already has the key.
-func (s *scanner) addKey(off, spansMark, tableMark int) bool {
+//
+// sigs is the object's signature mask: the sigBit of every key it has so
+// far. A key whose bit is not set has a signature no earlier key has, so
+// it cannot be a duplicate and the comparisons are skipped: a record's
+// top-level object of 30 keys costs a few dozen comparisons instead of
+// 435. A bit already set (a duplicate, or two signatures sharing a bit)
+// leads to the comparisons as before, so the worst case is unchanged.
+func (s *scanner) addKey(off, spansMark, tableMark int, sigs *uint64) bool {
 	key := s.keys[off:]
 	n := len(s.spans) - spansMark
 	if n < linearKeys {
 		sig := keySig(key)
-		for _, sp := range s.spans[spansMark:] {
-			s.cmps++
-			if sp.sig == sig && string(s.keys[sp.off:sp.end]) == string(key) {
-				return false
+		bit := sigBit(sig)
+		if *sigs&bit != 0 {
+			for _, sp := range s.spans[spansMark:] {
+				s.cmps++
+				if sp.sig == sig && string(s.keys[sp.off:sp.end]) == string(key) {
+					return false
+				}
 			}
 		}
+		*sigs |= bit
 		s.spans = append(s.spans, span{off: off, end: len(s.keys), sig: sig})
 		return true
 	}

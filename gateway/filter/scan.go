@@ -131,6 +131,7 @@ func (s *scanner) object(depth int, member func(key []byte) error) error {
 	}
 	s.pos++ // '{'
 	keysMark, spansMark, tableMark := len(s.keys), len(s.spans), len(s.table)
+	var sigs uint64 // the object's signature mask (addKey)
 	defer func() {
 		s.keys, s.spans, s.table = s.keys[:keysMark], s.spans[:spansMark], s.table[:tableMark]
 	}()
@@ -146,7 +147,7 @@ func (s *scanner) object(depth int, member func(key []byte) error) error {
 		if err := s.key(); err != nil {
 			return err
 		}
-		if !s.lax && !s.addKey(off, spansMark, tableMark) {
+		if !s.lax && !s.addKey(off, spansMark, tableMark, &sigs) {
 			return ErrDuplicateKey
 		}
 		if s.peek() != ':' {

@@ -83,13 +83,19 @@ func appendHpackIndexed(dst []byte, index uint64) []byte {
 // (RFC 7541, 6.2.2), its name by static index when the table has it. name
 // must be lower case.
 func appendHpackLiteral(dst []byte, name, value string) []byte {
+	return appendHpackString(appendHpackName(dst, name), value)
+}
+
+// appendHpackName appends the start of a literal without indexing up to
+// its value: the representation's first byte with the name's static
+// index, or a zero index and the name as a string literal. name must be
+// lower case.
+func appendHpackName(dst []byte, name string) []byte {
 	if idx, ok := hpackStaticName[name]; ok {
-		dst = appendHpackInt(dst, 0, 4, uint64(idx))
-	} else {
-		dst = append(dst, 0)
-		dst = appendHpackString(dst, name)
+		return appendHpackInt(dst, 0, 4, uint64(idx))
 	}
-	return appendHpackString(dst, value)
+	dst = append(dst, 0)
+	return appendHpackString(dst, name)
 }
 
 // appendHpackStatus appends the :status field of code.

@@ -115,3 +115,39 @@ func TestHpackInt(t *testing.T) {
 		}
 	}
 }
+
+// TestHpackName: a handler's header name becomes the lower-case name of a
+// literal field (by static index when the table has it), the same from
+// the connection's cache as the first time; an invalid name is refused
+// and not kept.
+func TestHpackName(t *testing.T) {
+	h := &h2n{}
+	h.initWrite()
+	for _, tt := range []struct {
+		key, want string // want "": refused
+	}{
+		{"Content-Type", "content-type"},
+		{"X-Request-Id", "x-request-id"},
+		{"X-Content-Type-Options", "x-content-type-options"},
+		{"Bad Name", ""},
+		{"", ""},
+	} {
+		for round := range 2 { // the second from the cache
+			name, ok := h.hpackName(tt.key)
+			if ok != (tt.want != "") {
+				t.Fatalf("%q (round %d): ok %v, want %v", tt.key, round, ok, tt.want != "")
+			}
+			if !ok {
+				if _, kept := h.names[tt.key]; kept {
+					t.Fatalf("%q: an invalid name was kept", tt.key)
+				}
+				continue
+			}
+			block := appendHpackString(append([]byte(nil), name...), "v")
+			got, err := hpack.NewDecoder(4096, nil).DecodeFull(block)
+			if err != nil || len(got) != 1 || got[0].Name != tt.want || got[0].Value != "v" {
+				t.Fatalf("%q (round %d): decoded %v, %v; want %s: v", tt.key, round, got, err, tt.want)
+			}
+		}
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"time"
 
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
@@ -211,13 +210,13 @@ func (h *h2n) writeHeaders(s *h2stream, endStream bool, length int) {
 		case "Date":
 			hasDate = true
 		}
-		if !validFieldName(k) {
+		name, ok := h.hpackName(k)
+		if !ok {
 			continue
 		}
-		name := h.lowerName(k)
 		for _, v := range vs {
 			if httpguts.ValidHeaderFieldValue(v) {
-				block = appendHpackLiteral(block, name, v)
+				block = appendHpackString(append(block, name...), v)
 			}
 		}
 	}
@@ -227,7 +226,7 @@ func (h *h2n) writeHeaders(s *h2stream, endStream bool, length int) {
 		block = appendHpackString(block, strconv.AppendInt(n[:0], int64(length), 10))
 	}
 	if !hasDate {
-		block = appendHpackLiteral(block, "date", h.dateValue(time.Now()))
+		block = appendHpackLiteral(block, "date", h.dateValue())
 	}
 	if cap(block) <= maxKeptBuffer {
 		h.hblock = block

@@ -32,9 +32,14 @@ type wstate struct {
 	queuedControl     int  // control frames framed since the last flush began
 	settingsAckQueued bool // a SETTINGS ACK waits in sink
 
-	lower   map[string]string // lower-case header names, for HPACK
+	// names holds response header names (valid ones, as handlers set
+	// them) in their HPACK form up to the value: see hpackName.
+	names map[string][]byte
+	// date is the Date value, formatted at dateAt (by time.Now) and
+	// good for dateFor after it: until the next second.
 	date    string
-	dateSec int64
+	dateAt  time.Time
+	dateFor time.Duration
 }
 
 // h2nSink collects the framer's frames.
@@ -48,7 +53,7 @@ func (s *h2nSink) Write(p []byte) (int, error) {
 func (h *h2n) initWrite() {
 	h.wfr = http2.NewFramer(&h.sink, nil)
 	h.flushed.L = &h.mu
-	h.lower = make(map[string]string)
+	h.names = make(map[string][]byte)
 }
 
 // controlQueued counts a control frame framed by the reader (mu held):
@@ -177,17 +182,23 @@ func (h *h2n) flushBlocking(s *h2stream) error {
 	}
 }
 
-// lowerName is a response header name as HTTP/2 requires it (lower case),
-// cached: handlers use a handful of names.
-func (h *h2n) lowerName(k string) string {
-	if v, ok := h.lower[k]; ok {
-		return v
+// hpackName is a response header name as a literal field starts in
+// HPACK (appendHpackName), in lower case as HTTP/2 requires, or false
+// when it is not a valid field name. Handlers use a handful of names, so
+// each connection keeps them: one map lookup per field, where the name's
+// lower case and its static index were each looked up.
+func (h *h2n) hpackName(k string) ([]byte, bool) {
+	if e, ok := h.names[k]; ok {
+		return e, true
 	}
-	v := asciiLower(k)
-	if len(h.lower) < 64 {
-		h.lower[k] = v
+	if !validFieldName(k) {
+		return nil, false
 	}
-	return v
+	e := appendHpackName(nil, asciiLower(k))
+	if len(h.names) < 64 {
+		h.names[k] = e
+	}
+	return e, true
 }
 
 func asciiLower(s string) string {
@@ -206,10 +217,15 @@ func asciiLower(s string) string {
 }
 
 // dateValue is the Date header value for now, formatted once a second.
-func (h *h2n) dateValue(now time.Time) string {
-	if sec := now.Unix(); sec != h.dateSec || h.date == "" {
-		h.date = now.UTC().Format(http.TimeFormat)
-		h.dateSec = sec
+// Within the second it was formatted in, only the monotonic clock is
+// read (time.Since): on a VM's clock each read is a vDSO call of about
+// 75 ns, and time.Now makes two, wall and monotonic.
+func (h *h2n) dateValue() string {
+	if h.date != "" && time.Since(h.dateAt) < h.dateFor {
+		return h.date
 	}
+	now := time.Now()
+	h.date = now.UTC().Format(http.TimeFormat)
+	h.dateAt, h.dateFor = now, time.Second-time.Duration(now.Nanosecond())
 	return h.date
 }
