@@ -40,7 +40,9 @@ func h2nPoll(s *h2stream, cond func() bool) bool {
 func TestH2NativeWriteWaitAfterBodyWait(t *testing.T) {
 	streams := make(chan *h2stream, 1)
 	returned := make(chan error, 1)
-	ts, _ := startH2(t, HTTP2Native, Config{ReadTimeout: 200 * time.Millisecond, WriteTimeout: 10 * time.Second},
+	// ReadTimeout counts from the stream's start, and the body must come
+	// within it: 200 ms was too short for a machine at load 20.
+	ts, _ := startH2(t, HTTP2Native, Config{ReadTimeout: time.Second, WriteTimeout: 10 * time.Second},
 		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			s := h2nStreamOf(w)
 			streams <- s
