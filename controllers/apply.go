@@ -26,13 +26,18 @@ type writer struct {
 	apiReader client.Reader
 }
 
-// newWriter is a writer that reads past the cache with apiReader, or, when
-// it is nil (a reconciler made by a test), with c.
+// newWriter is a writer that reads past the cache with uncached(c, apiReader).
 func newWriter(c client.Client, apiReader client.Reader) writer {
+	return writer{client: c, apiReader: uncached(c, apiReader)}
+}
+
+// uncached is the reader past the cache: apiReader, or c when it is nil
+// (a reconciler made by a test).
+func uncached(c client.Client, apiReader client.Reader) client.Reader {
 	if apiReader == nil {
-		return writer{client: c, apiReader: c}
+		return c
 	}
-	return writer{client: c, apiReader: apiReader}
+	return apiReader
 }
 
 // apply makes the live object match desired. existing is the live object

@@ -112,7 +112,7 @@ func current(ctx context.Context, apiReader client.Reader, desired, existing cli
 	if upToDate(desired, existing) {
 		return true, nil
 	}
-	if _, slim := slimCached(existing); !slim || apiReader == nil {
+	if _, slim := slimCached(existing); !slim {
 		return false, nil
 	}
 	// A zero object: decoding into a copy of desired would keep the fields

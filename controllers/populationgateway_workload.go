@@ -40,7 +40,7 @@ func (r *PopulationGatewayReconciler) reconcileAuditKey(ctx context.Context, s *
 	name := render.NamesFor(s.gw).AuditKeySecret
 	meta := &metav1.PartialObjectMetadata{}
 	meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
-	err := newWriter(r.Client, r.APIReader).apiReader.Get(ctx, client.ObjectKey{Namespace: s.gw.Namespace, Name: name}, meta)
+	err := uncached(r.Client, r.APIReader).Get(ctx, client.ObjectKey{Namespace: s.gw.Namespace, Name: name}, meta)
 	switch {
 	case err == nil && !gatewayOwns(s.gw)(meta):
 		s.auditKeyConflict = nameConflict("Secret", s.gw.Namespace, name)
