@@ -232,7 +232,13 @@ func TestRedisLeaseUnderConcurrency(t *testing.T) {
 		v, _ := strconv.Atoi(m[1])
 		lookups += v
 	}
-	if admissions := lookups / 2; admissions > goroutines*each/8 {
+	// Without shared leases every request would reach Redis (12,800);
+	// shared, about one in nine did under -race (1,342-1,631 measured),
+	// which an eighth of the requests left no room for. A quarter still
+	// fails a replica whose waiters do not share the lease asked for.
+	admissions := lookups / 2
+	t.Logf("%d admissions reached Redis for %d requests", admissions, goroutines*each)
+	if admissions > goroutines*each/4 {
 		t.Fatalf("%d admissions reached Redis for %d requests: leases are not shared", admissions, goroutines*each)
 	}
 }
