@@ -35,6 +35,10 @@
 # requireCaseReference in its policy and a Popconnect-Case-Reference header
 # on every request, so that every record carries both (against the plain
 # gateway: the cost of the purpose fields).
+# AUDIT_SINK (file): stdout gives the plain gateway and the baseline
+# binary `--audit-file -`, their stdout a pipe that another process (cat,
+# there the container runtime) appends to the log file, as in a pod: the
+# operator deploys gateways with their records on stdout.
 # PIN_DATABASE=1 (with AUDIT_POSTGRES=1) gives the PostgreSQL server (the
 # postmaster and every backend) CPU 1 and everything else (popdb-sim, nginx
 # with one worker, every gateway, loadgen, Redis if asked for) CPU 0, as in a
@@ -56,6 +60,14 @@ AUDIT_POSTGRES=${AUDIT_POSTGRES:-0}
 RATELIMIT_REDIS=${RATELIMIT_REDIS:-0}
 PURPOSE=${PURPOSE:-0}
 PIN_DATABASE=${PIN_DATABASE:-0}
+AUDIT_SINK=${AUDIT_SINK:-file}
+case "$AUDIT_SINK" in
+file | stdout) ;;
+*)
+	echo "AUDIT_SINK must be file or stdout, not $AUDIT_SINK" >&2
+	exit 2
+	;;
+esac
 PORT_GW_PURPOSE=${PORT_GW_PURPOSE:-18448}
 PORT_GW_PURPOSE_METRICS=${PORT_GW_PURPOSE_METRICS:-19094}
 RATELIMIT_REDIS_TIMEOUT=${RATELIMIT_REDIS_TIMEOUT:-100ms}
@@ -214,15 +226,26 @@ if [ "$PROFILE" = 1 ]; then
 	pg_profile_args=(--cpu-profile "$work/gateway-pg.pprof")
 fi
 # start_gateway BINARY PORT METRICS_PORT AUDIT_FILE [ARGS...]: the gateway
-# with the bench policy; its PID is left in gateway_pid.
+# with the bench policy; its PID is left in gateway_pid, that of the
+# reader of its stdout (AUDIT_SINK=stdout) in reader_pid.
 start_gateway() {
-	local bin=$1 port=$2 metrics=$3 audit=$4
+	local bin=$1 port=$2 metrics=$3 audit=$4 sink out=/dev/null
 	shift 4
+	sink=(--audit-file "$audit")
+	reader_pid=
+	if [ "$AUDIT_SINK" = stdout ]; then
+		out=$audit.pipe
+		mkfifo "$out"
+		cat "$out" >>"$audit" &
+		reader_pid=$!
+		pids+=("$reader_pid")
+		sink=(--audit-file -)
+	fi
 	"$bin" --policy-file policy.json --upstream-url "http://127.0.0.1:$PORT_UP" \
 		--listen-address "127.0.0.1:$port" --metrics-address "127.0.0.1:$metrics" \
 		--tls-cert-file server.crt --tls-key-file server.key --client-ca-file ca.crt \
-		--audit-file "$audit" --audit-hash-key-file audit.key --log-level warn \
-		"$@" 2>>gateway.log &
+		"${sink[@]}" --audit-hash-key-file audit.key --log-level warn \
+		"$@" >"$out" 2>>gateway.log &
 	gateway_pid=$!
 	pids+=("$gateway_pid")
 }
@@ -232,6 +255,7 @@ start_gateway() {
 mkdir -p audit
 start_gateway ./gateway "$PORT_GW" "$PORT_GW_METRICS" "$work/audit/audit.log" "${profile_args[@]}" "${gateway_args[@]}"
 gw_pid=$gateway_pid
+gw_reader_pid=$reader_pid
 ports=("$PORT_UP" "$PORT_UP_TLS" "$PORT_NGINX" "$PORT_GW")
 if [ -n "$BASELINE_GATEWAY" ]; then
 	start_gateway "$BASELINE_GATEWAY" "$PORT_GW_BASE" "$PORT_GW_BASE_METRICS" "$work/audit/audit-baseline.log"
@@ -457,6 +481,7 @@ audit_lines_running=$(wc -l <audit/audit.log)
 audit_batches=$(curl -s "http://127.0.0.1:$PORT_GW_METRICS/metrics" | sed -n 's/^popconnect_gateway_audit_batches_total \(.*\)/\1/p')
 kill -TERM "$gw_pid"
 wait "$gw_pid" || true
+if [ -n "$gw_reader_pid" ]; then wait "$gw_reader_pid" || true; fi
 audit_lines=$(wc -l <audit/audit.log)
 if [ "$AUDIT_POSTGRES" = 1 ]; then
 	pg_page=$(curl -s "http://127.0.0.1:$PORT_GW_PG_METRICS/metrics")
@@ -505,7 +530,7 @@ if [ "$PURPOSE" = 1 ]; then
 	awk -v g="$g" -v p="${rps["gateway, purpose + case ref"]}" 'BEGIN { printf "gateway purpose + case reference/plain = %.2f\n", p / g }'
 	echo "a purpose record: $(tail -n 1 audit/audit-purpose.log | grep -o '"purpose":"[^"]*","caseReference":"[^"]*"' || echo 'none: the purpose leg wrote no purpose')"
 fi
-echo "audit writes: ${audit_batches:-?} for $audit_lines_running records ($(awk -v r="$audit_lines_running" -v b="${audit_batches:-0}" 'BEGIN { if (b > 0) printf "%.1f", r / b; else print "?" }') per write)"
+echo "audit sink: $AUDIT_SINK; audit writes: ${audit_batches:-?} for $audit_lines_running records ($(awk -v r="$audit_lines_running" -v b="${audit_batches:-0}" 'BEGIN { if (b > 0) printf "%.1f", r / b; else print "?" }') per write)"
 if [ "$AUDIT_POSTGRES" = 1 ]; then
 	# The row above counts the gateway and the database together; apart,
 	# the gateway's share is what competes with the request path when the

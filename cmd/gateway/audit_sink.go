@@ -9,6 +9,7 @@ import (
 	"github.com/popconnect/popconnect/gateway/audit"
 	"github.com/popconnect/popconnect/gateway/audit/pghistory"
 	"github.com/popconnect/popconnect/gateway/audit/pgsink"
+	"github.com/popconnect/popconnect/gateway/rawio"
 )
 
 // openAudit makes the audit logger the flags ask for: PostgreSQL with
@@ -28,8 +29,7 @@ func openAudit(o *options, stdout io.Writer, key []byte) (*audit.Logger, io.Clos
 		return l, nil, err
 	}
 	if o.auditFile == "" || o.auditFile == "-" {
-		l, err := audit.New(audit.NewWriterSink("stdout", stdout, nil), key)
-		return l, nil, err
+		return openStdoutAudit(stdout, key)
 	}
 	f, err := os.OpenFile(o.auditFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
@@ -45,6 +45,30 @@ func openAudit(o *options, stdout io.Writer, key []byte) (*audit.Logger, io.Clos
 		return nil, nil, err
 	}
 	return l, f, nil
+}
+
+// openStdoutAudit writes the records to stdout. In a pod stdout is a pipe
+// to the container runtime, written through rawio.OpenPipe's writer: raw
+// non-blocking writes that wait in the poller (why: see rawio.PipeWriter).
+// The returned closer is that writer's own descriptor, if one was opened.
+func openStdoutAudit(stdout io.Writer, key []byte) (*audit.Logger, io.Closer, error) {
+	var own io.WriteCloser
+	if f, ok := stdout.(*os.File); ok {
+		var err error
+		if own, err = rawio.OpenPipe(f); err != nil {
+			return nil, nil, fmt.Errorf("opening the audit sink on stdout: %w", err)
+		}
+	}
+	if own == nil {
+		l, err := audit.New(audit.NewWriterSink("stdout", stdout, nil), key)
+		return l, nil, err
+	}
+	l, err := audit.New(audit.NewWriterSink("stdout", own, nil), key)
+	if err != nil {
+		own.Close()
+		return nil, nil, err
+	}
+	return l, own, nil
 }
 
 // readPostgresURL reads --audit-postgres-url-file.

@@ -24,6 +24,7 @@ type instance struct {
 	agencyAddr, metricsAddr string
 	dir                     string
 	auditPath               string
+	stdout                  io.Writer // io.Discard when nil
 	cancel                  context.CancelFunc
 	done                    chan error
 }
@@ -79,8 +80,12 @@ func (f *fixture) launch(t *testing.T, in *instance, args []string) *instance {
 	ctx, cancel := context.WithCancel(context.Background())
 	in.cancel = cancel
 	listening := make(chan struct{})
+	stdout := in.stdout
+	if stdout == nil {
+		stdout = io.Discard
+	}
 	go func() {
-		in.done <- run(ctx, args, io.Discard, io.Discard, func(a, m string) {
+		in.done <- run(ctx, args, stdout, io.Discard, func(a, m string) {
 			in.agencyAddr, in.metricsAddr = a, m
 			close(listening)
 		})

@@ -29,9 +29,7 @@ type Conn struct {
 	readFn func(fd uintptr) bool
 
 	wmu     sync.Mutex
-	wbuf    []byte
-	wn      int
-	werr    error
+	w       writeOp
 	writeFn func(fd uintptr) bool
 
 	// WriteRead's state, besides the Read's and the Write's: wrFirst is
@@ -70,7 +68,7 @@ func wrap(tc *net.TCPConn) *Conn {
 	}
 	rw := &Conn{TCPConn: tc, rc: rc}
 	rw.readFn = rw.read
-	rw.writeFn = rw.write
+	rw.writeFn = rw.w.step
 	rw.writeReadFn = rw.writeRead
 	return rw
 }
@@ -106,27 +104,6 @@ func (c *Conn) read(fd uintptr) bool {
 	}
 }
 
-func (c *Conn) write(fd uintptr) bool {
-	for c.wn < len(c.wbuf) {
-		n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&c.wbuf[c.wn])), uintptr(len(c.wbuf)-c.wn))
-		switch e {
-		case 0:
-			if n == 0 { // TCP never does this; do not spin if it did
-				c.werr = io.ErrUnexpectedEOF
-				return true
-			}
-			c.wn += int(n)
-		case syscall.EINTR:
-		case syscall.EAGAIN:
-			return false
-		default:
-			c.werr = os.NewSyscallError("write", e)
-			return true
-		}
-	}
-	return true
-}
-
 // writeRead is WriteRead's callback. Its first call writes the request
 // and reports "not ready" without reading, so that the poller waits for the
 // answer; the next calls read.
@@ -135,11 +112,11 @@ func (c *Conn) writeRead(fd uintptr) bool {
 		return c.read(fd)
 	}
 	c.wrFirst = false
-	if !c.write(fd) {
+	if !c.w.step(fd) {
 		c.wrShort = true // the socket's buffer is full: WriteRead finishes it
 		return true
 	}
-	return c.werr != nil
+	return c.w.err != nil
 }
 
 // WriteRead writes p whole, then reads the answer into b, as Write(p)
@@ -169,7 +146,7 @@ func (c *Conn) WriteRead(p, b []byte) (int, error) {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
 	c.wmu.Lock()
-	c.wbuf, c.wn, c.werr = p, 0, nil
+	c.w.buf, c.w.n, c.w.err = p, 0, nil
 	c.rbuf, c.rn, c.rerr = b, 0, nil
 	c.wrFirst, c.wrShort = true, false
 	err := c.rc.Read(c.writeReadFn)
@@ -177,12 +154,12 @@ func (c *Conn) WriteRead(p, b []byte) (int, error) {
 		// The rest of p through the poller's write wait (and the write
 		// deadline), then an ordinary read.
 		c.wrShort = false
-		if err = c.rc.Write(c.writeFn); err == nil && c.werr == nil {
+		if err = c.rc.Write(c.writeFn); err == nil && c.w.err == nil {
 			err = c.rc.Read(c.readFn)
 		}
 	}
-	wn, werr := c.wn, c.werr
-	c.wbuf = nil
+	wn, werr := c.w.n, c.w.err
+	c.w.buf = nil
 	c.wmu.Unlock()
 	c.rbuf = nil
 	switch {
@@ -233,16 +210,16 @@ func (c *Conn) Write(p []byte) (int, error) {
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	c.wbuf, c.wn, c.werr = p, 0, nil
+	c.w.buf, c.w.n, c.w.err = p, 0, nil
 	err := c.rc.Write(c.writeFn)
-	c.wbuf = nil
+	c.w.buf = nil
 	if err == nil {
-		err = c.werr
+		err = c.w.err
 	}
 	if err != nil {
-		return c.wn, c.opError("write", err)
+		return c.w.n, c.opError("write", err)
 	}
-	return c.wn, nil
+	return c.w.n, nil
 }
 
 // check reports, for an empty Read or Write, what net.Conn would: an

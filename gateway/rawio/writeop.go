@@ -1,0 +1,43 @@
+//go:build linux
+
+package rawio
+
+import (
+	"io"
+	"os"
+	"syscall"
+	"unsafe"
+)
+
+// writeOp is a write in progress on a non-blocking descriptor, for the
+// callback a syscall.RawConn's Write calls each time the poller finds the
+// descriptor writable.
+type writeOp struct {
+	buf []byte
+	n   int // bytes of buf written so far
+	err error
+}
+
+// step writes what is left of buf with raw write(2) calls. It returns
+// false when the descriptor is full (EAGAIN), so that the poller waits,
+// and true when buf is written or an error is recorded.
+func (w *writeOp) step(fd uintptr) bool {
+	for w.n < len(w.buf) {
+		n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&w.buf[w.n])), uintptr(len(w.buf)-w.n))
+		switch e {
+		case 0:
+			if n == 0 { // neither sockets nor pipes do this; do not spin if one did
+				w.err = io.ErrUnexpectedEOF
+				return true
+			}
+			w.n += int(n)
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return false
+		default:
+			w.err = os.NewSyscallError("write", e)
+			return true
+		}
+	}
+	return true
+}
