@@ -5,7 +5,8 @@
 #   (b) nginx as an mTLS reverse proxy (TLS 1.3, ssl_verify_client on,
 #       proxy_pass to a keepalive upstream),
 #   (c) the popconnect gateway (mTLS, policy, field filtering, rate limiting
-#       with limits set high, audit log written to a file).
+#       with limits set high, audit records on stdout into a pipe, as in a
+#       pod; AUDIT_SINK=file writes them to a file instead).
 # Prints a table (with the CPU each target process spent per request, and
 # its write system calls per request) and the ratios. Not part of go test.
 #
@@ -35,10 +36,13 @@
 # requireCaseReference in its policy and a Popconnect-Case-Reference header
 # on every request, so that every record carries both (against the plain
 # gateway: the cost of the purpose fields).
-# AUDIT_SINK (file): stdout gives the plain gateway and the baseline
-# binary `--audit-file -`, their stdout a pipe that another process (cat,
-# there the container runtime) appends to the log file, as in a pod: the
-# operator deploys gateways with their records on stdout.
+# AUDIT_SINK (stdout): the plain gateway and the baseline binary run with
+# `--audit-file -`, their stdout a pipe that another process (cat; in a pod
+# the container runtime) appends to the log file: the operator deploys
+# every gateway so, unless its records go to PostgreSQL. file gives them
+# `--audit-file` on a file instead, as the gateway run by hand or by
+# `make demo` writes them (until 2026-12-03 the only choice, and the
+# figures in bench/README.md before then are with a file).
 # PIN_DATABASE=1 (with AUDIT_POSTGRES=1) gives the PostgreSQL server (the
 # postmaster and every backend) CPU 1 and everything else (popdb-sim, nginx
 # with one worker, every gateway, loadgen, Redis if asked for) CPU 0, as in a
@@ -60,7 +64,7 @@ AUDIT_POSTGRES=${AUDIT_POSTGRES:-0}
 RATELIMIT_REDIS=${RATELIMIT_REDIS:-0}
 PURPOSE=${PURPOSE:-0}
 PIN_DATABASE=${PIN_DATABASE:-0}
-AUDIT_SINK=${AUDIT_SINK:-file}
+AUDIT_SINK=${AUDIT_SINK:-stdout}
 case "$AUDIT_SINK" in
 file | stdout) ;;
 *)
