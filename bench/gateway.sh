@@ -518,7 +518,7 @@ if [ -n "$BASELINE_GATEWAY" ]; then
 	awk -v g="$g" -v b="${rps["gateway (baseline binary)"]}" 'BEGIN { printf "gateway/baseline = %.2f\n", g / b }'
 fi
 if [ "$AUDIT_POSTGRES" = 1 ]; then
-	awk -v g="$g" -v p="${rps["gateway, PostgreSQL audit"]}" 'BEGIN { printf "gateway PostgreSQL/file = %.2f\n", p / g }'
+	awk -v s="$AUDIT_SINK" -v g="$g" -v p="${rps["gateway, PostgreSQL audit"]}" 'BEGIN { printf "gateway PostgreSQL/%s sink = %.2f\n", s, p / g }'
 	if [ -n "$BASELINE_GATEWAY" ]; then
 		awk -v p="${rps["gateway, PostgreSQL audit"]}" -v b="${rps["gateway (baseline binary)"]}" 'BEGIN { printf "gateway PostgreSQL/baseline = %.2f\n", p / b }'
 	fi
