@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 
@@ -15,7 +16,7 @@ import (
 // openAudit makes the audit logger the flags ask for: PostgreSQL with
 // --audit-postgres-url-file, else --audit-file (stdout for "-"). It also
 // returns the file to close after the logger, if it opened one.
-func openAudit(o *options, stdout io.Writer, key []byte) (*audit.Logger, io.Closer, error) {
+func openAudit(o *options, stdout io.Writer, key []byte, log *slog.Logger) (*audit.Logger, io.Closer, error) {
 	if o.auditPostgresURL != "" {
 		url, err := readPostgresURL(o)
 		if err != nil {
@@ -29,7 +30,7 @@ func openAudit(o *options, stdout io.Writer, key []byte) (*audit.Logger, io.Clos
 		return l, nil, err
 	}
 	if o.auditFile == "" || o.auditFile == "-" {
-		return openStdoutAudit(stdout, key)
+		return openStdoutAudit(stdout, key, log)
 	}
 	f, err := os.OpenFile(o.auditFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
@@ -51,21 +52,24 @@ func openAudit(o *options, stdout io.Writer, key []byte) (*audit.Logger, io.Clos
 // to the container runtime, written through rawio.OpenPipe's writer: raw
 // non-blocking writes that wait in the poller (why: see rawio.PipeWriter).
 // The returned closer is that writer's own descriptor, if one was opened.
-func openStdoutAudit(stdout io.Writer, key []byte) (*audit.Logger, io.Closer, error) {
-	var own io.WriteCloser
+// A pipe that cannot be opened anew is written as it is, with a warning:
+// the records are the same, each write costs more CPU.
+func openStdoutAudit(stdout io.Writer, key []byte, log *slog.Logger) (*audit.Logger, io.Closer, error) {
+	out, own := stdout, io.Closer(nil)
 	if f, ok := stdout.(*os.File); ok {
-		var err error
-		if own, err = rawio.OpenPipe(f); err != nil {
-			return nil, nil, fmt.Errorf("opening the audit sink on stdout: %w", err)
+		switch w, err := rawio.OpenPipe(f); {
+		case err != nil:
+			log.Warn("audit records on stdout go through its shared descriptor", "error", err)
+		case w != nil:
+			log.Info("audit records on stdout go through a non-blocking descriptor of the pipe of their own")
+			out, own = w, w
 		}
 	}
-	if own == nil {
-		l, err := audit.New(audit.NewWriterSink("stdout", stdout, nil), key)
-		return l, nil, err
-	}
-	l, err := audit.New(audit.NewWriterSink("stdout", own, nil), key)
+	l, err := audit.New(audit.NewWriterSink("stdout", out, nil), key)
 	if err != nil {
-		own.Close()
+		if own != nil {
+			own.Close()
+		}
 		return nil, nil, err
 	}
 	return l, own, nil

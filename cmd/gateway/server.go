@@ -54,7 +54,7 @@ func newServer(ctx context.Context, o *options, stdout, stderr io.Writer) (*serv
 		return nil, err
 	}
 	s := &server{opts: o, log: log, metrics: metrics.New()}
-	if s.audit, s.auditFile, err = openAudit(o, stdout, key); err != nil {
+	if s.audit, s.auditFile, err = openAudit(o, stdout, key, log); err != nil {
 		return nil, err
 	}
 	s.metrics.AuditWriteErrors(s.audit.WriteErrors)

@@ -34,9 +34,10 @@ type PipeWriter struct {
 	writeFn func(fd uintptr) bool
 }
 
-// OpenPipe returns a *PipeWriter for the pipe or FIFO that f writes to,
-// and nil when f is something else (a file, a terminal, a socket), when
-// the pipe cannot be opened anew, or under the race detector (see Wrap).
+// OpenPipe returns a *PipeWriter for the pipe or FIFO that f writes to;
+// nil when f is something else (a file, a terminal, a socket) or under
+// the race detector (see Wrap); nil and an error when f is a pipe that
+// cannot be opened anew, which the caller may still write through f.
 //
 // The pipe is opened again through /proc/self/fd, which gives a new open
 // file description: O_NONBLOCK is a property of the description, and f's
@@ -59,11 +60,13 @@ func OpenPipe(f *os.File) (io.WriteCloser, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Without /proc, or for a process that may not open the pipe (its
+	// owner is another user; containerd makes the container's user the
+	// owner of its stdio pipes), this fails and the caller writes
+	// through f as before.
 	own, err := os.OpenFile(fmt.Sprintf("/proc/self/fd/%d", fd), os.O_WRONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
-		// No /proc, or a FIFO whose reader has gone (ENXIO): the
-		// caller writes through f as before.
-		return nil, nil
+		return nil, fmt.Errorf("opening the pipe of %s again: %w", f.Name(), err)
 	}
 	rc, err := own.SyscallConn()
 	if err != nil {

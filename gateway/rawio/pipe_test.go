@@ -197,3 +197,4 @@ func pipeQueued(t *testing.T, r *os.File) int {
 	}
 	return int(n)
 }
+
