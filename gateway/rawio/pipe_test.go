@@ -197,4 +197,3 @@ func pipeQueued(t *testing.T, r *os.File) int {
 	}
 	return int(n)
 }
-
