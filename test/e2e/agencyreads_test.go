@@ -9,7 +9,9 @@ import (
 	"io"
 	"net/http"
 	"sort"
+	"strings"
 	"testing"
+	"time"
 
 	popv1 "github.com/popconnect/popconnect/api/v1alpha1"
 	"github.com/popconnect/popconnect/internal/popdb"
@@ -71,6 +73,33 @@ func TestAgencyPodReadsThroughTheGatewayService(t *testing.T) {
 	}
 	if limited == 0 {
 		t.Errorf("10 requests in a row at a rate of 1/s with a burst of 5: none answered 429 (%v)", got)
+	}
+	cl.auditRecordsInPodLogs(ctx, t, "E2E-READ", 12)
+}
+
+// auditRecordsInPodLogs waits until the gateway pods' logs hold at least
+// n audit records of agency: in a pod the records go to stdout, a pipe
+// that the container runtime reads into the pod's log. It also checks
+// that the gateways write that pipe through a non-blocking descriptor of
+// their own, which they can open only because containerd makes the pipe
+// the container user's (else they say so and use stdout as it is).
+func (cl *cluster) auditRecordsInPodLogs(ctx context.Context, t *testing.T, agency string, n int) {
+	t.Helper()
+	record := `"agency":"` + agency + `"`
+	err := poll(ctx, time.Minute, func() (bool, string, error) {
+		logs, err := cl.run(ctx, cl.kubectl, "logs", "-n", systemNamespace, "-l", "app.kubernetes.io/name=popconnect-gateway",
+			"--all-containers", "--tail=-1")
+		if err != nil {
+			return false, "", err
+		}
+		if strings.Contains(logs, "go through its shared descriptor") || !strings.Contains(logs, "non-blocking descriptor of the pipe") {
+			return false, "", fmt.Errorf("a gateway does not write its stdout pipe through a descriptor of its own:\n%s", logs)
+		}
+		got := strings.Count(logs, record)
+		return got >= n, fmt.Sprintf("%d records with %s in the gateway pods' logs, want %d", got, record, n), nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 
