@@ -1,4 +1,5 @@
-// Package rawio is a TCP connection whose reads and writes skip the Go
+// Package rawio is a TCP connection, and a pipe writer (PipeWriter, for
+// the audit records on stdout), whose reads and writes skip the Go
 // runtime's blocking-syscall bookkeeping.
 //
 // The gateway's sockets are non-blocking: a read or write either completes
