@@ -59,8 +59,6 @@ func (r *AgencyConnectionReconciler) validate(ctx context.Context, s *connState)
 	}
 	s.verdict = v
 	s.setPlanned(v.FieldsValid())
-	if !v.RequeueAt.IsZero() {
-		s.wakeUpAt(v.RequeueAt)
-	}
+	s.wakeUpAt(v.RequeueAt)
 	return nil
 }
