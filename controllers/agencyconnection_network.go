@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -85,7 +84,12 @@ func (r *AgencyConnectionReconciler) reconcileNetwork(ctx context.Context, s *co
 	if err := r.removeStaleNetworkPolicies(ctx, s.conn, desired); err != nil {
 		return err
 	}
-	return r.dropFinalizerIfDone(ctx, s.conn)
+	if needsFinalizer(s.conn) {
+		return nil
+	}
+	// The gateway moved to the connection's own namespace: the finalizer
+	// is no longer needed.
+	return r.setFinalizer(ctx, s.conn, false)
 }
 
 // applyNetworkPolicy writes the connection's policy unless its name is held
@@ -122,30 +126,20 @@ func (r *AgencyConnectionReconciler) applyNetworkPolicy(ctx context.Context, s *
 	return nil
 }
 
-// connectionNetworkPolicies lists the NetworkPolicies made for a connection,
-// in every namespace: those of its bucket, filtered by connection. They are
-// the cache's own objects (no deep copy): callers only read them.
-func (r *AgencyConnectionReconciler) connectionNetworkPolicies(ctx context.Context, conn *popv1.AgencyConnection) ([]networkingv1.NetworkPolicy, error) {
+// removeStaleNetworkPolicies deletes every NetworkPolicy made for the
+// connection, in any namespace, except keep: those of its bucket, filtered
+// by connection. The list holds the cache's own objects (no deep copy).
+func (r *AgencyConnectionReconciler) removeStaleNetworkPolicies(ctx context.Context, conn *popv1.AgencyConnection, keep *networkingv1.NetworkPolicy) error {
 	key := client.ObjectKeyFromObject(conn)
 	var list networkingv1.NetworkPolicyList
 	if err := r.Client.List(ctx, &list, client.UnsafeDisableDeepCopy,
 		client.MatchingFields{indexNetworkPolicyConnection: bucket(key.String())}); err != nil {
-		return nil, fmt.Errorf("listing NetworkPolicies of connection %s: %w", key, err)
+		return fmt.Errorf("listing NetworkPolicies of connection %s: %w", key, err)
 	}
-	return slices.DeleteFunc(list.Items, func(np networkingv1.NetworkPolicy) bool {
-		c, ok := networkPolicyConnection(&np)
-		return !ok || c != key
-	}), nil
-}
-
-func (r *AgencyConnectionReconciler) removeStaleNetworkPolicies(ctx context.Context, conn *popv1.AgencyConnection, keep *networkingv1.NetworkPolicy) error {
-	nps, err := r.connectionNetworkPolicies(ctx, conn)
-	if err != nil {
-		return err
-	}
-	for i := range nps {
-		np := &nps[i]
-		if keep != nil && np.Namespace == keep.Namespace && np.Name == keep.Name {
+	for i := range list.Items {
+		np := &list.Items[i]
+		if c, ok := networkPolicyConnection(np); !ok || c != key ||
+			keep != nil && np.Namespace == keep.Namespace && np.Name == keep.Name {
 			continue
 		}
 		// Only the object the index showed (labelled and annotated as this
@@ -156,15 +150,6 @@ func (r *AgencyConnectionReconciler) removeStaleNetworkPolicies(ctx context.Cont
 		}
 	}
 	return nil
-}
-
-// dropFinalizerIfDone removes the finalizer once the connection no longer
-// needs one (its gateway moved to its own namespace).
-func (r *AgencyConnectionReconciler) dropFinalizerIfDone(ctx context.Context, conn *popv1.AgencyConnection) error {
-	if needsFinalizer(conn) {
-		return nil
-	}
-	return r.setFinalizer(ctx, conn, false)
 }
 
 // finalize removes what the connection has in other namespaces, then lets
