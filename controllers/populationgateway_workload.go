@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
@@ -94,20 +93,15 @@ func (r *PopulationGatewayReconciler) reconcileWorkload(ctx context.Context, s *
 		render.GatewayRole(gw),
 		render.GatewayRoleBinding(gw),
 		render.GatewayServingCertificate(gw),
-		render.GatewayDeployment(gw, render.GatewayOptions{DefaultImage: r.GatewayImage}),
-		render.GatewayService(gw),
-		render.GatewayPodDisruptionBudget(gw),
-		egress.Policy,
 	}
 	var conflicts []error
-	if s.auditKeyConflict != nil {
-		conflicts = append(conflicts, s.auditKeyConflict)
+	if s.auditKeyConflict == nil {
+		desired = append(desired, render.GatewayDeployment(gw, render.GatewayOptions{DefaultImage: r.GatewayImage}))
+	} else {
 		// Without the key it would mount, no Deployment is written.
-		desired = slices.DeleteFunc(desired, func(o client.Object) bool {
-			_, ok := o.(*appsv1.Deployment)
-			return ok
-		})
+		conflicts = append(conflicts, s.auditKeyConflict)
 	}
+	desired = append(desired, render.GatewayService(gw), render.GatewayPodDisruptionBudget(gw), egress.Policy)
 	for _, obj := range desired {
 		err := r.applyOwned(ctx, gw, obj)
 		switch {
@@ -134,15 +128,12 @@ func (r *PopulationGatewayReconciler) reconcileWorkload(ctx context.Context, s *
 }
 
 func (r *PopulationGatewayReconciler) observeServingCertificate(ctx context.Context, s *gatewayState, name string) error {
+	// An absent Certificate stays empty: it has no Ready condition.
 	cert := &cmapi.Certificate{}
-	found, err := getCached(ctx, r.Client, client.ObjectKey{Namespace: s.gw.Namespace, Name: name}, cert)
-	if err != nil {
+	if _, err := getCached(ctx, r.Client, client.ObjectKey{Namespace: s.gw.Namespace, Name: name}, cert); err != nil {
 		return err
 	}
-	ready := (*cmapi.CertificateCondition)(nil)
-	if found {
-		ready = certificateCondition(cert, cmapi.CertificateConditionReady)
-	}
+	ready := certificateCondition(cert, cmapi.CertificateConditionReady)
 	if ready == nil || ready.Status != cmmeta.ConditionTrue {
 		msg := fmt.Sprintf("cert-manager is issuing the serving Certificate %s.", name)
 		if ready != nil && ready.Message != "" {
@@ -160,20 +151,18 @@ func (r *PopulationGatewayReconciler) observeServingCertificate(ctx context.Cont
 }
 
 func (r *PopulationGatewayReconciler) observeDeployment(ctx context.Context, s *gatewayState, name string) error {
+	// An absent Deployment stays empty: no pod available, no condition.
 	dep := &appsv1.Deployment{}
-	found, err := getCached(ctx, r.Client, client.ObjectKey{Namespace: s.gw.Namespace, Name: name}, dep)
-	if err != nil {
+	if _, err := getCached(ctx, r.Client, client.ObjectKey{Namespace: s.gw.Namespace, Name: name}, dep); err != nil {
 		return err
 	}
 	want := gatewayReplicas(s.gw)
-	if found {
-		s.availableReplicas = dep.Status.AvailableReplicas
-	}
+	s.availableReplicas = dep.Status.AvailableReplicas
 	switch {
 	case want == 0:
 		s.setCondition(popv1.ConditionAvailable, metav1.ConditionFalse, popv1.ReasonScaledToZero,
 			"spec.replicas is 0: no gateway pod runs.")
-	case found && deploymentAvailable(dep):
+	case deploymentAvailable(dep):
 		s.setCondition(popv1.ConditionAvailable, metav1.ConditionTrue, popv1.ConditionAvailable,
 			fmt.Sprintf("%d of %d gateway pods are available.", dep.Status.AvailableReplicas, want))
 	default:
