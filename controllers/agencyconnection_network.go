@@ -95,17 +95,12 @@ func (r *AgencyConnectionReconciler) reconcileNetwork(ctx context.Context, s *co
 // applyNetworkPolicy writes the connection's policy unless its name is held
 // by an object that is not this connection's.
 func (r *AgencyConnectionReconciler) applyNetworkPolicy(ctx context.Context, s *connState, desired *networkingv1.NetworkPolicy) error {
-	live := &networkingv1.NetworkPolicy{}
-	exists, err := getCached(ctx, r.Client, client.ObjectKeyFromObject(desired), live)
-	if err != nil {
-		return err
-	}
 	ours := func(o client.Object) bool {
 		conn, ok := networkPolicyConnection(o)
 		return ok && o.GetLabels()[render.LabelManagedBy] == render.ManagedByValue &&
 			conn.Namespace == s.conn.Namespace && conn.Name == s.conn.Name
 	}
-	err = newWriter(r.Client, r.APIReader).writeOwned(ctx, desired, ifExists(exists, live), ours, createFirst)
+	err := newWriter(r.Client, r.APIReader).writeOwned(ctx, desired, ours, createFirst)
 	switch {
 	case errors.Is(err, errNameConflict):
 		// Only the other object's owner can fix it, and its deletion may

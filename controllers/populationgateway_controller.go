@@ -127,18 +127,12 @@ func (r *PopulationGatewayReconciler) resolveCatalog(ctx context.Context, s *gat
 	return err
 }
 
-// applyOwned applies a child the gateway controls, reading the live one
-// from the cache first so that an unchanged child costs no write. A child
-// whose name is held by an object the gateway does not control is left
-// alone (errNameConflict).
+// applyOwned applies a child the gateway controls. A child whose name is
+// held by an object the gateway does not control is left alone
+// (errNameConflict).
 func (r *PopulationGatewayReconciler) applyOwned(ctx context.Context, gw *popv1.PopulationGateway, desired client.Object) error {
 	desired.SetOwnerReferences([]metav1.OwnerReference{controllerRef(gw, "PopulationGateway")})
-	live := desired.DeepCopyObject().(client.Object)
-	exists, err := getCached(ctx, r.Client, client.ObjectKeyFromObject(desired), live)
-	if err != nil {
-		return err
-	}
-	return newWriter(r.Client, r.APIReader).writeOwned(ctx, desired, ifExists(exists, live), gatewayOwns(gw), readFirst)
+	return newWriter(r.Client, r.APIReader).writeOwned(ctx, desired, gatewayOwns(gw), readFirst)
 }
 
 // gatewayOwns says whether an object is one of gw's children: controlled
