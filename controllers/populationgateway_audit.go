@@ -56,6 +56,9 @@ func newAuditProbeClient() *http.Client {
 // reconcileAudit asks every running gateway pod for its audit state and
 // sets AuditReady from the answers. It writes nothing.
 func (r *PopulationGatewayReconciler) reconcileAudit(ctx context.Context, s *gatewayState) error {
+	// Only a gateway with a Redis store is asked where its pods count the
+	// limits (RateLimitShared).
+	limits := render.GatewayRedis(s.gw) != nil
 	var pods corev1.PodList
 	if err := r.Client.List(ctx, &pods, client.InNamespace(s.gw.Namespace), client.MatchingLabels{
 		render.LabelGateway:   render.GatewayLabelValue(s.gw.Name),
@@ -63,13 +66,13 @@ func (r *PopulationGatewayReconciler) reconcileAudit(ctx context.Context, s *gat
 	}); err != nil {
 		s.setCondition(popv1.ConditionAuditReady, metav1.ConditionUnknown, popv1.ReasonAuditStateUnknown,
 			"Listing the gateway pods failed and will be retried.")
-		if sharedRateLimits(s.gw) {
+		if limits {
 			s.setCondition(popv1.ConditionRateLimitShared, metav1.ConditionUnknown, popv1.ReasonRateLimitStateUnknown,
 				"Listing the gateway pods failed and will be retried.")
 		}
 		return fmt.Errorf("listing the gateway pods: %w", err)
 	}
-	obs := auditObservation{replicas: gatewayReplicas(s.gw), port: r.auditProbePort()}
+	obs := auditObservation{replicas: render.GatewayReplicas(s.gw), port: r.auditProbePort()}
 	var ask []*corev1.Pod
 	for i := range pods.Items {
 		pod := &pods.Items[i]
@@ -81,13 +84,13 @@ func (r *PopulationGatewayReconciler) reconcileAudit(ctx context.Context, s *gat
 			ask = append(ask, pod)
 		}
 	}
-	obs.probed = r.probeAudit(ctx, ask, sharedRateLimits(s.gw))
+	obs.probed = r.probeAudit(ctx, ask, limits)
 	status, reason, message, refresh := auditReady(obs)
 	s.setCondition(popv1.ConditionAuditReady, status, reason, message)
 	if refresh {
 		s.wakeAt = append(s.wakeAt, s.now.Add(auditRefresh))
 	}
-	if sharedRateLimits(s.gw) {
+	if limits {
 		status, reason, message := rateLimitShared(obs)
 		s.setCondition(popv1.ConditionRateLimitShared, status, reason, message)
 		// A pod falls back to its share, or back, without any pod event:
@@ -170,12 +173,4 @@ func (r *PopulationGatewayReconciler) auditProbePort() int {
 		return r.AuditProbePort
 	}
 	return DefaultAuditProbePort
-}
-
-// gatewayReplicas is spec.replicas, defaulted.
-func gatewayReplicas(gw *popv1.PopulationGateway) int32 {
-	if gw.Spec.Replicas != nil {
-		return *gw.Spec.Replicas
-	}
-	return 2
 }

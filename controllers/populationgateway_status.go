@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	popv1 "github.com/popconnect/popconnect/api/v1alpha1"
+	"github.com/popconnect/popconnect/internal/render"
 )
 
 // gatewayReady is True when the serving certificate is issued, pods are
@@ -54,7 +55,7 @@ func (r *PopulationGatewayReconciler) patchStatus(ctx context.Context, s *gatewa
 	status := *s.gw.Status.DeepCopy()
 	s.conditions[popv1.ConditionReady] = gatewayReady(s)
 	setConditions(&status.Conditions, s.conditions)
-	if !sharedRateLimits(s.gw) {
+	if render.GatewayRedis(s.gw) == nil {
 		// Said only of a gateway with a Redis store: gone with the store.
 		meta.RemoveStatusCondition(&status.Conditions, popv1.ConditionRateLimitShared)
 	}

@@ -156,7 +156,7 @@ func (r *PopulationGatewayReconciler) observeDeployment(ctx context.Context, s *
 	if _, err := getCached(ctx, r.Client, client.ObjectKey{Namespace: s.gw.Namespace, Name: name}, dep); err != nil {
 		return err
 	}
-	want := gatewayReplicas(s.gw)
+	want := render.GatewayReplicas(s.gw)
 	s.availableReplicas = dep.Status.AvailableReplicas
 	switch {
 	case want == 0:
