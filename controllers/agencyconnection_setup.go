@@ -110,12 +110,8 @@ func (r *AgencyConnectionReconciler) catalogConnections(ctx context.Context, o c
 		return nil
 	}
 	var reqs []reconcile.Request
-	for _, gw := range gateways {
-		conns, err := connectionsOfGateway(ctx, r.Client, gw.Namespace, gw.Name, client.UnsafeDisableDeepCopy)
-		if err != nil {
-			return nil
-		}
-		reqs = append(reqs, requestsFor(conns, nil)...)
+	for i := range gateways {
+		reqs = append(reqs, r.gatewayConnections(ctx, &gateways[i])...)
 	}
 	return reqs
 }
