@@ -55,10 +55,11 @@ func (w writer) apply(ctx context.Context, desired, existing client.Object) (boo
 
 // write applies desired unconditionally.
 func (w writer) write(ctx context.Context, desired client.Object) error {
-	u, err := toApplyObject(desired)
+	m, err := fieldsOf(desired)
 	if err != nil {
 		return err
 	}
+	u := &unstructured.Unstructured{Object: m}
 	if err := w.client.Apply(ctx, client.ApplyConfigurationFromUnstructured(u),
 		client.FieldOwner(render.FieldOwner), client.ForceOwnership); err != nil {
 		return fmt.Errorf("applying %s %s/%s: %w", u.GetKind(), u.GetNamespace(), u.GetName(), err)
@@ -88,12 +89,6 @@ func upToDate(desired, existing client.Object) bool {
 		delete(e, "spec")
 	}
 	return equality.Semantic.DeepDerivative(d, e)
-}
-
-// toApplyObject turns a typed desired object into an apply configuration.
-func toApplyObject(obj client.Object) (*unstructured.Unstructured, error) {
-	m, err := fieldsOf(obj)
-	return &unstructured.Unstructured{Object: m}, err
 }
 
 // fieldsOf is obj as a map, without the keys named, its status (it belongs

@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -107,10 +108,9 @@ func (r *PopulationGatewayReconciler) probeAudit(ctx context.Context, pods []*co
 	sem := make(chan struct{}, auditProbeParallel)
 	var wg sync.WaitGroup
 	for i, pod := range pods {
-		wg.Add(1)
 		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
+		wg.Go(func() {
+			defer func() { <-sem }()
 			out[i] = podAudit{pod: pod.Name}
 			if limits {
 				out[i].limits, out[i].limitsErr = r.getRateLimitState(ctx, pod.Status.PodIP)
@@ -121,7 +121,7 @@ func (r *PopulationGatewayReconciler) probeAudit(ctx context.Context, pods []*co
 				return
 			}
 			out[i].state = state
-		}()
+		})
 	}
 	wg.Wait()
 	return out
@@ -169,8 +169,5 @@ func (r *PopulationGatewayReconciler) getPodJSON(ctx context.Context, podIP, pat
 }
 
 func (r *PopulationGatewayReconciler) auditProbePort() int {
-	if r.AuditProbePort != 0 {
-		return r.AuditProbePort
-	}
-	return DefaultAuditProbePort
+	return cmp.Or(r.AuditProbePort, DefaultAuditProbePort)
 }
