@@ -39,19 +39,16 @@ func (f *shardFailures) record(ctx context.Context, key shardKey, err error) {
 	if f == nil {
 		return
 	}
-	msg := ""
-	if err != nil {
-		msg = err.Error()
-	}
 	f.mu.Lock()
 	before, had := f.failed[key]
 	if err == nil {
 		delete(f.failed, key)
 	} else {
-		f.failed[key] = msg
+		f.failed[key] = err.Error()
 	}
+	after, has := f.failed[key]
 	f.mu.Unlock()
-	if had == (err != nil) && before == msg {
+	if had == has && before == after {
 		return
 	}
 	gw := &popv1.PopulationGateway{}
