@@ -89,14 +89,14 @@ func (r *PopulationGatewayReconciler) reconcileAudit(ctx context.Context, s *gat
 	status, reason, message, refresh := auditReady(obs)
 	s.setCondition(popv1.ConditionAuditReady, status, reason, message)
 	if refresh {
-		s.wakeAt = append(s.wakeAt, s.now.Add(auditRefresh))
+		s.wakeUpAt(s.now.Add(auditRefresh))
 	}
 	if limits {
 		status, reason, message := rateLimitShared(obs)
 		s.setCondition(popv1.ConditionRateLimitShared, status, reason, message)
 		// A pod falls back to its share, or back, without any pod event:
 		// only asking again sees it.
-		s.wakeAt = append(s.wakeAt, s.now.Add(r.rateLimitRefresh()))
+		s.wakeUpAt(s.now.Add(r.rateLimitRefresh()))
 	}
 	return nil
 }

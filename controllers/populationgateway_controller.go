@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"time"
 
@@ -67,24 +66,16 @@ type PopulationGatewayReconciler struct {
 
 // gatewayState is what one reconcile of a gateway learns, phase by phase.
 type gatewayState struct {
+	observations
 	gw      *popv1.PopulationGateway
-	now     time.Time
 	catalog *popv1.FieldCatalog
 
-	conditions        map[string]metav1.Condition
 	activeConnections int32
 	policyVersion     string
 	availableReplicas int32
-	wakeAt            []time.Time
 	// auditKeyConflict is set when the audit key's name is taken by a
 	// Secret the gateway does not control.
 	auditKeyConflict error
-}
-
-func (s *gatewayState) setCondition(condType string, status metav1.ConditionStatus, reason, message string) {
-	s.conditions[condType] = metav1.Condition{
-		Type: condType, Status: status, Reason: reason, Message: message, ObservedGeneration: s.gw.Generation,
-	}
 }
 
 // Reconcile brings one gateway's children, policy and status in line.
@@ -100,26 +91,14 @@ func (r *PopulationGatewayReconciler) Reconcile(ctx context.Context, req ctrl.Re
 	if !gw.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, nil
 	}
-	s := &gatewayState{gw: gw, now: r.Clock.Now(), conditions: map[string]metav1.Condition{}}
-	var errs []error
-	for _, phase := range []func(context.Context, *gatewayState) error{
+	s := &gatewayState{observations: newObservations(gw, r.Clock.Now()), gw: gw}
+	return runPhases(ctx, s, &s.observations, r.patchStatus,
 		r.resolveCatalog,
 		r.reconcileAuditKey,
 		r.reconcileWorkload,
 		r.reconcilePolicy,
 		r.reconcileAudit,
-	} {
-		if err := phase(ctx, s); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if err := r.patchStatus(ctx, s, len(errs) == 0); err != nil {
-		errs = append(errs, err)
-	}
-	if err := errors.Join(errs...); err != nil {
-		return ctrl.Result{}, err
-	}
-	return ctrl.Result{RequeueAfter: nextWake(s.now, s.wakeAt)}, nil
+	)
 }
 
 func (r *PopulationGatewayReconciler) resolveCatalog(ctx context.Context, s *gatewayState) (err error) {

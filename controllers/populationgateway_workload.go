@@ -119,7 +119,7 @@ func (r *PopulationGatewayReconciler) reconcileWorkload(ctx context.Context, s *
 	}
 	if len(conflicts) > 0 {
 		// Only the other objects' owners can fix this; look again later.
-		s.wakeAt = append(s.wakeAt, s.now.Add(nameConflictRecheck))
+		s.wakeUpAt(s.now.Add(nameConflictRecheck))
 		s.setCondition(popv1.ConditionAvailable, metav1.ConditionFalse, popv1.ReasonNameConflict,
 			joinErrors(conflicts)+".")
 		return nil
