@@ -6,11 +6,8 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	popv1 "github.com/popconnect/popconnect/api/v1alpha1"
 	"github.com/popconnect/popconnect/internal/render"
@@ -67,24 +64,12 @@ func (r *PopulationGatewayReconciler) patchStatus(ctx context.Context, s *gatewa
 	if succeeded {
 		status.ObservedGeneration = s.gw.Generation
 	}
-	if equality.Semantic.DeepEqual(status, s.gw.Status) {
-		return nil
+	before := s.gw.Status.Conditions
+	if wrote, err := writeStatus(ctx, r.Client, s.gw, &s.gw.Status, status); err != nil || !wrote {
+		return err
 	}
-	evented := []string{popv1.ConditionAuditReady, popv1.ConditionRateLimitShared}
-	before := make([]*metav1.Condition, len(evented))
-	for i, t := range evented {
-		before[i] = meta.FindStatusCondition(s.gw.Status.Conditions, t)
-	}
-	patch := client.MergeFrom(s.gw.DeepCopy())
-	s.gw.Status = status
-	if err := r.Client.Status().Patch(ctx, s.gw, patch); err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil
-		}
-		return fmt.Errorf("patching status: %w", err)
-	}
-	for i, t := range evented {
-		r.recordTransitionEvent(s.gw, before[i], meta.FindStatusCondition(status.Conditions, t))
+	for _, t := range []string{popv1.ConditionAuditReady, popv1.ConditionRateLimitShared} {
+		r.recordTransitionEvent(s.gw, meta.FindStatusCondition(before, t), meta.FindStatusCondition(s.gw.Status.Conditions, t))
 	}
 	return nil
 }
