@@ -94,19 +94,19 @@ func (r *PopulationGatewayReconciler) reconcileWorkload(ctx context.Context, s *
 		render.GatewayRoleBinding(gw),
 		render.GatewayServingCertificate(gw),
 	}
-	var conflicts []error
+	var conflicts []string
 	if s.auditKeyConflict == nil {
 		desired = append(desired, render.GatewayDeployment(gw, render.GatewayOptions{DefaultImage: r.GatewayImage}))
 	} else {
 		// Without the key it would mount, no Deployment is written.
-		conflicts = append(conflicts, s.auditKeyConflict)
+		conflicts = append(conflicts, s.auditKeyConflict.Error())
 	}
 	desired = append(desired, render.GatewayService(gw), render.GatewayPodDisruptionBudget(gw), egress.Policy)
 	for _, obj := range desired {
 		err := r.applyOwned(ctx, gw, obj)
 		switch {
 		case errors.Is(err, errNameConflict):
-			conflicts = append(conflicts, err)
+			conflicts = append(conflicts, err.Error())
 		case err != nil:
 			s.setCondition(popv1.ConditionAvailable, metav1.ConditionFalse, popv1.ReasonPending,
 				"Writing the gateway's objects failed and will be retried: "+err.Error())
@@ -121,7 +121,7 @@ func (r *PopulationGatewayReconciler) reconcileWorkload(ctx context.Context, s *
 		// Only the other objects' owners can fix this; look again later.
 		s.wakeUpAt(s.now.Add(nameConflictRecheck))
 		s.setCondition(popv1.ConditionAvailable, metav1.ConditionFalse, popv1.ReasonNameConflict,
-			joinErrors(conflicts)+".")
+			strings.Join(conflicts, "; ")+".")
 		return nil
 	}
 	return r.observeDeployment(ctx, s, names.Deployment)
@@ -182,13 +182,4 @@ func deploymentAvailable(dep *appsv1.Deployment) bool {
 		}
 	}
 	return false
-}
-
-// joinErrors is the errors' messages on one line, for a condition message.
-func joinErrors(errs []error) string {
-	msgs := make([]string, 0, len(errs))
-	for _, err := range errs {
-		msgs = append(msgs, err.Error())
-	}
-	return strings.Join(msgs, "; ")
 }
