@@ -40,7 +40,7 @@ func namespaceLabelsOf(ctx context.Context, c client.Reader, gw *popv1.Populatio
 		if _, ok := out[conn.Namespace]; ok {
 			continue
 		}
-		if ns, name := render.GatewayKey(conn); ns != gw.Namespace || name != gw.Name {
+		if render.GatewayKey(conn) != client.ObjectKeyFromObject(gw) {
 			continue
 		}
 		meta := namespaceMeta()

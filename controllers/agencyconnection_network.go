@@ -21,8 +21,7 @@ const annotationConnectionName = "popconnect.io/agency-connection-name"
 
 // needsFinalizer: the connection's NetworkPolicy lives in another namespace.
 func needsFinalizer(conn *popv1.AgencyConnection) bool {
-	ns, _ := render.GatewayKey(conn)
-	return ns != conn.Namespace
+	return render.GatewayKey(conn).Namespace != conn.Namespace
 }
 
 // reconcileFinalizer adds the cleanup finalizer before anything is created

@@ -91,8 +91,7 @@ func (r *AgencyConnectionReconciler) shardConnections(ctx context.Context, o cli
 		return nil
 	}
 	return requestsFor(list.Items, func(c *popv1.AgencyConnection) bool {
-		ns, gw := render.GatewayKey(c)
-		return ns == shard.Gateway.Namespace && gw == shard.Gateway.Name
+		return render.GatewayKey(c) == shard.Gateway
 	})
 }
 

@@ -54,15 +54,13 @@ func (r *PolicyShardReconciler) SetupWithManager(mgr ctrl.Manager, opts controll
 func (r *PolicyShardReconciler) connectionShards(ctx context.Context, o client.Object) []shardKey {
 	conn := o.(*popv1.AgencyConnection)
 	index := render.ShardIndex(conn.Spec.AgencyCode)
-	ns, name := render.GatewayKey(conn)
-	keys := []shardKey{{Gateway: types.NamespacedName{Namespace: ns, Name: name}, Index: index}}
+	keys := []shardKey{{Gateway: render.GatewayKey(conn), Index: index}}
 	peers, err := connectionsWithCode(ctx, r.Client, conn.Spec.AgencyCode)
 	if err != nil {
 		return keys
 	}
 	for i := range peers {
-		ns, name := render.GatewayKey(&peers[i])
-		keys = append(keys, shardKey{Gateway: types.NamespacedName{Namespace: ns, Name: name}, Index: index})
+		keys = append(keys, shardKey{Gateway: render.GatewayKey(&peers[i]), Index: index})
 	}
 	return keys
 }
