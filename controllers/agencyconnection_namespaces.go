@@ -44,14 +44,10 @@ func namespaceLabelsOf(ctx context.Context, c client.Reader, gw *popv1.Populatio
 			continue
 		}
 		meta := namespaceMeta()
-		found, err := getCached(ctx, c, types.NamespacedName{Name: conn.Namespace}, meta)
-		if err != nil {
+		if _, err := getCached(ctx, c, types.NamespacedName{Name: conn.Namespace}, meta); err != nil {
 			return nil, fmt.Errorf("reading the labels of namespace %s: %w", conn.Namespace, err)
 		}
-		out[conn.Namespace] = nil
-		if found {
-			out[conn.Namespace] = meta.Labels
-		}
+		out[conn.Namespace] = meta.Labels
 	}
 	return out, nil
 }
