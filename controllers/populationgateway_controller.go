@@ -29,21 +29,16 @@ type PopulationGatewayReconciler struct {
 	// know is taken by someone else's object.
 	APIReader client.Reader
 	Clock     clock.PassiveClock
-	// GatewayImage is the image of gateways that do not set spec.image.
-	GatewayImage string
 	// Recorder emits the Warning event of a gateway whose audit sink fails.
 	Recorder events.EventRecorder
-	// Manager names the operator's own pods, which the gateway's
-	// NetworkPolicy lets reach the pods' metrics port.
-	Manager render.ManagerPeer
-	// AuditProbePort is the pods' port of GET /auditz;
-	// DefaultAuditProbePort when 0. Tests point it at a local server.
-	AuditProbePort int
+	// GatewayImage, Manager, AuditProbePort (tests point it at a local
+	// server) and RateLimitRefresh are the Options of the same names.
+	GatewayImage     string
+	Manager          render.ManagerPeer
+	AuditProbePort   int
+	RateLimitRefresh time.Duration
 	// AuditProbeClient asks the pods; newAuditProbeClient's when nil.
 	AuditProbeClient *http.Client
-	// RateLimitRefresh is how often a gateway with a Redis store is asked
-	// again for RateLimitShared; DefaultRateLimitRefresh when 0.
-	RateLimitRefresh time.Duration
 
 	// auditKeys are the gateways (by name, with their UID: a gateway made
 	// again under the same name checks again) whose audit key Secret is
