@@ -40,11 +40,9 @@ func (r *AgencyConnectionReconciler) validate(ctx context.Context, s *connState)
 			conns = append(conns, &peers[i])
 		}
 	}
-	var labels map[string]map[string]string
-	if s.gateway != nil {
-		if labels, err = namespaceLabelsOf(ctx, r.Client, s.gateway, conns[:1]); err != nil {
-			return err
-		}
+	labels, err := namespaceLabelsOf(ctx, r.Client, s.gateway, conns[:1])
+	if err != nil {
+		return err
 	}
 	plan := policyplan.Plan(policyplan.Input{
 		GatewayKey: render.GatewayKey(s.conn), Gateway: s.gateway, Catalog: s.catalog,
