@@ -42,7 +42,7 @@ func uncached(c client.Client, apiReader client.Reader) client.Reader {
 
 // apply makes the live object match desired. existing is the live object
 // read from the cache (nil when it does not exist). It reports whether it
-// wrote.
+// wrote (or tried to).
 func (w writer) apply(ctx context.Context, desired, existing client.Object) (bool, error) {
 	if existing != nil {
 		same, err := current(ctx, w.apiReader, desired, existing)
@@ -50,21 +50,16 @@ func (w writer) apply(ctx context.Context, desired, existing client.Object) (boo
 			return false, err
 		}
 	}
-	return true, w.write(ctx, desired)
-}
-
-// write applies desired unconditionally.
-func (w writer) write(ctx context.Context, desired client.Object) error {
 	m, err := fieldsOf(desired)
 	if err != nil {
-		return err
+		return true, err
 	}
 	u := &unstructured.Unstructured{Object: m}
 	if err := w.client.Apply(ctx, client.ApplyConfigurationFromUnstructured(u),
 		client.FieldOwner(render.FieldOwner), client.ForceOwnership); err != nil {
-		return fmt.Errorf("applying %s %s/%s: %w", u.GetKind(), u.GetNamespace(), u.GetName(), err)
+		return true, fmt.Errorf("applying %s %s/%s: %w", u.GetKind(), u.GetNamespace(), u.GetName(), err)
 	}
-	return nil
+	return true, nil
 }
 
 // upToDate reports whether every field desired sets has the same value in
