@@ -95,12 +95,14 @@ func (r *AgencyConnectionReconciler) shardConnections(ctx context.Context, o cli
 	})
 }
 
+// gatewayConnections maps a gateway to the connections that reference it.
 func (r *AgencyConnectionReconciler) gatewayConnections(ctx context.Context, o client.Object) []reconcile.Request {
-	conns, err := connectionsOfGateway(ctx, r.Client, o.GetNamespace(), o.GetName(), client.UnsafeDisableDeepCopy)
-	if err != nil {
+	var list popv1.AgencyConnectionList
+	if err := r.Client.List(ctx, &list, client.UnsafeDisableDeepCopy,
+		client.MatchingFields{indexConnectionGateway: client.ObjectKeyFromObject(o).String()}); err != nil {
 		return nil
 	}
-	return requestsFor(conns, nil)
+	return requestsFor(list.Items, nil)
 }
 
 func (r *AgencyConnectionReconciler) catalogConnections(ctx context.Context, o client.Object) []reconcile.Request {

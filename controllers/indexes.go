@@ -112,18 +112,6 @@ func networkPolicyConnection(o client.Object) (types.NamespacedName, bool) {
 	return types.NamespacedName{Namespace: ns, Name: name}, ns != "" && name != ""
 }
 
-// connectionsOfGateway lists the connections that reference a gateway.
-// opts may add client.UnsafeDisableDeepCopy for a caller that only reads.
-func connectionsOfGateway(ctx context.Context, c client.Reader, namespace, name string, opts ...client.ListOption) ([]popv1.AgencyConnection, error) {
-	var list popv1.AgencyConnectionList
-	key := types.NamespacedName{Namespace: namespace, Name: name}
-	opts = append([]client.ListOption{client.MatchingFields{indexConnectionGateway: key.String()}}, opts...)
-	if err := c.List(ctx, &list, opts...); err != nil {
-		return nil, fmt.Errorf("listing connections of gateway %s/%s: %w", namespace, name, err)
-	}
-	return list.Items, nil
-}
-
 // connectionsWithCode lists every connection, cluster-wide, that claims a
 // code: those of the code's bucket (two or three at 10,000 connections),
 // filtered by code. The objects are the cache's own (no deep copy): callers
