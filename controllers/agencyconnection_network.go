@@ -96,8 +96,7 @@ func (r *AgencyConnectionReconciler) reconcileNetwork(ctx context.Context, s *co
 func (r *AgencyConnectionReconciler) applyNetworkPolicy(ctx context.Context, s *connState, desired *networkingv1.NetworkPolicy) error {
 	ours := func(o client.Object) bool {
 		conn, ok := networkPolicyConnection(o)
-		return ok && o.GetLabels()[render.LabelManagedBy] == render.ManagedByValue &&
-			conn.Namespace == s.conn.Namespace && conn.Name == s.conn.Name
+		return ok && o.GetLabels()[render.LabelManagedBy] == render.ManagedByValue && conn == client.ObjectKeyFromObject(s.conn)
 	}
 	err := newWriter(r.Client, r.APIReader).writeOwned(ctx, desired, ours, createFirst)
 	switch {
@@ -138,8 +137,7 @@ func (r *AgencyConnectionReconciler) removeStaleNetworkPolicies(ctx context.Cont
 		}
 		// Only the object the index showed (labelled and annotated as this
 		// connection's), never one that took its place since.
-		uid := np.UID
-		if err := r.Client.Delete(ctx, np, client.Preconditions{UID: &uid}); client.IgnoreNotFound(err) != nil && !apierrors.IsConflict(err) {
+		if err := r.Client.Delete(ctx, np, client.Preconditions{UID: &np.UID}); client.IgnoreNotFound(err) != nil && !apierrors.IsConflict(err) {
 			return fmt.Errorf("deleting stale NetworkPolicy %s/%s: %w", np.Namespace, np.Name, err)
 		}
 	}

@@ -21,12 +21,10 @@ import (
 func gatewayReady(s *gatewayState) metav1.Condition {
 	var notReady []string
 	for _, t := range []string{popv1.ConditionCertificateReady, popv1.ConditionAvailable, popv1.ConditionPolicyReady} {
-		c, ok := s.conditions[t]
-		if !ok {
+		switch c, ok := s.conditions[t]; {
+		case !ok:
 			notReady = append(notReady, t+": not yet known")
-			continue
-		}
-		if c.Status != metav1.ConditionTrue {
+		case c.Status != metav1.ConditionTrue:
 			notReady = append(notReady, fmt.Sprintf("%s: %s", t, c.Message))
 		}
 	}
