@@ -34,8 +34,7 @@ type AgencyConnectionReconciler struct {
 	APIReader client.Reader
 	Recorder  events.EventRecorder
 	Clock     clock.PassiveClock
-	// CertificateGrace is how long a renewed certificate's predecessor stays
-	// pinned; DefaultCertificateGrace when 0.
+	// CertificateGrace is the Options field of the same name.
 	CertificateGrace time.Duration
 
 	// shards are the digests of the policy shards' entries (reconcileProgramming).

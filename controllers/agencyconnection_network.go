@@ -86,8 +86,7 @@ func (r *AgencyConnectionReconciler) reconcileNetwork(ctx context.Context, s *co
 	if needsFinalizer(s.conn) {
 		return nil
 	}
-	// The gateway moved to the connection's own namespace: the finalizer
-	// is no longer needed.
+	// The gateway moved to the connection's own namespace.
 	return r.setFinalizer(ctx, s.conn, false)
 }
 
