@@ -3,7 +3,6 @@ package controllers
 import (
 	"context"
 	"fmt"
-	"slices"
 	"sync"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -67,16 +66,11 @@ func (f *shardFailures) of(gw types.NamespacedName) []string {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var keys []shardKey
-	for k := range f.failed {
-		if k.Gateway == gw {
-			keys = append(keys, k)
+	var out []string
+	for i := range render.ShardCount {
+		if msg, ok := f.failed[shardKey{Gateway: gw, Index: i}]; ok {
+			out = append(out, fmt.Sprintf("%s: %s", render.ShardName(gw.Name, i), msg))
 		}
-	}
-	slices.SortFunc(keys, func(a, b shardKey) int { return a.Index - b.Index })
-	out := make([]string, len(keys))
-	for i, k := range keys {
-		out[i] = fmt.Sprintf("%s: %s", render.ShardName(k.Gateway.Name, k.Index), f.failed[k])
 	}
 	return out
 }
