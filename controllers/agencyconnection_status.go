@@ -61,13 +61,13 @@ func (r *AgencyConnectionReconciler) patchStatus(ctx context.Context, s *connSta
 }
 
 // writeStatus patches obj's status, which status points to, to want when
-// they differ. It reports whether it wrote: an object deleted meanwhile is
-// not an error.
-func writeStatus[S any](ctx context.Context, c client.Client, obj client.Object, status *S, want S) (bool, error) {
+// they differ, with the merge options given. It reports whether it wrote:
+// an object deleted meanwhile is not an error.
+func writeStatus[S any](ctx context.Context, c client.Client, obj client.Object, status *S, want S, opts ...client.MergeFromOption) (bool, error) {
 	if equality.Semantic.DeepEqual(want, *status) {
 		return false, nil
 	}
-	patch := client.MergeFrom(obj.DeepCopyObject().(client.Object))
+	patch := client.MergeFromWithOptions(obj.DeepCopyObject().(client.Object), opts...)
 	*status = want
 	if err := c.Status().Patch(ctx, obj, patch); err != nil {
 		if apierrors.IsNotFound(err) {
