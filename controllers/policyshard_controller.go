@@ -147,13 +147,11 @@ func (r *PolicyShardReconciler) write(ctx context.Context, gw *popv1.PopulationG
 	return newWriter(r.Client, r.APIReader).writeOwned(ctx, shard, gatewayOwns(gw), readFirst)
 }
 
-// requeueTimes are the moments a verdict of the plan changes by itself.
+// requeueTimes are the moments the plan's verdicts change by themselves (zero: never).
 func requeueTimes(plan *policyplan.Result) []time.Time {
-	var at []time.Time
+	at := make([]time.Time, len(plan.Verdicts))
 	for i := range plan.Verdicts {
-		if t := plan.Verdicts[i].RequeueAt; !t.IsZero() {
-			at = append(at, t)
-		}
+		at[i] = plan.Verdicts[i].RequeueAt
 	}
 	return at
 }
