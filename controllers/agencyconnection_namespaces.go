@@ -28,9 +28,9 @@ func namespaceMeta() *metav1.PartialObjectMetadata {
 }
 
 // namespaceLabelsOf reads the labels of the namespaces of the gateway's
-// connections, for policyplan, when the gateway admits namespaces by a
-// selector (nil otherwise, gw nil included: no read at all). Each namespace is read once,
-// from the cache; one that does not exist has no labels.
+// connections, for policyplan, when gw admits namespaces by a selector
+// (nil otherwise, gw nil too: no read at all). Each namespace is read
+// once, from the cache; one that does not exist has no labels.
 func namespaceLabelsOf(ctx context.Context, c client.Reader, gw *popv1.PopulationGateway, conns []*popv1.AgencyConnection) (map[string]map[string]string, error) {
 	if !policyplan.NeedsNamespaceLabels(gw) {
 		return nil, nil
