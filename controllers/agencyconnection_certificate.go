@@ -74,10 +74,7 @@ const serialRetryDelay = 2 * time.Second
 // CertificateRequest (never from the Secret: the operator does not read
 // private keys). The digest is what the gateway's policy pins the agency to.
 func (r *AgencyConnectionReconciler) observeCertificate(ctx context.Context, s *connState, cert *cmapi.Certificate) error {
-	status := &popv1.CertificateStatus{SecretName: cert.Spec.SecretName}
-	if cert.Status.NotAfter != nil {
-		status.NotAfter = cert.Status.NotAfter.DeepCopy()
-	}
+	status := &popv1.CertificateStatus{SecretName: cert.Spec.SecretName, NotAfter: cert.Status.NotAfter.DeepCopy()}
 	issued, err := r.currentIssued(ctx, s.conn, cert)
 	if err != nil {
 		return err
@@ -102,12 +99,7 @@ func (r *AgencyConnectionReconciler) observeCertificate(ctx context.Context, s *
 
 	revoked := render.SerialRevoked(status.SerialNumber, s.conn.Spec.ClientCertificate.RevokedSerialNumbers)
 	ready := certificateCondition(cert, cmapi.CertificateConditionReady)
-	switch {
-	case revoked:
-		if err := r.renew(ctx, cert, "serial "+status.SerialNumber+" is revoked", render.NormalizeSerial(status.SerialNumber)); err != nil {
-			return err
-		}
-	case ready != nil && ready.Status == cmmeta.ConditionTrue && cert.Status.Revision == nil:
+	if !revoked && ready != nil && ready.Status == cmmeta.ConditionTrue && cert.Status.Revision == nil {
 		// cert-manager found a valid certificate already in the Secret (a
 		// connection refused, then admitted again, finds the Secret its
 		// deleted Certificate left) and issued nothing, so no request
@@ -119,6 +111,9 @@ func (r *AgencyConnectionReconciler) observeCertificate(ctx context.Context, s *
 	}
 	switch {
 	case revoked:
+		if err := r.renew(ctx, cert, "serial "+status.SerialNumber+" is revoked", render.NormalizeSerial(status.SerialNumber)); err != nil {
+			return err
+		}
 		s.setCondition(popv1.ConditionCertificateReady, metav1.ConditionFalse, popv1.ReasonIssuing, fmt.Sprintf(
 			"The current certificate (serial %s) is revoked by spec.clientCertificate.revokedSerialNumbers and refused by the gateway; cert-manager is issuing a new one into Secret %s.",
 			status.SerialNumber, cert.Spec.SecretName))

@@ -34,8 +34,7 @@ type AgencyConnectionReconciler struct {
 	APIReader client.Reader
 	Recorder  events.EventRecorder
 	Clock     clock.PassiveClock
-	// CertificateGrace is how long a renewed certificate's predecessor stays
-	// pinned; DefaultCertificateGrace when 0.
+	// CertificateGrace is the Options field of the same name.
 	CertificateGrace time.Duration
 
 	// shards are the digests of the policy shards' entries (reconcileProgramming).
@@ -59,8 +58,8 @@ type AgencyConnectionReconciler struct {
 
 // connState is what one reconcile of a connection learns, phase by phase.
 type connState struct {
+	observations
 	conn *popv1.AgencyConnection
-	now  time.Time
 
 	gateway *popv1.PopulationGateway // nil when it does not exist
 	catalog *popv1.FieldCatalog      // nil when it does not exist
@@ -70,31 +69,40 @@ type connState struct {
 	// network access), whether its entry denies it.
 	verdict *policyplan.Verdict
 
-	conditions  map[string]metav1.Condition
 	certificate *popv1.CertificateStatus
-	// wakeAt are future moments the status depends on (validUntil, expiry).
+}
+
+// observations are what one reconcile of a connection or a gateway decides
+// for the object's status, phase by phase.
+type observations struct {
+	// obj is the object reconciled: its conditions observe its generation.
+	obj        metav1.Object
+	now        time.Time
+	conditions map[string]metav1.Condition
+	// wakeAt are future moments the status depends on (validUntil, expiry,
+	// a look again).
 	wakeAt []time.Time
 }
 
-func (s *connState) setCondition(condType string, status metav1.ConditionStatus, reason, message string) {
-	s.conditions[condType] = metav1.Condition{
-		Type:               condType,
-		Status:             status,
-		Reason:             reason,
-		Message:            message,
-		ObservedGeneration: s.conn.Generation,
+func newObservations(obj metav1.Object, now time.Time) observations {
+	return observations{obj: obj, now: now, conditions: map[string]metav1.Condition{}}
+}
+
+func (o *observations) setCondition(condType string, status metav1.ConditionStatus, reason, message string) {
+	o.conditions[condType] = metav1.Condition{
+		Type: condType, Status: status, Reason: reason, Message: message, ObservedGeneration: o.obj.GetGeneration(),
+	}
+}
+
+func (o *observations) wakeUpAt(t time.Time) {
+	if t.After(o.now) {
+		o.wakeAt = append(o.wakeAt, t)
 	}
 }
 
 // setPlanned sets a condition the policy compiler decided.
 func (s *connState) setPlanned(c policyplan.Condition) {
 	s.setCondition(c.Type, c.Status, c.Reason, c.Message)
-}
-
-func (s *connState) wakeUpAt(t time.Time) {
-	if t.After(s.now) {
-		s.wakeAt = append(s.wakeAt, t)
-	}
 }
 
 // Reconcile brings one connection's children and status in line with its spec.
@@ -106,7 +114,7 @@ func (r *AgencyConnectionReconciler) Reconcile(ctx context.Context, req ctrl.Req
 	if !conn.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, r.finalize(ctx, conn)
 	}
-	s := &connState{conn: conn, now: r.Clock.Now(), conditions: map[string]metav1.Condition{}}
+	s := &connState{observations: newObservations(conn, r.Clock.Now()), conn: conn}
 
 	// resolve and validate decide what the other phases do: stop on error.
 	if err := r.resolve(ctx, s); err != nil {
@@ -115,24 +123,31 @@ func (r *AgencyConnectionReconciler) Reconcile(ctx context.Context, req ctrl.Req
 	if err := r.validate(ctx, s); err != nil {
 		return ctrl.Result{}, err
 	}
-	var errs []error
-	for _, phase := range []func(context.Context, *connState) error{
+	return runPhases(ctx, s, &s.observations, r.patchStatus,
 		r.reconcileFinalizer,
 		r.reconcileCertificate,
 		r.reconcileNetwork,
 		r.reconcileProgramming,
-	} {
+	)
+}
+
+// runPhases runs every phase, whatever the others returned, then
+// patchStatus, told whether they all succeeded; then it requeues at the
+// earliest moment the status depends on.
+func runPhases[S any](ctx context.Context, s S, o *observations, patchStatus func(context.Context, S, bool) error, phases ...func(context.Context, S) error) (ctrl.Result, error) {
+	var errs []error
+	for _, phase := range phases {
 		if err := phase(ctx, s); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	if err := r.patchStatus(ctx, s, len(errs) == 0); err != nil {
+	if err := patchStatus(ctx, s, len(errs) == 0); err != nil {
 		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return ctrl.Result{}, err
 	}
-	return ctrl.Result{RequeueAfter: nextWake(s.now, s.wakeAt)}, nil
+	return ctrl.Result{RequeueAfter: nextWake(o.now, o.wakeAt)}, nil
 }
 
 // nextWake is how long until the earliest future moment, or 0 for none.

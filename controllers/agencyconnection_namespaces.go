@@ -28,9 +28,9 @@ func namespaceMeta() *metav1.PartialObjectMetadata {
 }
 
 // namespaceLabelsOf reads the labels of the namespaces of the gateway's
-// connections, for policyplan, when the gateway admits namespaces by a
-// selector (nil otherwise: no read at all). Each namespace is read once,
-// from the cache; one that does not exist has no labels.
+// connections, for policyplan, when gw admits namespaces by a selector
+// (nil otherwise, gw nil too: no read at all). Each namespace is read
+// once, from the cache; one that does not exist has no labels.
 func namespaceLabelsOf(ctx context.Context, c client.Reader, gw *popv1.PopulationGateway, conns []*popv1.AgencyConnection) (map[string]map[string]string, error) {
 	if !policyplan.NeedsNamespaceLabels(gw) {
 		return nil, nil
@@ -40,18 +40,14 @@ func namespaceLabelsOf(ctx context.Context, c client.Reader, gw *popv1.Populatio
 		if _, ok := out[conn.Namespace]; ok {
 			continue
 		}
-		if ns, name := render.GatewayKey(conn); ns != gw.Namespace || name != gw.Name {
+		if render.GatewayKey(conn) != client.ObjectKeyFromObject(gw) {
 			continue
 		}
 		meta := namespaceMeta()
-		found, err := getCached(ctx, c, types.NamespacedName{Name: conn.Namespace}, meta)
-		if err != nil {
+		if _, err := getCached(ctx, c, types.NamespacedName{Name: conn.Namespace}, meta); err != nil {
 			return nil, fmt.Errorf("reading the labels of namespace %s: %w", conn.Namespace, err)
 		}
-		out[conn.Namespace] = nil
-		if found {
-			out[conn.Namespace] = meta.Labels
-		}
+		out[conn.Namespace] = meta.Labels
 	}
 	return out, nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -22,8 +21,7 @@ const annotationConnectionName = "popconnect.io/agency-connection-name"
 
 // needsFinalizer: the connection's NetworkPolicy lives in another namespace.
 func needsFinalizer(conn *popv1.AgencyConnection) bool {
-	ns, _ := render.GatewayKey(conn)
-	return ns != conn.Namespace
+	return render.GatewayKey(conn).Namespace != conn.Namespace
 }
 
 // reconcileFinalizer adds the cleanup finalizer before anything is created
@@ -85,23 +83,21 @@ func (r *AgencyConnectionReconciler) reconcileNetwork(ctx context.Context, s *co
 	if err := r.removeStaleNetworkPolicies(ctx, s.conn, desired); err != nil {
 		return err
 	}
-	return r.dropFinalizerIfDone(ctx, s.conn)
+	if needsFinalizer(s.conn) {
+		return nil
+	}
+	// The gateway moved to the connection's own namespace.
+	return r.setFinalizer(ctx, s.conn, false)
 }
 
 // applyNetworkPolicy writes the connection's policy unless its name is held
 // by an object that is not this connection's.
 func (r *AgencyConnectionReconciler) applyNetworkPolicy(ctx context.Context, s *connState, desired *networkingv1.NetworkPolicy) error {
-	live := &networkingv1.NetworkPolicy{}
-	exists, err := getCached(ctx, r.Client, client.ObjectKeyFromObject(desired), live)
-	if err != nil {
-		return err
-	}
 	ours := func(o client.Object) bool {
 		conn, ok := networkPolicyConnection(o)
-		return ok && o.GetLabels()[render.LabelManagedBy] == render.ManagedByValue &&
-			conn.Namespace == s.conn.Namespace && conn.Name == s.conn.Name
+		return ok && o.GetLabels()[render.LabelManagedBy] == render.ManagedByValue && conn == client.ObjectKeyFromObject(s.conn)
 	}
-	err = newWriter(r.Client, r.APIReader).writeOwned(ctx, desired, ifExists(exists, live), ours, createFirst)
+	err := newWriter(r.Client, r.APIReader).writeOwned(ctx, desired, ours, createFirst)
 	switch {
 	case errors.Is(err, errNameConflict):
 		// Only the other object's owner can fix it, and its deletion may
@@ -122,49 +118,29 @@ func (r *AgencyConnectionReconciler) applyNetworkPolicy(ctx context.Context, s *
 	return nil
 }
 
-// connectionNetworkPolicies lists the NetworkPolicies made for a connection,
-// in every namespace: those of its bucket, filtered by connection. They are
-// the cache's own objects (no deep copy): callers only read them.
-func (r *AgencyConnectionReconciler) connectionNetworkPolicies(ctx context.Context, conn *popv1.AgencyConnection) ([]networkingv1.NetworkPolicy, error) {
+// removeStaleNetworkPolicies deletes every NetworkPolicy made for the
+// connection, in any namespace, except keep: those of its bucket, filtered
+// by connection. The list holds the cache's own objects (no deep copy).
+func (r *AgencyConnectionReconciler) removeStaleNetworkPolicies(ctx context.Context, conn *popv1.AgencyConnection, keep *networkingv1.NetworkPolicy) error {
 	key := client.ObjectKeyFromObject(conn)
 	var list networkingv1.NetworkPolicyList
 	if err := r.Client.List(ctx, &list, client.UnsafeDisableDeepCopy,
 		client.MatchingFields{indexNetworkPolicyConnection: bucket(key.String())}); err != nil {
-		return nil, fmt.Errorf("listing NetworkPolicies of connection %s: %w", key, err)
+		return fmt.Errorf("listing NetworkPolicies of connection %s: %w", key, err)
 	}
-	return slices.DeleteFunc(list.Items, func(np networkingv1.NetworkPolicy) bool {
-		c, ok := networkPolicyConnection(&np)
-		return !ok || c != key
-	}), nil
-}
-
-func (r *AgencyConnectionReconciler) removeStaleNetworkPolicies(ctx context.Context, conn *popv1.AgencyConnection, keep *networkingv1.NetworkPolicy) error {
-	nps, err := r.connectionNetworkPolicies(ctx, conn)
-	if err != nil {
-		return err
-	}
-	for i := range nps {
-		np := &nps[i]
-		if keep != nil && np.Namespace == keep.Namespace && np.Name == keep.Name {
+	for i := range list.Items {
+		np := &list.Items[i]
+		if c, ok := networkPolicyConnection(np); !ok || c != key ||
+			keep != nil && np.Namespace == keep.Namespace && np.Name == keep.Name {
 			continue
 		}
 		// Only the object the index showed (labelled and annotated as this
 		// connection's), never one that took its place since.
-		uid := np.UID
-		if err := r.Client.Delete(ctx, np, client.Preconditions{UID: &uid}); client.IgnoreNotFound(err) != nil && !apierrors.IsConflict(err) {
+		if err := r.Client.Delete(ctx, np, client.Preconditions{UID: &np.UID}); client.IgnoreNotFound(err) != nil && !apierrors.IsConflict(err) {
 			return fmt.Errorf("deleting stale NetworkPolicy %s/%s: %w", np.Namespace, np.Name, err)
 		}
 	}
 	return nil
-}
-
-// dropFinalizerIfDone removes the finalizer once the connection no longer
-// needs one (its gateway moved to its own namespace).
-func (r *AgencyConnectionReconciler) dropFinalizerIfDone(ctx context.Context, conn *popv1.AgencyConnection) error {
-	if needsFinalizer(conn) {
-		return nil
-	}
-	return r.setFinalizer(ctx, conn, false)
 }
 
 // finalize removes what the connection has in other namespaces, then lets

@@ -58,9 +58,7 @@ func digestEntry(e policy.Agency) (entryDigest, error) {
 		return entryDigest{}, err
 	}
 	sum := sha256.Sum256(b)
-	var d entryDigest
-	copy(d[:], sum[:])
-	return d, nil
+	return entryDigest(sum[:len(entryDigest{})]), nil
 }
 
 // shardHolds reports whether the shard holds want, exactly, as its agency's entry.

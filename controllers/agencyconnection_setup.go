@@ -91,17 +91,18 @@ func (r *AgencyConnectionReconciler) shardConnections(ctx context.Context, o cli
 		return nil
 	}
 	return requestsFor(list.Items, func(c *popv1.AgencyConnection) bool {
-		ns, gw := render.GatewayKey(c)
-		return ns == shard.Gateway.Namespace && gw == shard.Gateway.Name
+		return render.GatewayKey(c) == shard.Gateway
 	})
 }
 
+// gatewayConnections maps a gateway to the connections that reference it.
 func (r *AgencyConnectionReconciler) gatewayConnections(ctx context.Context, o client.Object) []reconcile.Request {
-	conns, err := connectionsOfGateway(ctx, r.Client, o.GetNamespace(), o.GetName(), client.UnsafeDisableDeepCopy)
-	if err != nil {
+	var list popv1.AgencyConnectionList
+	if err := r.Client.List(ctx, &list, client.UnsafeDisableDeepCopy,
+		client.MatchingFields{indexConnectionGateway: client.ObjectKeyFromObject(o).String()}); err != nil {
 		return nil
 	}
-	return requestsFor(conns, nil)
+	return requestsFor(list.Items, nil)
 }
 
 func (r *AgencyConnectionReconciler) catalogConnections(ctx context.Context, o client.Object) []reconcile.Request {
@@ -110,12 +111,8 @@ func (r *AgencyConnectionReconciler) catalogConnections(ctx context.Context, o c
 		return nil
 	}
 	var reqs []reconcile.Request
-	for _, gw := range gateways {
-		conns, err := connectionsOfGateway(ctx, r.Client, gw.Namespace, gw.Name, client.UnsafeDisableDeepCopy)
-		if err != nil {
-			return nil
-		}
-		reqs = append(reqs, requestsFor(conns, nil)...)
+	for i := range gateways {
+		reqs = append(reqs, r.gatewayConnections(ctx, &gateways[i])...)
 	}
 	return reqs
 }

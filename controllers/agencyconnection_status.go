@@ -50,23 +50,32 @@ func setConditions(dst *[]metav1.Condition, conds map[string]metav1.Condition) {
 // with the condition's reason, when the connection enters a problem state.
 func (r *AgencyConnectionReconciler) patchStatus(ctx context.Context, s *connState, succeeded bool) error {
 	before := meta.FindStatusCondition(s.conn.Status.Conditions, popv1.ConditionReady)
-	status := desiredStatus(s, succeeded)
-	if equality.Semantic.DeepEqual(status, s.conn.Status) {
-		return nil
+	if wrote, err := writeStatus(ctx, r.Client, s.conn, &s.conn.Status, desiredStatus(s, succeeded)); err != nil || !wrote {
+		return err
 	}
-	after := meta.FindStatusCondition(status.Conditions, popv1.ConditionReady)
-	patch := client.MergeFrom(s.conn.DeepCopy())
-	s.conn.Status = status
-	if err := r.Client.Status().Patch(ctx, s.conn, patch); err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil
-		}
-		return fmt.Errorf("patching status: %w", err)
-	}
+	after := meta.FindStatusCondition(s.conn.Status.Conditions, popv1.ConditionReady)
 	if after != nil && (before == nil || before.Reason != after.Reason) {
 		r.recordReadyEvent(s.conn, after)
 	}
 	return nil
+}
+
+// writeStatus patches obj's status, which status points to, to want when
+// they differ, with the merge options given. It reports whether it wrote:
+// an object deleted meanwhile is not an error.
+func writeStatus[S any](ctx context.Context, c client.Client, obj client.Object, status *S, want S, opts ...client.MergeFromOption) (bool, error) {
+	if equality.Semantic.DeepEqual(want, *status) {
+		return false, nil
+	}
+	patch := client.MergeFromWithOptions(obj.DeepCopyObject().(client.Object), opts...)
+	*status = want
+	if err := c.Status().Patch(ctx, obj, patch); err != nil {
+		if apierrors.IsNotFound(err) {
+			return false, nil
+		}
+		return false, fmt.Errorf("patching status: %w", err)
+	}
+	return true, nil
 }
 
 func (r *AgencyConnectionReconciler) recordReadyEvent(conn *popv1.AgencyConnection, ready *metav1.Condition) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	popv1 "github.com/popconnect/popconnect/api/v1alpha1"
@@ -14,9 +13,8 @@ import (
 
 // resolve finds the connection's gateway and the gateway's catalog.
 func (r *AgencyConnectionReconciler) resolve(ctx context.Context, s *connState) error {
-	ns, name := render.GatewayKey(s.conn)
 	gw := &popv1.PopulationGateway{}
-	found, err := getCached(ctx, r.Client, types.NamespacedName{Namespace: ns, Name: name}, gw)
+	found, err := getCached(ctx, r.Client, render.GatewayKey(s.conn), gw)
 	if err != nil || !found {
 		return err
 	}
@@ -42,15 +40,12 @@ func (r *AgencyConnectionReconciler) validate(ctx context.Context, s *connState)
 			conns = append(conns, &peers[i])
 		}
 	}
-	var labels map[string]map[string]string
-	if s.gateway != nil {
-		if labels, err = namespaceLabelsOf(ctx, r.Client, s.gateway, conns[:1]); err != nil {
-			return err
-		}
+	labels, err := namespaceLabelsOf(ctx, r.Client, s.gateway, conns[:1])
+	if err != nil {
+		return err
 	}
-	ns, name := render.GatewayKey(s.conn)
 	plan := policyplan.Plan(policyplan.Input{
-		GatewayKey: types.NamespacedName{Namespace: ns, Name: name}, Gateway: s.gateway, Catalog: s.catalog,
+		GatewayKey: render.GatewayKey(s.conn), Gateway: s.gateway, Catalog: s.catalog,
 		Connections: conns, NamespaceLabels: labels, Now: s.now,
 	})
 	v, ok := plan.Verdict(key)
@@ -59,8 +54,6 @@ func (r *AgencyConnectionReconciler) validate(ctx context.Context, s *connState)
 	}
 	s.verdict = v
 	s.setPlanned(v.FieldsValid())
-	if !v.RequeueAt.IsZero() {
-		s.wakeUpAt(v.RequeueAt)
-	}
+	s.wakeUpAt(v.RequeueAt)
 	return nil
 }

@@ -42,7 +42,7 @@ func uncached(c client.Client, apiReader client.Reader) client.Reader {
 
 // apply makes the live object match desired. existing is the live object
 // read from the cache (nil when it does not exist). It reports whether it
-// wrote.
+// wrote (or tried to).
 func (w writer) apply(ctx context.Context, desired, existing client.Object) (bool, error) {
 	if existing != nil {
 		same, err := current(ctx, w.apiReader, desired, existing)
@@ -50,20 +50,16 @@ func (w writer) apply(ctx context.Context, desired, existing client.Object) (boo
 			return false, err
 		}
 	}
-	return true, w.write(ctx, desired)
-}
-
-// write applies desired unconditionally.
-func (w writer) write(ctx context.Context, desired client.Object) error {
-	u, err := toApplyObject(desired)
+	m, err := fieldsOf(desired)
 	if err != nil {
-		return err
+		return true, err
 	}
+	u := &unstructured.Unstructured{Object: m}
 	if err := w.client.Apply(ctx, client.ApplyConfigurationFromUnstructured(u),
 		client.FieldOwner(render.FieldOwner), client.ForceOwnership); err != nil {
-		return fmt.Errorf("applying %s %s/%s: %w", u.GetKind(), u.GetNamespace(), u.GetName(), err)
+		return true, fmt.Errorf("applying %s %s/%s: %w", u.GetKind(), u.GetNamespace(), u.GetName(), err)
 	}
-	return nil
+	return true, nil
 }
 
 // upToDate reports whether every field desired sets has the same value in
@@ -88,12 +84,6 @@ func upToDate(desired, existing client.Object) bool {
 		delete(e, "spec")
 	}
 	return equality.Semantic.DeepDerivative(d, e)
-}
-
-// toApplyObject turns a typed desired object into an apply configuration.
-func toApplyObject(obj client.Object) (*unstructured.Unstructured, error) {
-	m, err := fieldsOf(obj)
-	return &unstructured.Unstructured{Object: m}, err
 }
 
 // fieldsOf is obj as a map, without the keys named, its status (it belongs

@@ -56,10 +56,9 @@ func compactMeta(obj metav1.Object) {
 		}
 		obj.SetLabels(m)
 	}
-	if refs := obj.GetOwnerReferences(); len(refs) > 0 {
-		for i := range refs {
-			refs[i].APIVersion, refs[i].Kind = intern(refs[i].APIVersion), intern(refs[i].Kind)
-		}
+	refs := obj.GetOwnerReferences()
+	for i := range refs {
+		refs[i].APIVersion, refs[i].Kind = intern(refs[i].APIVersion), intern(refs[i].Kind)
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -32,20 +31,12 @@ func (r *FieldCatalogReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	if err := r.Client.Get(ctx, req.NamespacedName, catalog); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	desired := fieldCatalogStatus(catalog)
-	if equality.Semantic.DeepEqual(desired, catalog.Status) {
-		return ctrl.Result{}, nil
+	_, err := writeStatus(ctx, r.Client, catalog, &catalog.Status, fieldCatalogStatus(catalog), client.MergeFromWithOptimisticLock{})
+	if apierrors.IsConflict(err) {
+		// A newer version will be reconciled.
+		return ctrl.Result{Requeue: true}, nil
 	}
-	patch := client.MergeFromWithOptions(catalog.DeepCopy(), client.MergeFromWithOptimisticLock{})
-	catalog.Status = desired
-	if err := r.Client.Status().Patch(ctx, catalog, patch); err != nil {
-		if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
-			// A newer version will be reconciled, or the catalog is gone.
-			return ctrl.Result{Requeue: apierrors.IsConflict(err)}, nil
-		}
-		return ctrl.Result{}, fmt.Errorf("patching FieldCatalog %s status: %w", catalog.Name, err)
-	}
-	return ctrl.Result{}, nil
+	return ctrl.Result{}, err
 }
 
 // fieldCatalogStatus is the status a catalog should have. The API server

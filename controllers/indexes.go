@@ -72,14 +72,11 @@ func bucket(s string) string {
 	return strconv.Itoa(int(h.Sum32() % indexBuckets))
 }
 
-func gatewayIndexKey(namespace, name string) string { return namespace + "/" + name }
-
 // setupIndexes registers the cache indexes the reconcilers use.
 func setupIndexes(ctx context.Context, mgr manager.Manager) error {
 	idx := mgr.GetFieldIndexer()
 	if err := idx.IndexField(ctx, &popv1.AgencyConnection{}, indexConnectionGateway, func(o client.Object) []string {
-		ns, name := render.GatewayKey(o.(*popv1.AgencyConnection))
-		return []string{gatewayIndexKey(ns, name)}
+		return []string{render.GatewayKey(o.(*popv1.AgencyConnection)).String()}
 	}); err != nil {
 		return fmt.Errorf("indexing connections by gateway: %w", err)
 	}
@@ -113,17 +110,6 @@ func setupIndexes(ctx context.Context, mgr manager.Manager) error {
 func networkPolicyConnection(o client.Object) (types.NamespacedName, bool) {
 	ns, name := o.GetLabels()[render.LabelConnectionNamespace], o.GetAnnotations()[annotationConnectionName]
 	return types.NamespacedName{Namespace: ns, Name: name}, ns != "" && name != ""
-}
-
-// connectionsOfGateway lists the connections that reference a gateway.
-// opts may add client.UnsafeDisableDeepCopy for a caller that only reads.
-func connectionsOfGateway(ctx context.Context, c client.Reader, namespace, name string, opts ...client.ListOption) ([]popv1.AgencyConnection, error) {
-	var list popv1.AgencyConnectionList
-	opts = append([]client.ListOption{client.MatchingFields{indexConnectionGateway: gatewayIndexKey(namespace, name)}}, opts...)
-	if err := c.List(ctx, &list, opts...); err != nil {
-		return nil, fmt.Errorf("listing connections of gateway %s/%s: %w", namespace, name, err)
-	}
-	return list.Items, nil
 }
 
 // connectionsWithCode lists every connection, cluster-wide, that claims a

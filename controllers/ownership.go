@@ -55,11 +55,17 @@ const (
 )
 
 // writeOwned makes the child desired live, unless its name is held by an
-// object that is not this owner's (errNameConflict). existing is the cached
-// object (nil when the cache has none); ours says whether a live object is
-// the one this owner made.
-func (w writer) writeOwned(ctx context.Context, desired, existing client.Object, ours func(client.Object) bool, absent absentPolicy) error {
+// object that is not this owner's (errNameConflict). It reads the child from
+// the cache first, so that an unchanged one costs no write; ours says
+// whether a live object is the one this owner made.
+func (w writer) writeOwned(ctx context.Context, desired client.Object, ours func(client.Object) bool, absent absentPolicy) error {
 	kind := desired.GetObjectKind().GroupVersionKind().Kind
+	live := desired.DeepCopyObject().(client.Object)
+	found, err := getCached(ctx, w.client, client.ObjectKeyFromObject(desired), live)
+	if err != nil {
+		return err
+	}
+	existing := ifExists(found, live)
 	if existing == nil && absent == createFirst {
 		err := w.client.Create(ctx, desired.DeepCopyObject().(client.Object), client.FieldOwner(render.FieldOwner))
 		if err == nil {
@@ -72,20 +78,20 @@ func (w writer) writeOwned(ctx context.Context, desired, existing client.Object,
 	if existing == nil {
 		// Not cached: free, someone else's (unlabelled), or ours and not
 		// yet seen by the cache.
-		live := &metav1.PartialObjectMetadata{}
-		live.SetGroupVersionKind(desired.GetObjectKind().GroupVersionKind())
-		err := w.apiReader.Get(ctx, client.ObjectKeyFromObject(desired), live)
+		meta := &metav1.PartialObjectMetadata{}
+		meta.SetGroupVersionKind(desired.GetObjectKind().GroupVersionKind())
+		err := w.apiReader.Get(ctx, client.ObjectKeyFromObject(desired), meta)
 		switch {
 		case apierrors.IsNotFound(err):
 		case err != nil:
 			return fmt.Errorf("reading %s %s/%s: %w", kind, desired.GetNamespace(), desired.GetName(), err)
 		default:
-			existing = live
+			existing = meta
 		}
 	}
 	if existing != nil && !ours(existing) {
 		return nameConflict(kind, desired.GetNamespace(), desired.GetName())
 	}
-	_, err := w.apply(ctx, desired, existing)
+	_, err = w.apply(ctx, desired, existing)
 	return err
 }

@@ -128,14 +128,11 @@ func (r *PolicyShardReconciler) plan(ctx context.Context, key shardKey, gw *popv
 // is none. A shard whose name someone else's ConfigMap holds is left alone
 // (errNameConflict).
 func (r *PolicyShardReconciler) write(ctx context.Context, gw *popv1.PopulationGateway, key shardKey, docs []render.ShardDocument) error {
-	live := &corev1.ConfigMap{}
-	exists, err := getCached(ctx, r.Client, client.ObjectKey{Namespace: gw.Namespace, Name: render.ShardName(gw.Name, key.Index)}, live)
-	if err != nil {
-		return err
-	}
 	if len(docs) == 0 {
-		if !exists || !gatewayOwns(gw)(live) {
-			return nil
+		live := &corev1.ConfigMap{}
+		exists, err := getCached(ctx, r.Client, client.ObjectKey{Namespace: gw.Namespace, Name: render.ShardName(gw.Name, key.Index)}, live)
+		if err != nil || !exists || !gatewayOwns(gw)(live) {
+			return err
 		}
 		if err := r.Client.Delete(ctx, live, client.Preconditions{UID: &live.UID}); client.IgnoreNotFound(err) != nil {
 			return fmt.Errorf("deleting policy shard %s/%s: %w", live.Namespace, live.Name, err)
@@ -147,16 +144,14 @@ func (r *PolicyShardReconciler) write(ctx context.Context, gw *popv1.PopulationG
 		return err
 	}
 	shard.SetOwnerReferences([]metav1.OwnerReference{controllerRef(gw, "PopulationGateway")})
-	return newWriter(r.Client, r.APIReader).writeOwned(ctx, shard, ifExists(exists, live), gatewayOwns(gw), readFirst)
+	return newWriter(r.Client, r.APIReader).writeOwned(ctx, shard, gatewayOwns(gw), readFirst)
 }
 
-// requeueTimes are the moments a verdict of the plan changes by itself.
+// requeueTimes are the moments the plan's verdicts change by themselves (zero: never).
 func requeueTimes(plan *policyplan.Result) []time.Time {
-	var at []time.Time
+	at := make([]time.Time, len(plan.Verdicts))
 	for i := range plan.Verdicts {
-		if t := plan.Verdicts[i].RequeueAt; !t.IsZero() {
-			at = append(at, t)
-		}
+		at[i] = plan.Verdicts[i].RequeueAt
 	}
 	return at
 }

@@ -3,7 +3,6 @@ package controllers
 import (
 	"context"
 	"fmt"
-	"slices"
 	"sync"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -39,19 +38,16 @@ func (f *shardFailures) record(ctx context.Context, key shardKey, err error) {
 	if f == nil {
 		return
 	}
-	msg := ""
-	if err != nil {
-		msg = err.Error()
-	}
 	f.mu.Lock()
 	before, had := f.failed[key]
 	if err == nil {
 		delete(f.failed, key)
 	} else {
-		f.failed[key] = msg
+		f.failed[key] = err.Error()
 	}
+	after, has := f.failed[key]
 	f.mu.Unlock()
-	if had == (err != nil) && before == msg {
+	if had == has && before == after {
 		return
 	}
 	gw := &popv1.PopulationGateway{}
@@ -70,16 +66,11 @@ func (f *shardFailures) of(gw types.NamespacedName) []string {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var keys []shardKey
-	for k := range f.failed {
-		if k.Gateway == gw {
-			keys = append(keys, k)
+	var out []string
+	for i := range render.ShardCount {
+		if msg, ok := f.failed[shardKey{Gateway: gw, Index: i}]; ok {
+			out = append(out, fmt.Sprintf("%s: %s", render.ShardName(gw.Name, i), msg))
 		}
-	}
-	slices.SortFunc(keys, func(a, b shardKey) int { return a.Index - b.Index })
-	out := make([]string, len(keys))
-	for i, k := range keys {
-		out[i] = fmt.Sprintf("%s: %s", render.ShardName(k.Gateway.Name, k.Index), f.failed[k])
 	}
 	return out
 }

@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	popv1 "github.com/popconnect/popconnect/api/v1alpha1"
 	"github.com/popconnect/popconnect/internal/policyplan"
@@ -54,30 +55,30 @@ func (r *PolicyShardReconciler) SetupWithManager(mgr ctrl.Manager, opts controll
 func (r *PolicyShardReconciler) connectionShards(ctx context.Context, o client.Object) []shardKey {
 	conn := o.(*popv1.AgencyConnection)
 	index := render.ShardIndex(conn.Spec.AgencyCode)
-	ns, name := render.GatewayKey(conn)
-	keys := []shardKey{{Gateway: types.NamespacedName{Namespace: ns, Name: name}, Index: index}}
+	keys := []shardKey{{Gateway: render.GatewayKey(conn), Index: index}}
 	peers, err := connectionsWithCode(ctx, r.Client, conn.Spec.AgencyCode)
 	if err != nil {
 		return keys
 	}
 	for i := range peers {
-		ns, name := render.GatewayKey(&peers[i])
-		keys = append(keys, shardKey{Gateway: types.NamespacedName{Namespace: ns, Name: name}, Index: index})
+		keys = append(keys, shardKey{Gateway: render.GatewayKey(&peers[i]), Index: index})
 	}
 	return keys
 }
 
-// allShards are the keys of every shard of a gateway.
-func allShards(gw types.NamespacedName) []shardKey {
-	keys := make([]shardKey, render.ShardCount)
-	for i := range keys {
-		keys[i] = shardKey{Gateway: gw, Index: i}
+// allShards are the keys of every shard of the gateways requested.
+func allShards(gateways []reconcile.Request) []shardKey {
+	keys := make([]shardKey, 0, len(gateways)*render.ShardCount)
+	for _, gw := range gateways {
+		for i := range render.ShardCount {
+			keys = append(keys, shardKey{Gateway: gw.NamespacedName, Index: i})
+		}
 	}
 	return keys
 }
 
 func gatewayShards(_ context.Context, o client.Object) []shardKey {
-	return allShards(client.ObjectKeyFromObject(o))
+	return allShards([]reconcile.Request{{NamespacedName: client.ObjectKeyFromObject(o)}})
 }
 
 func (r *PolicyShardReconciler) catalogShards(ctx context.Context, o client.Object) []shardKey {
@@ -85,11 +86,7 @@ func (r *PolicyShardReconciler) catalogShards(ctx context.Context, o client.Obje
 	if err != nil {
 		return nil
 	}
-	var keys []shardKey
-	for i := range gateways {
-		keys = append(keys, allShards(client.ObjectKeyFromObject(&gateways[i]))...)
-	}
-	return keys
+	return allShards(requestsFor(gateways, nil))
 }
 
 // namespaceShards maps a namespace's labels to the shards of the gateways
@@ -99,13 +96,7 @@ func (r *PolicyShardReconciler) namespaceShards(ctx context.Context, _ client.Ob
 	if err := r.Client.List(ctx, &list, client.UnsafeDisableDeepCopy); err != nil {
 		return nil
 	}
-	var keys []shardKey
-	for i := range list.Items {
-		if policyplan.NeedsNamespaceLabels(&list.Items[i]) {
-			keys = append(keys, allShards(client.ObjectKeyFromObject(&list.Items[i]))...)
-		}
-	}
-	return keys
+	return allShards(requestsFor(list.Items, policyplan.NeedsNamespaceLabels))
 }
 
 // configMapShard maps a shard ConfigMap to its key: the gateway that

@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -56,6 +57,9 @@ func newAuditProbeClient() *http.Client {
 // reconcileAudit asks every running gateway pod for its audit state and
 // sets AuditReady from the answers. It writes nothing.
 func (r *PopulationGatewayReconciler) reconcileAudit(ctx context.Context, s *gatewayState) error {
+	// Only a gateway with a Redis store is asked where its pods count the
+	// limits (RateLimitShared).
+	limits := render.GatewayRedis(s.gw) != nil
 	var pods corev1.PodList
 	if err := r.Client.List(ctx, &pods, client.InNamespace(s.gw.Namespace), client.MatchingLabels{
 		render.LabelGateway:   render.GatewayLabelValue(s.gw.Name),
@@ -63,13 +67,13 @@ func (r *PopulationGatewayReconciler) reconcileAudit(ctx context.Context, s *gat
 	}); err != nil {
 		s.setCondition(popv1.ConditionAuditReady, metav1.ConditionUnknown, popv1.ReasonAuditStateUnknown,
 			"Listing the gateway pods failed and will be retried.")
-		if sharedRateLimits(s.gw) {
+		if limits {
 			s.setCondition(popv1.ConditionRateLimitShared, metav1.ConditionUnknown, popv1.ReasonRateLimitStateUnknown,
 				"Listing the gateway pods failed and will be retried.")
 		}
 		return fmt.Errorf("listing the gateway pods: %w", err)
 	}
-	obs := auditObservation{replicas: gatewayReplicas(s.gw), port: r.auditProbePort()}
+	obs := auditObservation{replicas: render.GatewayReplicas(s.gw), port: r.auditProbePort()}
 	var ask []*corev1.Pod
 	for i := range pods.Items {
 		pod := &pods.Items[i]
@@ -81,18 +85,18 @@ func (r *PopulationGatewayReconciler) reconcileAudit(ctx context.Context, s *gat
 			ask = append(ask, pod)
 		}
 	}
-	obs.probed = r.probeAudit(ctx, ask, sharedRateLimits(s.gw))
+	obs.probed = r.probeAudit(ctx, ask, limits)
 	status, reason, message, refresh := auditReady(obs)
 	s.setCondition(popv1.ConditionAuditReady, status, reason, message)
 	if refresh {
-		s.wakeAt = append(s.wakeAt, s.now.Add(auditRefresh))
+		s.wakeUpAt(s.now.Add(auditRefresh))
 	}
-	if sharedRateLimits(s.gw) {
+	if limits {
 		status, reason, message := rateLimitShared(obs)
 		s.setCondition(popv1.ConditionRateLimitShared, status, reason, message)
 		// A pod falls back to its share, or back, without any pod event:
 		// only asking again sees it.
-		s.wakeAt = append(s.wakeAt, s.now.Add(r.rateLimitRefresh()))
+		s.wakeUpAt(s.now.Add(r.rateLimitRefresh()))
 	}
 	return nil
 }
@@ -104,10 +108,9 @@ func (r *PopulationGatewayReconciler) probeAudit(ctx context.Context, pods []*co
 	sem := make(chan struct{}, auditProbeParallel)
 	var wg sync.WaitGroup
 	for i, pod := range pods {
-		wg.Add(1)
 		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
+		wg.Go(func() {
+			defer func() { <-sem }()
 			out[i] = podAudit{pod: pod.Name}
 			if limits {
 				out[i].limits, out[i].limitsErr = r.getRateLimitState(ctx, pod.Status.PodIP)
@@ -118,7 +121,7 @@ func (r *PopulationGatewayReconciler) probeAudit(ctx context.Context, pods []*co
 				return
 			}
 			out[i].state = state
-		}()
+		})
 	}
 	wg.Wait()
 	return out
@@ -166,16 +169,5 @@ func (r *PopulationGatewayReconciler) getPodJSON(ctx context.Context, podIP, pat
 }
 
 func (r *PopulationGatewayReconciler) auditProbePort() int {
-	if r.AuditProbePort != 0 {
-		return r.AuditProbePort
-	}
-	return DefaultAuditProbePort
-}
-
-// gatewayReplicas is spec.replicas, defaulted.
-func gatewayReplicas(gw *popv1.PopulationGateway) int32 {
-	if gw.Spec.Replicas != nil {
-		return *gw.Spec.Replicas
-	}
-	return 2
+	return cmp.Or(r.AuditProbePort, DefaultAuditProbePort)
 }

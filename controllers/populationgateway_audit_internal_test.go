@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -116,7 +117,8 @@ func TestAuditReady(t *testing.T) {
 // with its reason, over any other problem; Unknown leaves Ready alone.
 func TestGatewayReadyFollowsAuditReady(t *testing.T) {
 	base := func() *gatewayState {
-		s := &gatewayState{gw: &popv1.PopulationGateway{ObjectMeta: metav1.ObjectMeta{Generation: 2}}, conditions: map[string]metav1.Condition{}}
+		gw := &popv1.PopulationGateway{ObjectMeta: metav1.ObjectMeta{Generation: 2}}
+		s := &gatewayState{observations: newObservations(gw, time.Time{}), gw: gw}
 		for _, c := range []string{popv1.ConditionCertificateReady, popv1.ConditionAvailable, popv1.ConditionPolicyReady} {
 			s.setCondition(c, metav1.ConditionTrue, "OK", c)
 		}

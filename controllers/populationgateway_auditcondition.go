@@ -102,12 +102,10 @@ func auditReady(o auditObservation) (metav1.ConditionStatus, string, string, boo
 // sinks names the pods' sinks: one, or several during a rollout that
 // changes it.
 func sinks(pods []podAudit) string {
-	var names []string
-	for _, p := range pods {
-		if !slices.Contains(names, p.state.Sink) {
-			names = append(names, p.state.Sink)
-		}
+	names := make([]string, len(pods))
+	for i, p := range pods {
+		names[i] = p.state.Sink
 	}
 	slices.Sort(names)
-	return strings.Join(names, " and ")
+	return strings.Join(slices.Compact(names), " and ")
 }

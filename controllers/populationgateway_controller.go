@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"time"
 
@@ -30,21 +29,16 @@ type PopulationGatewayReconciler struct {
 	// know is taken by someone else's object.
 	APIReader client.Reader
 	Clock     clock.PassiveClock
-	// GatewayImage is the image of gateways that do not set spec.image.
-	GatewayImage string
 	// Recorder emits the Warning event of a gateway whose audit sink fails.
 	Recorder events.EventRecorder
-	// Manager names the operator's own pods, which the gateway's
-	// NetworkPolicy lets reach the pods' metrics port.
-	Manager render.ManagerPeer
-	// AuditProbePort is the pods' port of GET /auditz;
-	// DefaultAuditProbePort when 0. Tests point it at a local server.
-	AuditProbePort int
+	// GatewayImage, Manager, AuditProbePort (tests point it at a local
+	// server) and RateLimitRefresh are the Options of the same names.
+	GatewayImage     string
+	Manager          render.ManagerPeer
+	AuditProbePort   int
+	RateLimitRefresh time.Duration
 	// AuditProbeClient asks the pods; newAuditProbeClient's when nil.
 	AuditProbeClient *http.Client
-	// RateLimitRefresh is how often a gateway with a Redis store is asked
-	// again for RateLimitShared; DefaultRateLimitRefresh when 0.
-	RateLimitRefresh time.Duration
 
 	// auditKeys are the gateways (by name, with their UID: a gateway made
 	// again under the same name checks again) whose audit key Secret is
@@ -67,24 +61,16 @@ type PopulationGatewayReconciler struct {
 
 // gatewayState is what one reconcile of a gateway learns, phase by phase.
 type gatewayState struct {
+	observations
 	gw      *popv1.PopulationGateway
-	now     time.Time
 	catalog *popv1.FieldCatalog
 
-	conditions        map[string]metav1.Condition
 	activeConnections int32
 	policyVersion     string
 	availableReplicas int32
-	wakeAt            []time.Time
 	// auditKeyConflict is set when the audit key's name is taken by a
 	// Secret the gateway does not control.
 	auditKeyConflict error
-}
-
-func (s *gatewayState) setCondition(condType string, status metav1.ConditionStatus, reason, message string) {
-	s.conditions[condType] = metav1.Condition{
-		Type: condType, Status: status, Reason: reason, Message: message, ObservedGeneration: s.gw.Generation,
-	}
 }
 
 // Reconcile brings one gateway's children, policy and status in line.
@@ -100,26 +86,14 @@ func (r *PopulationGatewayReconciler) Reconcile(ctx context.Context, req ctrl.Re
 	if !gw.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, nil
 	}
-	s := &gatewayState{gw: gw, now: r.Clock.Now(), conditions: map[string]metav1.Condition{}}
-	var errs []error
-	for _, phase := range []func(context.Context, *gatewayState) error{
+	s := &gatewayState{observations: newObservations(gw, r.Clock.Now()), gw: gw}
+	return runPhases(ctx, s, &s.observations, r.patchStatus,
 		r.resolveCatalog,
 		r.reconcileAuditKey,
 		r.reconcileWorkload,
 		r.reconcilePolicy,
 		r.reconcileAudit,
-	} {
-		if err := phase(ctx, s); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if err := r.patchStatus(ctx, s, len(errs) == 0); err != nil {
-		errs = append(errs, err)
-	}
-	if err := errors.Join(errs...); err != nil {
-		return ctrl.Result{}, err
-	}
-	return ctrl.Result{RequeueAfter: nextWake(s.now, s.wakeAt)}, nil
+	)
 }
 
 func (r *PopulationGatewayReconciler) resolveCatalog(ctx context.Context, s *gatewayState) (err error) {
@@ -127,18 +101,12 @@ func (r *PopulationGatewayReconciler) resolveCatalog(ctx context.Context, s *gat
 	return err
 }
 
-// applyOwned applies a child the gateway controls, reading the live one
-// from the cache first so that an unchanged child costs no write. A child
-// whose name is held by an object the gateway does not control is left
-// alone (errNameConflict).
+// applyOwned applies a child the gateway controls. A child whose name is
+// held by an object the gateway does not control is left alone
+// (errNameConflict).
 func (r *PopulationGatewayReconciler) applyOwned(ctx context.Context, gw *popv1.PopulationGateway, desired client.Object) error {
 	desired.SetOwnerReferences([]metav1.OwnerReference{controllerRef(gw, "PopulationGateway")})
-	live := desired.DeepCopyObject().(client.Object)
-	exists, err := getCached(ctx, r.Client, client.ObjectKeyFromObject(desired), live)
-	if err != nil {
-		return err
-	}
-	return newWriter(r.Client, r.APIReader).writeOwned(ctx, desired, ifExists(exists, live), gatewayOwns(gw), readFirst)
+	return newWriter(r.Client, r.APIReader).writeOwned(ctx, desired, gatewayOwns(gw), readFirst)
 }
 
 // gatewayOwns says whether an object is one of gw's children: controlled

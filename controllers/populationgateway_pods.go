@@ -100,10 +100,8 @@ func auditPodFields(obj any) (any, error) {
 			PodIPs: pod.Status.PodIPs,
 		},
 	}
-	for _, c := range pod.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			slim.Status.Conditions = []corev1.PodCondition{{Type: c.Type, Status: c.Status}}
-		}
+	if ready := podReady(pod); ready != "" {
+		slim.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: ready}}
 	}
 	return slim, nil
 }

@@ -46,28 +46,25 @@ func (r *PopulationGatewayReconciler) reconcilePolicy(ctx context.Context, s *ga
 	// In index order, as render.PolicyVersion expects.
 	slices.SortFunc(docs, func(a, b render.ShardDocument) int { return a.Index - b.Index })
 	s.policyVersion = render.PolicyVersion(s.gw.Name, docs)
-	if failed := r.failures.of(client.ObjectKeyFromObject(s.gw)); len(failed) > 0 {
+	switch failed := r.failures.of(client.ObjectKeyFromObject(s.gw)); {
+	case len(failed) > 0:
 		s.setCondition(popv1.ConditionPolicyReady, metav1.ConditionFalse, popv1.ReasonPending,
 			"Writing the policy shards failed and will be retried: "+strings.Join(failed, "; "))
-		return nil
-	}
-	if len(uncounted) > 0 {
+	case len(uncounted) > 0:
 		// Written by an operator before the counts; the shard reconciler
 		// rewrites them, and each rewrite brings this reconciler back.
 		slices.Sort(uncounted)
 		s.setCondition(popv1.ConditionPolicyReady, metav1.ConditionFalse, popv1.ReasonPending,
 			"Waiting for the policy shards to be rewritten with their counts: "+strings.Join(uncounted, ", "))
-		return nil
-	}
-	if s.catalog == nil {
+	case s.catalog == nil:
 		s.setCondition(popv1.ConditionPolicyReady, metav1.ConditionFalse, popv1.ReasonCatalogNotFound, fmt.Sprintf(
 			"FieldCatalog %q (spec.catalogRef) does not exist, so no connection is admitted; create it or correct spec.catalogRef.",
 			s.gw.Spec.CatalogRef.Name))
-		return nil
+	default:
+		s.setCondition(popv1.ConditionPolicyReady, metav1.ConditionTrue, popv1.ReasonProgrammed, fmt.Sprintf(
+			"%d agencies (%d with access) are written to %d policy shards, version %s.",
+			agencies, s.activeConnections, len(docs), s.policyVersion))
 	}
-	s.setCondition(popv1.ConditionPolicyReady, metav1.ConditionTrue, popv1.ReasonProgrammed, fmt.Sprintf(
-		"%d agencies (%d with access) are written to %d policy shards, version %s.",
-		agencies, s.activeConnections, len(docs), s.policyVersion))
 	return nil
 }
 

@@ -75,7 +75,7 @@ func TestGatewayPolicyStatus(t *testing.T) {
 			if tc.failed != nil {
 				r.failures.record(context.Background(), *tc.failed, errors.New("name taken"))
 			}
-			s := &gatewayState{gw: gw, now: time.Unix(0, 0), catalog: tc.catalog, conditions: map[string]metav1.Condition{}}
+			s := &gatewayState{observations: newObservations(gw, time.Unix(0, 0)), gw: gw, catalog: tc.catalog}
 			if err := r.reconcilePolicy(context.Background(), s); err != nil {
 				t.Fatal(err)
 			}

@@ -24,11 +24,6 @@ import (
 // serving), so only asking again sees it.
 const DefaultRateLimitRefresh = 30 * time.Second
 
-// sharedRateLimits is whether the gateway's pods should count in Redis.
-func sharedRateLimits(gw *popv1.PopulationGateway) bool {
-	return gw.Spec.RateLimitStore != nil && gw.Spec.RateLimitStore.Redis != nil
-}
-
 func (r *PopulationGatewayReconciler) rateLimitRefresh() time.Duration {
 	if r.RateLimitRefresh > 0 {
 		return r.RateLimitRefresh

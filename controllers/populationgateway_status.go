@@ -6,13 +6,11 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	popv1 "github.com/popconnect/popconnect/api/v1alpha1"
+	"github.com/popconnect/popconnect/internal/render"
 )
 
 // gatewayReady is True when the serving certificate is issued, pods are
@@ -23,12 +21,10 @@ import (
 func gatewayReady(s *gatewayState) metav1.Condition {
 	var notReady []string
 	for _, t := range []string{popv1.ConditionCertificateReady, popv1.ConditionAvailable, popv1.ConditionPolicyReady} {
-		c, ok := s.conditions[t]
-		if !ok {
+		switch c, ok := s.conditions[t]; {
+		case !ok:
 			notReady = append(notReady, t+": not yet known")
-			continue
-		}
-		if c.Status != metav1.ConditionTrue {
+		case c.Status != metav1.ConditionTrue:
 			notReady = append(notReady, fmt.Sprintf("%s: %s", t, c.Message))
 		}
 	}
@@ -54,7 +50,7 @@ func (r *PopulationGatewayReconciler) patchStatus(ctx context.Context, s *gatewa
 	status := *s.gw.Status.DeepCopy()
 	s.conditions[popv1.ConditionReady] = gatewayReady(s)
 	setConditions(&status.Conditions, s.conditions)
-	if !sharedRateLimits(s.gw) {
+	if render.GatewayRedis(s.gw) == nil {
 		// Said only of a gateway with a Redis store: gone with the store.
 		meta.RemoveStatusCondition(&status.Conditions, popv1.ConditionRateLimitShared)
 	}
@@ -66,24 +62,12 @@ func (r *PopulationGatewayReconciler) patchStatus(ctx context.Context, s *gatewa
 	if succeeded {
 		status.ObservedGeneration = s.gw.Generation
 	}
-	if equality.Semantic.DeepEqual(status, s.gw.Status) {
-		return nil
+	before := s.gw.Status.Conditions
+	if wrote, err := writeStatus(ctx, r.Client, s.gw, &s.gw.Status, status); err != nil || !wrote {
+		return err
 	}
-	evented := []string{popv1.ConditionAuditReady, popv1.ConditionRateLimitShared}
-	before := make([]*metav1.Condition, len(evented))
-	for i, t := range evented {
-		before[i] = meta.FindStatusCondition(s.gw.Status.Conditions, t)
-	}
-	patch := client.MergeFrom(s.gw.DeepCopy())
-	s.gw.Status = status
-	if err := r.Client.Status().Patch(ctx, s.gw, patch); err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil
-		}
-		return fmt.Errorf("patching status: %w", err)
-	}
-	for i, t := range evented {
-		r.recordTransitionEvent(s.gw, before[i], meta.FindStatusCondition(status.Conditions, t))
+	for _, t := range []string{popv1.ConditionAuditReady, popv1.ConditionRateLimitShared} {
+		r.recordTransitionEvent(s.gw, meta.FindStatusCondition(before, t), meta.FindStatusCondition(s.gw.Status.Conditions, t))
 	}
 	return nil
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
@@ -94,25 +93,20 @@ func (r *PopulationGatewayReconciler) reconcileWorkload(ctx context.Context, s *
 		render.GatewayRole(gw),
 		render.GatewayRoleBinding(gw),
 		render.GatewayServingCertificate(gw),
-		render.GatewayDeployment(gw, render.GatewayOptions{DefaultImage: r.GatewayImage}),
-		render.GatewayService(gw),
-		render.GatewayPodDisruptionBudget(gw),
-		egress.Policy,
 	}
-	var conflicts []error
-	if s.auditKeyConflict != nil {
-		conflicts = append(conflicts, s.auditKeyConflict)
+	var conflicts []string
+	if s.auditKeyConflict == nil {
+		desired = append(desired, render.GatewayDeployment(gw, render.GatewayOptions{DefaultImage: r.GatewayImage}))
+	} else {
 		// Without the key it would mount, no Deployment is written.
-		desired = slices.DeleteFunc(desired, func(o client.Object) bool {
-			_, ok := o.(*appsv1.Deployment)
-			return ok
-		})
+		conflicts = append(conflicts, s.auditKeyConflict.Error())
 	}
+	desired = append(desired, render.GatewayService(gw), render.GatewayPodDisruptionBudget(gw), egress.Policy)
 	for _, obj := range desired {
 		err := r.applyOwned(ctx, gw, obj)
 		switch {
 		case errors.Is(err, errNameConflict):
-			conflicts = append(conflicts, err)
+			conflicts = append(conflicts, err.Error())
 		case err != nil:
 			s.setCondition(popv1.ConditionAvailable, metav1.ConditionFalse, popv1.ReasonPending,
 				"Writing the gateway's objects failed and will be retried: "+err.Error())
@@ -125,24 +119,21 @@ func (r *PopulationGatewayReconciler) reconcileWorkload(ctx context.Context, s *
 	}
 	if len(conflicts) > 0 {
 		// Only the other objects' owners can fix this; look again later.
-		s.wakeAt = append(s.wakeAt, s.now.Add(nameConflictRecheck))
+		s.wakeUpAt(s.now.Add(nameConflictRecheck))
 		s.setCondition(popv1.ConditionAvailable, metav1.ConditionFalse, popv1.ReasonNameConflict,
-			joinErrors(conflicts)+".")
+			strings.Join(conflicts, "; ")+".")
 		return nil
 	}
 	return r.observeDeployment(ctx, s, names.Deployment)
 }
 
 func (r *PopulationGatewayReconciler) observeServingCertificate(ctx context.Context, s *gatewayState, name string) error {
+	// An absent Certificate stays empty: it has no Ready condition.
 	cert := &cmapi.Certificate{}
-	found, err := getCached(ctx, r.Client, client.ObjectKey{Namespace: s.gw.Namespace, Name: name}, cert)
-	if err != nil {
+	if _, err := getCached(ctx, r.Client, client.ObjectKey{Namespace: s.gw.Namespace, Name: name}, cert); err != nil {
 		return err
 	}
-	ready := (*cmapi.CertificateCondition)(nil)
-	if found {
-		ready = certificateCondition(cert, cmapi.CertificateConditionReady)
-	}
+	ready := certificateCondition(cert, cmapi.CertificateConditionReady)
 	if ready == nil || ready.Status != cmmeta.ConditionTrue {
 		msg := fmt.Sprintf("cert-manager is issuing the serving Certificate %s.", name)
 		if ready != nil && ready.Message != "" {
@@ -160,20 +151,18 @@ func (r *PopulationGatewayReconciler) observeServingCertificate(ctx context.Cont
 }
 
 func (r *PopulationGatewayReconciler) observeDeployment(ctx context.Context, s *gatewayState, name string) error {
+	// An absent Deployment stays empty: no pod available, no condition.
 	dep := &appsv1.Deployment{}
-	found, err := getCached(ctx, r.Client, client.ObjectKey{Namespace: s.gw.Namespace, Name: name}, dep)
-	if err != nil {
+	if _, err := getCached(ctx, r.Client, client.ObjectKey{Namespace: s.gw.Namespace, Name: name}, dep); err != nil {
 		return err
 	}
-	want := gatewayReplicas(s.gw)
-	if found {
-		s.availableReplicas = dep.Status.AvailableReplicas
-	}
+	want := render.GatewayReplicas(s.gw)
+	s.availableReplicas = dep.Status.AvailableReplicas
 	switch {
 	case want == 0:
 		s.setCondition(popv1.ConditionAvailable, metav1.ConditionFalse, popv1.ReasonScaledToZero,
 			"spec.replicas is 0: no gateway pod runs.")
-	case found && deploymentAvailable(dep):
+	case deploymentAvailable(dep):
 		s.setCondition(popv1.ConditionAvailable, metav1.ConditionTrue, popv1.ConditionAvailable,
 			fmt.Sprintf("%d of %d gateway pods are available.", dep.Status.AvailableReplicas, want))
 	default:
@@ -193,13 +182,4 @@ func deploymentAvailable(dep *appsv1.Deployment) bool {
 		}
 	}
 	return false
-}
-
-// joinErrors is the errors' messages on one line, for a condition message.
-func joinErrors(errs []error) string {
-	msgs := make([]string, 0, len(errs))
-	for _, err := range errs {
-		msgs = append(msgs, err.Error())
-	}
-	return strings.Join(msgs, "; ")
 }

@@ -13,11 +13,8 @@ import (
 var now = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
 
 func stateWith(mutate func(*connState)) *connState {
-	s := &connState{
-		conn:       &popv1.AgencyConnection{ObjectMeta: metav1.ObjectMeta{Generation: 3}},
-		now:        now,
-		conditions: map[string]metav1.Condition{},
-	}
+	conn := &popv1.AgencyConnection{ObjectMeta: metav1.ObjectMeta{Generation: 3}}
+	s := &connState{observations: newObservations(conn, now), conn: conn}
 	s.verdict = &policyplan.Verdict{Connection: s.conn}
 	for _, t := range []string{popv1.ConditionCertificateReady, popv1.ConditionFieldsValid, popv1.ConditionNetworkReady, popv1.ConditionProgrammed} {
 		s.setCondition(t, metav1.ConditionTrue, "OK", t+" ok")

@@ -63,7 +63,7 @@ func Plan(in Input) *Result {
 	// would copy the verdicts about a dozen times.
 	res := &Result{Gateway: in.GatewayKey, Verdicts: make([]Verdict, 0, len(in.Connections))}
 	for _, conn := range in.Connections {
-		if ns, name := render.GatewayKey(conn); ns != in.GatewayKey.Namespace || name != in.GatewayKey.Name {
+		if render.GatewayKey(conn) != in.GatewayKey {
 			continue
 		}
 		if !conn.DeletionTimestamp.IsZero() {

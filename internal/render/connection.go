@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	popv1 "github.com/popconnect/popconnect/api/v1alpha1"
@@ -58,12 +59,12 @@ const (
 
 // GatewayKey resolves a connection's gatewayRef: the namespace defaults to
 // the connection's own.
-func GatewayKey(conn *popv1.AgencyConnection) (namespace, name string) {
+func GatewayKey(conn *popv1.AgencyConnection) types.NamespacedName {
 	ns := conn.Spec.GatewayRef.Namespace
 	if ns == "" {
 		ns = conn.Namespace
 	}
-	return ns, conn.Spec.GatewayRef.Name
+	return types.NamespacedName{Namespace: ns, Name: conn.Spec.GatewayRef.Name}
 }
 
 // ConnectionLabels are the labels of every object made for a connection.

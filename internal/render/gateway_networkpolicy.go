@@ -187,7 +187,7 @@ func peersOnPort(peers []networkingv1.NetworkPolicyPeer, port int32) *networking
 // (spec's port, else the address's). It returns a problem sentence, and no
 // rule, for a store without peers; neither without a store.
 func gatewayRedisRule(gw *popv1.PopulationGateway) (*networkingv1.NetworkPolicyEgressRule, string) {
-	r := gatewayRedis(gw)
+	r := GatewayRedis(gw)
 	if r == nil {
 		return nil, ""
 	}

@@ -221,10 +221,7 @@ func GatewayDeployment(gw *popv1.PopulationGateway, opts GatewayOptions) *appsv1
 	if opts.PolicyVersion != "" {
 		meta.Annotations = map[string]string{GatewayPolicyVersionAnnotation: opts.PolicyVersion}
 	}
-	replicas := int32(gatewayDefaultReplicas)
-	if gw.Spec.Replicas != nil {
-		replicas = *gw.Spec.Replicas
-	}
+	replicas := GatewayReplicas(gw)
 	// The pods carry the managed-by and gateway labels too (not in the
 	// selector, which cannot change): the operator's pod cache holds only
 	// managed-by=popconnect pods and maps each to its gateway by the
@@ -366,9 +363,17 @@ func gatewayArgs(gw *popv1.PopulationGateway, port int32) []string {
 	return append(args, gatewayRateLimitArgs(gw)...)
 }
 
-// gatewayRedis is gw's Redis rate-limit store, nil when each replica
+// GatewayReplicas is spec.replicas, defaulted.
+func GatewayReplicas(gw *popv1.PopulationGateway) int32 {
+	if gw.Spec.Replicas != nil {
+		return *gw.Spec.Replicas
+	}
+	return gatewayDefaultReplicas
+}
+
+// GatewayRedis is gw's Redis rate-limit store, nil when each replica
 // counts alone.
-func gatewayRedis(gw *popv1.PopulationGateway) *popv1.RedisRateLimitStoreSpec {
+func GatewayRedis(gw *popv1.PopulationGateway) *popv1.RedisRateLimitStoreSpec {
 	if gw.Spec.RateLimitStore == nil {
 		return nil
 	}
@@ -381,7 +386,7 @@ func gatewayRedis(gw *popv1.PopulationGateway) *popv1.RedisRateLimitStoreSpec {
 // that divides the limits while Redis is unreachable (a change of
 // spec.replicas therefore rolls the pods).
 func gatewayRateLimitArgs(gw *popv1.PopulationGateway) []string {
-	r := gatewayRedis(gw)
+	r := GatewayRedis(gw)
 	if r == nil {
 		return nil
 	}
@@ -393,10 +398,7 @@ func gatewayRateLimitArgs(gw *popv1.PopulationGateway) []string {
 	if r.DB != nil {
 		db = *r.DB
 	}
-	replicas := int32(gatewayDefaultReplicas)
-	if gw.Spec.Replicas != nil {
-		replicas = max(1, *gw.Spec.Replicas)
-	}
+	replicas := max(1, GatewayReplicas(gw))
 	args := []string{
 		fmt.Sprintf("--ratelimit-redis-url=%s://%s/%d", scheme, r.Address, db),
 		"--ratelimit-redis-key-prefix=popconnect:" + gw.Namespace + "/" + gw.Name + ":",
@@ -441,7 +443,7 @@ func gatewayVolumes(gw *popv1.PopulationGateway, names GatewayNames) ([]corev1.V
 		secrets = append(secrets, secretVolume{"audit-postgres", pg.URLSecretRef.Name, gatewayAuditPostgresDir,
 			[]corev1.KeyToPath{{Key: pg.URLSecretRef.Key, Path: gatewayAuditPostgresFile}}})
 	}
-	if r := gatewayRedis(gw); r != nil {
+	if r := GatewayRedis(gw); r != nil {
 		if ref := r.PasswordSecretRef; ref != nil {
 			secrets = append(secrets, secretVolume{"ratelimit-redis", ref.Name, gatewayRedisPasswordDir,
 				[]corev1.KeyToPath{{Key: ref.Key, Path: gatewayRedisPasswordFile}}})
