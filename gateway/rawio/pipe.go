@@ -92,7 +92,7 @@ func descriptor(f *os.File) (uintptr, error) {
 	return fd, nil
 }
 
-// Write writes p whole, waiting in the poller while the pipe is full.
+// Write writes b whole, waiting in the poller while the pipe is full.
 // It fails once the reader has gone (EPIPE) or the writer is closed.
 func (p *PipeWriter) Write(b []byte) (int, error) {
 	if len(b) == 0 {

@@ -15,14 +15,40 @@ import (
 )
 
 // blockingPipe is a pipe whose ends are blocking, as a process's stdout
-// is (os.Pipe's are not: it registers them with the poller).
+// is (os.Pipe's are not: it registers them with the poller), closed at
+// the end of the test.
 func blockingPipe(t *testing.T) (r, w *os.File) {
 	t.Helper()
 	var fds [2]int
 	if err := syscall.Pipe2(fds[:], syscall.O_CLOEXEC); err != nil {
 		t.Fatal(err)
 	}
-	return os.NewFile(uintptr(fds[0]), "pipe-r"), os.NewFile(uintptr(fds[1]), "pipe-w")
+	r, w = os.NewFile(uintptr(fds[0]), "pipe-r"), os.NewFile(uintptr(fds[1]), "pipe-w")
+	t.Cleanup(func() { r.Close(); w.Close() })
+	return r, w
+}
+
+// pipeWriter is a blocking pipe and OpenPipe's writer for it, closed at
+// the end of the test.
+func pipeWriter(t *testing.T) (r, pw *os.File, w io.WriteCloser) {
+	t.Helper()
+	r, pw = blockingPipe(t)
+	w, err := OpenPipe(pw)
+	if err != nil || w == nil {
+		t.Fatalf("OpenPipe(pipe) = %v, %v", w, err)
+	}
+	t.Cleanup(func() { w.Close() })
+	return r, pw, w
+}
+
+// rawConn is f's syscall.RawConn.
+func rawConn(t *testing.T, f *os.File) syscall.RawConn {
+	t.Helper()
+	rc, err := f.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rc
 }
 
 func skipUnderRace(t *testing.T) {
@@ -52,14 +78,7 @@ func TestOpenPipeOnlyPipes(t *testing.T) {
 			t.Errorf("OpenPipe(%s) = %v, %v; want nil, nil", f.Name(), w, err)
 		}
 	}
-	r, pw := blockingPipe(t)
-	defer r.Close()
-	defer pw.Close()
-	w, err := OpenPipe(pw)
-	if err != nil || w == nil {
-		t.Fatalf("OpenPipe(pipe) = %v, %v", w, err)
-	}
-	w.Close()
+	pipeWriter(t) // fails the test unless it is a PipeWriter
 }
 
 // TestPipeWriterWritesWhole: writes far larger than the pipe's buffer,
@@ -68,13 +87,7 @@ func TestOpenPipeOnlyPipes(t *testing.T) {
 // it do not start failing with EAGAIN.
 func TestPipeWriterWritesWhole(t *testing.T) {
 	skipUnderRace(t)
-	r, pw := blockingPipe(t)
-	defer r.Close()
-	defer pw.Close()
-	w, err := OpenPipe(pw)
-	if err != nil || w == nil {
-		t.Fatalf("OpenPipe: %v %v", w, err)
-	}
+	r, pw, w := pipeWriter(t)
 	var want bytes.Buffer
 	for i := range 300_000 {
 		want.WriteByte(byte('a' + i%26))
@@ -112,19 +125,9 @@ func TestPipeWriterWritesWhole(t *testing.T) {
 	if !bytes.Equal(got, want.Bytes()) {
 		t.Fatal("the bytes read differ from those written")
 	}
-	if nonBlockingFile(t, pw) {
+	if nonBlocking(rawConn(t, pw)) {
 		t.Fatal("OpenPipe made the original descriptor non-blocking")
 	}
-}
-
-// nonBlockingFile reports whether f's descriptor has O_NONBLOCK.
-func nonBlockingFile(t *testing.T, f *os.File) bool {
-	t.Helper()
-	rc, err := f.SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return nonBlocking(rc)
 }
 
 // TestPipeWriterReaderGone: once the reader has gone, a write fails with
@@ -132,13 +135,7 @@ func nonBlockingFile(t *testing.T, f *os.File) bool {
 // ignores SIGPIPE for descriptors other than stdout and stderr, lives on.
 func TestPipeWriterReaderGone(t *testing.T) {
 	skipUnderRace(t)
-	r, pw := blockingPipe(t)
-	defer pw.Close()
-	w, err := OpenPipe(pw)
-	if err != nil || w == nil {
-		t.Fatalf("OpenPipe: %v %v", w, err)
-	}
-	defer w.Close()
+	r, _, w := pipeWriter(t)
 	r.Close()
 	if _, err := w.Write([]byte("record\n")); !errors.Is(err, syscall.EPIPE) {
 		t.Fatalf("write with the reader gone: %v, want EPIPE", err)
@@ -149,13 +146,7 @@ func TestPipeWriterReaderGone(t *testing.T) {
 // waits in the poller, and Close ends it with an error.
 func TestPipeWriterCloseWakesWrite(t *testing.T) {
 	skipUnderRace(t)
-	r, pw := blockingPipe(t)
-	defer r.Close()
-	defer pw.Close()
-	w, err := OpenPipe(pw)
-	if err != nil || w == nil {
-		t.Fatalf("OpenPipe: %v %v", w, err)
-	}
+	r, _, w := pipeWriter(t)
 	done := make(chan error, 1)
 	go func() {
 		_, err := w.Write(make([]byte, 4<<20)) // more than any pipe holds
@@ -184,13 +175,9 @@ func TestPipeWriterCloseWakesWrite(t *testing.T) {
 // pipeQueued is the number of bytes waiting in the pipe r reads (FIONREAD).
 func pipeQueued(t *testing.T, r *os.File) int {
 	t.Helper()
-	rc, err := r.SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
 	var n int32
 	var errno syscall.Errno
-	if err := rc.Control(func(fd uintptr) {
+	if err := rawConn(t, r).Control(func(fd uintptr) {
 		_, _, errno = syscall.Syscall(syscall.SYS_IOCTL, fd, syscall.TIOCINQ, uintptr(unsafe.Pointer(&n)))
 	}); err != nil || errno != 0 {
 		t.Fatalf("FIONREAD: %v %v", err, errno)
