@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	popv1 "github.com/popconnect/popconnect/api/v1alpha1"
 	"github.com/popconnect/popconnect/internal/render"
@@ -62,8 +63,13 @@ func (r *PopulationGatewayReconciler) patchStatus(ctx context.Context, s *gatewa
 	if succeeded {
 		status.ObservedGeneration = s.gw.Generation
 	}
+	// The patch is refused (409) when the cache's copy, which the status
+	// and the events' "before" were computed from, is older than the
+	// object: a reconcile that starts before the cache has seen this
+	// reconciler's last patch would otherwise write that patch again and
+	// emit its Warning twice. The error requeues it, on a fresh copy.
 	before := s.gw.Status.Conditions
-	if wrote, err := writeStatus(ctx, r.Client, s.gw, &s.gw.Status, status); err != nil || !wrote {
+	if wrote, err := writeStatus(ctx, r.Client, s.gw, &s.gw.Status, status, client.MergeFromWithOptimisticLock{}); err != nil || !wrote {
 		return err
 	}
 	for _, t := range []string{popv1.ConditionAuditReady, popv1.ConditionRateLimitShared} {
