@@ -37,7 +37,7 @@ func appendRecord(b []byte, r *Record) []byte {
 		b = appendString(b, r.Reason)
 	}
 	b = append(b, `,"latencyMs":`...)
-	b = strconv.AppendFloat(b, float64(r.Latency.Microseconds())/1000, 'f', 3, 64)
+	b = appendMillis(b, r.Latency.Microseconds())
 	if r.Purpose != "" {
 		b = append(b, `,"purpose":`...)
 		b = appendString(b, r.Purpose)
@@ -146,6 +146,21 @@ func appendTime(b []byte, t time.Time) []byte {
 	b = append(b, '.')
 	b = appendDigits(b, t.Nanosecond()/1000, 6) // truncated, as AppendFormat does
 	return append(b, 'Z')
+}
+
+// appendMillis appends us microseconds as milliseconds with three
+// decimals: the bytes strconv.AppendFloat(b, float64(us)/1000, 'f', 3, 64)
+// gives, from integers (the float path was a tenth of a record's
+// encoding).
+func appendMillis(b []byte, us int64) []byte {
+	u := uint64(us)
+	if us < 0 {
+		b = append(b, '-')
+		u = -u
+	}
+	b = strconv.AppendUint(b, u/1000, 10)
+	b = append(b, '.')
+	return appendDigits(b, int(u%1000), 3)
 }
 
 // appendDigits appends v (0 <= v < 10^n) as n decimal digits.

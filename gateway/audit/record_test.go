@@ -1,7 +1,10 @@
 package audit
 
 import (
+	"math"
+	"math/big"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -114,6 +117,35 @@ func TestAppendTime(t *testing.T) {
 			t.Fatalf("appendTime(%v) = %s, want %s", tm, got, want)
 		}
 	}
+}
+
+// TestAppendMillis checks the integer formatting of a record's latency
+// against the float formatting it replaced, byte for byte.
+func TestAppendMillis(t *testing.T) {
+	cases := []int64{0, 1, 5, 999, 1000, 1001, 1234, 999_999, -1, -5, -1000, -1234,
+		math.MaxInt64, math.MinInt64 + 1, math.MinInt64}
+	rng := rand.New(rand.NewPCG(5, 6))
+	for range 100_000 {
+		cases = append(cases, rng.Int64N(1<<40)-1<<39)
+	}
+	for _, us := range cases {
+		got := string(appendMillis([]byte("x"), us))
+		want := "x" + strconv.FormatFloat(float64(us)/1000, 'f', 3, 64)
+		if us <= -1<<53 || us >= 1<<53 {
+			// Beyond float64's integers the float path rounds the value
+			// itself; the integers are exact (no request takes 285 years).
+			want = "x" + exactMillis(us)
+		}
+		if got != want {
+			t.Fatalf("appendMillis(%d) = %s, want %s", us, got, want)
+		}
+	}
+}
+
+// exactMillis formats us/1000 with three decimals through big arithmetic.
+func exactMillis(us int64) string {
+	r := new(big.Rat).SetFrac(big.NewInt(us), big.NewInt(1000))
+	return r.FloatString(3)
 }
 
 // BenchmarkAppendRecord encodes a lookup's record, as every request does.
