@@ -7,6 +7,7 @@ import (
 	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
@@ -133,7 +134,11 @@ func (r *AgencyConnectionReconciler) Reconcile(ctx context.Context, req ctrl.Req
 
 // runPhases runs every phase, whatever the others returned, then
 // patchStatus, told whether they all succeeded; then it requeues at the
-// earliest moment the status depends on.
+// earliest moment the status depends on. A status patch refused as a
+// conflict (its optimistic lock: the cached copy was older than the
+// object) after phases that all succeeded is no error: the object is
+// reconciled again on a fresh copy, without a "Reconciler error" in the
+// log for what is the lock doing its job.
 func runPhases[S any](ctx context.Context, s S, o *observations, patchStatus func(context.Context, S, bool) error, phases ...func(context.Context, S) error) (ctrl.Result, error) {
 	var errs []error
 	for _, phase := range phases {
@@ -142,6 +147,9 @@ func runPhases[S any](ctx context.Context, s S, o *observations, patchStatus fun
 		}
 	}
 	if err := patchStatus(ctx, s, len(errs) == 0); err != nil {
+		if apierrors.IsConflict(err) && len(errs) == 0 {
+			return ctrl.Result{Requeue: true}, nil
+		}
 		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {

@@ -1,10 +1,15 @@
 package controllers
 
 import (
+	"context"
+	"errors"
+	"slices"
 	"testing"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	popv1 "github.com/popconnect/popconnect/api/v1alpha1"
 	"github.com/popconnect/popconnect/internal/policyplan"
@@ -64,6 +69,54 @@ func TestNextWake(t *testing.T) {
 	for _, tc := range tests {
 		if got := nextWake(now, tc.at); got != tc.want {
 			t.Errorf("%s: got %v, want %v", tc.desc, got, tc.want)
+		}
+	}
+}
+
+// TestRunPhasesConflict: a status patch refused by its optimistic lock
+// after phases that all succeeded requeues without an error; any other
+// failure is still the reconcile's error.
+func TestRunPhasesConflict(t *testing.T) {
+	conflict := apierrors.NewConflict(schema.GroupResource{Group: "popconnect.io", Resource: "populationgateways"}, "gw", errors.New("the object has been modified"))
+	phaseErr := errors.New("applying the Deployment: boom")
+	patchErr := errors.New("patching status: connection refused")
+	tests := []struct {
+		desc        string
+		phase       error
+		patch       error
+		wantErr     []error
+		wantRequeue bool
+		wantAfter   time.Duration
+	}{
+		{desc: "all good", wantAfter: time.Minute + time.Second},
+		{desc: "conflict after good phases", patch: conflict, wantRequeue: true},
+		{desc: "conflict after a failed phase", phase: phaseErr, patch: conflict, wantErr: []error{phaseErr, conflict}},
+		{desc: "other patch error", patch: patchErr, wantErr: []error{patchErr}},
+		{desc: "failed phase", phase: phaseErr, wantErr: []error{phaseErr}},
+	}
+	for _, tc := range tests {
+		o := newObservations(&metav1.ObjectMeta{}, now)
+		o.wakeAt = []time.Time{now.Add(time.Minute)}
+		var told []bool
+		res, err := runPhases(context.Background(), &o, &o,
+			func(_ context.Context, _ *observations, succeeded bool) error {
+				told = append(told, succeeded)
+				return tc.patch
+			},
+			func(context.Context, *observations) error { return tc.phase })
+		if want := []bool{tc.phase == nil}; !slices.Equal(told, want) {
+			t.Errorf("%s: patchStatus told %v, want %v", tc.desc, told, want)
+		}
+		for _, w := range tc.wantErr {
+			if !errors.Is(err, w) {
+				t.Errorf("%s: error %v does not wrap %v", tc.desc, err, w)
+			}
+		}
+		if len(tc.wantErr) == 0 && err != nil {
+			t.Errorf("%s: error %v, want none", tc.desc, err)
+		}
+		if res.Requeue != tc.wantRequeue || res.RequeueAfter != tc.wantAfter { //nolint:staticcheck // Requeue is what the conflict case sets
+			t.Errorf("%s: result %+v, want Requeue %v, RequeueAfter %v", tc.desc, res, tc.wantRequeue, tc.wantAfter)
 		}
 	}
 }
