@@ -14,7 +14,8 @@
 # PROFILE=1 to also write a CPU profile of the gateway run (gateway.pprof in
 # the work directory, which is then kept; with AUDIT_POSTGRES=1 also
 # gateway-pg.pprof, of the PostgreSQL gateway), ROUNDS (1): run every target
-# ROUNDS times, interleaved, each leg DURATION long, and report the means,
+# ROUNDS times, interleaved (even rounds in reverse order; an even ROUNDS
+# balances the order), each leg DURATION long, and report the means,
 # so that a load change on a shared machine hits all targets alike;
 # BASELINE_GATEWAY=path/to/gateway adds that binary as a fourth target
 # (e.g. one built from the previous commit) for a side-by-side comparison;
@@ -407,7 +408,16 @@ declare -A sum_rps sum_p50 sum_p99 sum_ok sum_err sum_user sum_sys sum_writes
 declare -A pin_busy0 pin_total0 pin_busy1 pin_total1
 pg_db_ticks=0
 for ((round = 1; round <= ROUNDS; round++)); do
-	for t in "${targets[@]}"; do
+	# Even rounds take the targets in reverse order: over an even number
+	# of rounds each target runs as often just before as just after each
+	# other one, so that what a leg leaves behind (a warmer or busier
+	# machine) does not favour the target that always follows it.
+	order=("${targets[@]}")
+	if ((round % 2 == 0)); then
+		order=()
+		for ((i = ${#targets[@]} - 1; i >= 0; i--)); do order+=("${targets[$i]}"); done
+	fi
+	for t in "${order[@]}"; do
 		IFS='|' read -r name url tpids theader <<<"$t"
 		header_args=()
 		if [ -n "$theader" ]; then header_args=(--header "$theader"); fi
