@@ -67,7 +67,8 @@ func (r *PopulationGatewayReconciler) patchStatus(ctx context.Context, s *gatewa
 	// and the events' "before" were computed from, is older than the
 	// object: a reconcile that starts before the cache has seen this
 	// reconciler's last patch would otherwise write that patch again and
-	// emit its Warning twice. The error requeues it, on a fresh copy.
+	// emit its Warning twice. runPhases requeues it quietly, on a fresh
+	// copy.
 	before := s.gw.Status.Conditions
 	if wrote, err := writeStatus(ctx, r.Client, s.gw, &s.gw.Status, status, client.MergeFromWithOptimisticLock{}); err != nil || !wrote {
 		return err

@@ -210,16 +210,11 @@ func (c *Conn) Write(p []byte) (int, error) {
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	c.w.buf, c.w.n, c.w.err = p, 0, nil
-	err := c.rc.Write(c.writeFn)
-	c.w.buf = nil
-	if err == nil {
-		err = c.w.err
-	}
+	n, err := c.w.write(c.rc, c.writeFn, p)
 	if err != nil {
-		return c.w.n, c.opError("write", err)
+		return n, c.opError("write", err)
 	}
-	return c.w.n, nil
+	return n, nil
 }
 
 // check reports, for an empty Read or Write, what net.Conn would: an

@@ -100,16 +100,11 @@ func (p *PipeWriter) Write(b []byte) (int, error) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.w.buf, p.w.n, p.w.err = b, 0, nil
-	err := p.rc.Write(p.writeFn)
-	p.w.buf = nil
-	if err == nil {
-		err = p.w.err
-	}
+	n, err := p.w.write(p.rc, p.writeFn, b)
 	if err != nil {
-		return p.w.n, &os.PathError{Op: "write", Path: p.f.Name(), Err: unwrapSyscall(err)}
+		return n, &os.PathError{Op: "write", Path: p.f.Name(), Err: unwrapSyscall(err)}
 	}
-	return p.w.n, nil
+	return n, nil
 }
 
 // Close closes the writer's own descriptor; a Write waiting in the poller

@@ -41,3 +41,17 @@ func (w *writeOp) step(fd uintptr) bool {
 	}
 	return true
 }
+
+// write writes p whole through rc, whose Write calls fn (the op's step,
+// bound once by the owner so that no method value is allocated per
+// call). It returns the bytes written and the poller's error (a closed
+// descriptor, a deadline), else step's.
+func (w *writeOp) write(rc syscall.RawConn, fn func(fd uintptr) bool, p []byte) (int, error) {
+	w.buf, w.n, w.err = p, 0, nil
+	err := rc.Write(fn)
+	w.buf = nil
+	if err == nil {
+		err = w.err
+	}
+	return w.n, err
+}
